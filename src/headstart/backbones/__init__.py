@@ -1,0 +1,178 @@
+"""Pretrained backbones behind one interface (:class:`Backbone`), whatever the modality.
+
+Names: an offline zoo name (``efficientnet_lite0``, ``mobilenetv2_100``, ``minilm_l6``), a provider
+name (``timm:resnet50``, ``hf:bert-base-uncased``), a local Hugging Face model directory, or
+``precomputed`` for inputs that already are feature vectors.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import ConfigError, UnknownNameError, WeightsNotFoundError, did_you_mean
+from .base import Backbone, FreezeReport, LayerGroup
+from .info import ModelInfo
+from .zoo import ZOO, ZooEntry, map_state_dict_by_order, pull
+
+__all__ = [
+    "Backbone", "FreezeReport", "LayerGroup", "ModelInfo", "ZOO", "ZooEntry",
+    "create_backbone", "list_models", "pull",
+]
+
+PROVIDERS = ("timm:", "hf:")
+
+
+def list_models() -> list[dict]:
+    """One row per zoo model: name, modality, installed, size, license, parameters, description."""
+    rows = []
+    for name in ZOO:
+        entry = ZOO.get(name)
+        info = entry.info
+        rows.append({
+            "name": name,
+            "modality": info.modality,
+            "installed": entry.installed,
+            "size_mb": info.size_mb,
+            "params_millions": info.params_millions,
+            "feature_dim": info.feature_dim,
+            "license": info.license,
+            "package": " ".join(info.pip_packages),
+            "description": info.description,
+        })
+    return rows
+
+
+def create_backbone(
+    name: str,
+    *,
+    pretrained: bool = True,
+    image_size: int | None = None,
+    max_length: int | None = None,
+    feature_dim: int | None = None,
+) -> Backbone:
+    """Build a backbone by name; ``pretrained=False`` gives the same architecture, randomly initialised.
+
+    Never falls back to random weights on its own: missing weights raise
+    :class:`~headstart.errors.WeightsNotFoundError` with the way to get them.
+    """
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"backbone must be a model name string, got {name!r}; see `headstart models list`")
+    if name == "precomputed":
+        from .precomputed import PrecomputedBackbone
+
+        if feature_dim is None:
+            raise ConfigError("backbone='precomputed' needs feature_dim (the number of columns of X)")
+        return PrecomputedBackbone(feature_dim)
+    if name in ZOO:
+        return _create_from_zoo(ZOO.get(name), pretrained, image_size, max_length)
+    if name.startswith("timm:"):
+        return _create_timm(name.removeprefix("timm:"), pretrained, image_size)
+    if name.startswith("hf:"):
+        return _create_hf_text(name.removeprefix("hf:"), name, pretrained, max_length)
+    if os.path.isdir(name):
+        return _create_hf_text(name, name, pretrained, max_length)
+    raise UnknownNameError(
+        f"unknown backbone {name!r}.{did_you_mean(name, [*ZOO.names(), 'precomputed'])} Use a zoo "
+        f"model ({', '.join(ZOO.names())}), 'timm:<timm model name>', 'hf:<Hugging Face model id>', "
+        f"a local Hugging Face model directory, or 'precomputed'; `headstart models list` shows the zoo"
+    )
+
+
+def _create_from_zoo(entry: ZooEntry, pretrained, image_size, max_length) -> Backbone:
+    info = entry.info
+    if info.modality == "image":
+        from .timm_backbone import TimmBackbone, create_timm_model
+
+        model = create_timm_model(info.architecture.removeprefix("timm:"), pretrained=False)
+        if pretrained:
+            entry.require_installed()
+            weights = map_state_dict_by_order(entry.weights(), model.state_dict(), info.name)
+            model.load_state_dict(weights, strict=True)
+        return TimmBackbone(info, model, pretrained=pretrained, image_size=image_size)
+    entry.require_installed()  # text: the tokenizer and config live in the same package
+    return _load_hf_text(info, entry.weights(), pretrained, max_length)
+
+
+def _create_timm(architecture: str, pretrained: bool, image_size) -> Backbone:
+    from .timm_backbone import TimmBackbone, create_timm_model
+
+    import timm
+
+    if not timm.is_model(architecture):
+        raise UnknownNameError(
+            f"timm has no model {architecture!r}.{did_you_mean(architecture, timm.list_models())} "
+            f"`python -c \"import timm; print(timm.list_models('*resnet*'))\"` lists names"
+        )
+    try:
+        model = create_timm_model(architecture, pretrained=pretrained)
+    except Exception as error:  # hub errors come in many types (OSError, HTTP, offline)
+        raise WeightsNotFoundError(
+            f"could not get the pretrained weights of timm:{architecture} ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}). timm downloads them from the "
+            f"Hugging Face Hub on first use: run once with network access (they are then cached "
+            f"under HF_HOME), or use an offline zoo model: {', '.join(ZOO.names())}"
+        ) from error
+    cfg = model.pretrained_cfg
+    info = ModelInfo(
+        name=f"timm:{architecture}",
+        modality="image",
+        architecture=f"timm:{architecture}",
+        license=str(cfg.get("license", "see the model card")),
+        feature_dim=int(model.num_features),
+        params_millions=round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+        size_mb=0.0,
+        description=f"timm model {architecture}",
+        source=str(cfg.get("hf_hub_id") or cfg.get("url") or ""),
+        input_size=tuple(cfg.get("input_size", (3, 224, 224))),
+        mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
+        std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
+        interpolation=str(cfg.get("interpolation", "bicubic")),
+        finetune_lr=5e-4,
+    )
+    return TimmBackbone(info, model, pretrained=pretrained, image_size=image_size)
+
+
+def _create_hf_text(path_or_id: str, name: str, pretrained: bool, max_length) -> Backbone:
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(path_or_id)
+    except Exception as error:
+        raise WeightsNotFoundError(
+            f"could not load the Hugging Face model {path_or_id!r} ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}). transformers downloads models "
+            f"from the Hub on first use: run once with network access, pass a local model directory, "
+            f"or use the offline zoo model minilm_l6"
+        ) from error
+    info = ModelInfo(
+        name=name,
+        modality="text",
+        architecture=f"hf:{getattr(config, 'model_type', 'unknown')}",
+        license="see the model card",
+        feature_dim=int(config.hidden_size),
+        params_millions=0.0,
+        size_mb=0.0,
+        description=f"Hugging Face encoder {path_or_id}",
+        source=path_or_id,
+        max_length=min(int(getattr(config, "max_position_embeddings", 512)), 256),
+        finetune_lr=5e-5,
+    )
+    return _load_hf_text(info, path_or_id, pretrained, max_length)
+
+
+def _load_hf_text(info: ModelInfo, path: str, pretrained: bool, max_length) -> Backbone:
+    from .._torchvision_fix import ensure_torchvision_importable
+
+    ensure_torchvision_importable()
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    from .hf_text import HFTextBackbone
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if pretrained:
+        model = AutoModel.from_pretrained(path)
+    else:
+        model = AutoModel.from_config(AutoConfig.from_pretrained(path))
+    if not info.params_millions:
+        info = ModelInfo(**{**info.to_dict(), "params_millions": round(sum(p.numel() for p in model.parameters()) / 1e6, 2)})
+    return HFTextBackbone(info, model, tokenizer, pretrained=pretrained, max_length=max_length)

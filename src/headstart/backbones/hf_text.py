@@ -1,0 +1,86 @@
+"""Text backbones built on Hugging Face transformers encoders (``hf:ID``, a local model directory,
+or the offline zoo's ``minilm_l6``).
+
+Features are mean-pooled token states under the attention mask (sentence-transformers' pooling
+for all-MiniLM). Layer groups: the embeddings, then each transformer layer in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ..errors import ConfigError
+from .base import Backbone, LayerGroup
+from .info import ModelInfo
+
+# Where common encoder families keep their list of transformer layers.
+_LAYER_PATHS = ("encoder.layer", "encoder.layers", "layers", "transformer.layer", "layer")
+
+
+def _find_attr(root, dotted: str):
+    obj = root
+    for part in dotted.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+class HFTextBackbone(Backbone):
+    """A transformers ``AutoModel`` encoder plus its tokenizer."""
+
+    def __init__(self, info: ModelInfo, model, tokenizer, *, pretrained: bool, max_length=None):
+        super().__init__(info, pretrained=pretrained)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_length = int(max_length or info.max_length or 128)
+        self._groups = self._build_groups()
+
+    def _build_groups(self) -> list[LayerGroup]:
+        embeddings = getattr(self.model, "embeddings", None)
+        layers = next((l for p in _LAYER_PATHS if (l := _find_attr(self.model, p)) is not None), None)
+        if embeddings is None or layers is None:
+            raise ConfigError(
+                f"headstart cannot find the embeddings and transformer layers of {self.info.name} "
+                f"({type(self.model).__name__}); it looks for `.embeddings` and one of "
+                f"{', '.join(_LAYER_PATHS)}. Use an encoder of the BERT/RoBERTa/MiniLM/MPNet families, "
+                f"or open an issue naming the model"
+            )
+        groups = [LayerGroup("embeddings", [embeddings], embeddings)]
+        groups += [LayerGroup(f"layer.{i}", [layer], layer) for i, layer in enumerate(layers)]
+        return groups
+
+    def _layer_groups(self) -> list[LayerGroup]:
+        return self._groups
+
+    def preprocess_signature(self) -> dict:
+        return {
+            "tokenizer": type(self.tokenizer).__name__,
+            "vocab_size": int(self.tokenizer.vocab_size),
+            "max_length": self.max_length,
+            "lowercase": bool(getattr(self.tokenizer, "do_lower_case", False)),
+            "pooling": "masked-mean",
+        }
+
+    def preprocess(self, items: Sequence[str], *, train: bool = False) -> dict[str, torch.Tensor]:
+        encoded = self.tokenizer(
+            list(items),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
+        return {k: v for k, v in encoded.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+
+    def _pool(self, output, batch) -> torch.Tensor:
+        hidden = output[0] if isinstance(output, (tuple, list)) else output
+        if hasattr(hidden, "last_hidden_state"):
+            hidden = hidden.last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+    def _forward_final(self, batch):
+        output = self.model(**batch)
+        return self._pool(output.last_hidden_state, batch)

@@ -1,0 +1,123 @@
+"""Image backbones built on timm model code: any ``timm:NAME``, and the offline zoo's images.
+
+Layer groups come from timm's own ``group_matcher(coarse=True)`` (the grouping timm uses for
+layer-wise learning-rate decay): stem, each block stage, then the head convolution, so freezing and
+per-layer features work for every timm architecture without a per-family table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .._torchvision_fix import ensure_torchvision_importable
+from .base import Backbone, LayerGroup
+from .info import ModelInfo
+
+
+def _common_prefix(names: list[str]) -> str:
+    parts = [name.split(".") for name in names]
+    prefix = []
+    for pieces in zip(*parts):
+        if len(set(pieces)) != 1:
+            break
+        prefix.append(pieces[0])
+    return ".".join(prefix)
+
+
+def _widen(prefix: str, modules: dict, group_params: set[str]) -> str:
+    """Climb from ``prefix`` to the widest parent module holding only this group's parameters
+    (a one-block stage is found as ``blocks.0.0``; its stage is ``blocks.0``)."""
+    while prefix and "." in prefix:
+        parent = prefix.rsplit(".", 1)[0]
+        names = {f"{parent}.{n}" for n, _ in modules[parent].named_parameters()}
+        if not names <= group_params:
+            break
+        prefix = parent
+    return prefix
+
+
+class TimmBackbone(Backbone):
+    """A timm model with its classifier removed (``num_classes=0``): ``model(x)`` is pooled features."""
+
+    def __init__(self, info: ModelInfo, model: torch.nn.Module, *, pretrained: bool, image_size=None):
+        super().__init__(info, pretrained=pretrained)
+        self.model = model
+        size = int(image_size) if image_size else info.input_size[1]
+        self.image_size = size
+        self._groups = self._build_groups()
+        self._transforms: dict[bool, object] = {}
+
+    def _build_groups(self) -> list[LayerGroup]:
+        from timm.models._manipulate import group_modules, group_parameters
+
+        matcher = self.model.group_matcher(coarse=True)
+        grouped = group_modules(self.model, matcher)
+        grouped_params = group_parameters(self.model, matcher)
+        modules = dict(self.model.named_modules())
+        parameters = dict(self.model.named_parameters())
+        groups = []
+        for index, (group_id, names) in enumerate(sorted(grouped.items())):
+            names = [n.removeprefix("model.") for n in names]
+            prefix = _widen(_common_prefix(names), modules, set(grouped_params.get(group_id, [])))
+            if index == 0:
+                label = "stem"
+            elif prefix:
+                label = prefix
+            else:
+                label = "head"
+            members = [modules[prefix]] if prefix else [modules[n] for n in names]
+            output = modules[prefix] if prefix else modules[names[-1]]
+            params = [parameters[n] for n in grouped_params.get(group_id, [])]
+            groups.append(LayerGroup(label, members, output, params))
+        return groups
+
+    def _layer_groups(self) -> list[LayerGroup]:
+        return self._groups
+
+    def preprocess_signature(self) -> dict:
+        return {
+            "image_size": self.image_size,
+            "mean": list(self.info.mean),
+            "std": list(self.info.std),
+            "interpolation": self.info.interpolation,
+            "resize": "shorter-side-then-center-crop-1.0",
+        }
+
+    def _transform(self, train: bool):
+        if train not in self._transforms:
+            from timm.data import create_transform
+
+            common = dict(
+                input_size=(3, self.image_size, self.image_size),
+                interpolation=self.info.interpolation,
+                mean=self.info.mean,
+                std=self.info.std,
+            )
+            if train:
+                # Mild crops and no flips: with few examples, and for digits, text or X-rays,
+                # aggressive crops or mirroring can change what the label means.
+                self._transforms[train] = create_transform(
+                    is_training=True, scale=(0.6, 1.0), hflip=0.0, color_jitter=0.1, **common
+                )
+            else:
+                self._transforms[train] = create_transform(is_training=False, crop_pct=1.0, **common)
+        return self._transforms[train]
+
+    def preprocess(self, items: Sequence, *, train: bool = False) -> dict[str, torch.Tensor]:
+        from ..data import load_image
+
+        transform = self._transform(train)
+        pixels = torch.stack([transform(load_image(item)) for item in items])
+        return {"pixel_values": pixels}
+
+    def _forward_final(self, batch):
+        return self.model(batch["pixel_values"])
+
+
+def create_timm_model(architecture: str, *, pretrained: bool):
+    ensure_torchvision_importable()
+    import timm
+
+    return timm.create_model(architecture, pretrained=pretrained, num_classes=0)

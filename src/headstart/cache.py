@@ -1,0 +1,153 @@
+"""FeatureCache: pooled features of a frozen backbone, computed once and kept on disk.
+
+Each input is keyed by a hash of its *content* (file bytes, pixels or text), and each cache folder
+by the backbone's name, a fingerprint of its weights and its preprocessing. Features are stored per
+layer group, so ranking layers, linear probing and repeated fits over any subset of the same
+inputs all reuse one forward pass. Files are safetensors written atomically (write, then rename):
+a crash leaves the cache as it was, never half a file.
+
+Layout: ``<root>/<backbone-key>/chunk-<id>.safetensors`` holding ``hashes`` (m, 32) uint8 and one
+``layer:<name>`` (m, d) float32 tensor per cached layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file, save_file
+
+from .backbones import Backbone
+
+
+def default_cache_dir() -> Path:
+    root = os.environ.get("HEADSTART_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "headstart")
+    return Path(root) / "features"
+
+
+def content_hash(item, modality: str) -> bytes:
+    """sha256 of what an input *is*: the same picture or sentence hashes the same wherever it lives."""
+    digest = hashlib.sha256()
+    if isinstance(item, str) and modality != "text" and os.path.isfile(item):
+        digest.update(b"file:")
+        with open(item, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    elif isinstance(item, str):
+        digest.update(b"text:" + item.encode("utf-8", "surrogatepass"))
+    elif isinstance(item, np.ndarray):
+        digest.update(f"array:{item.dtype}:{item.shape}:".encode())
+        digest.update(np.ascontiguousarray(item).tobytes())
+    elif hasattr(item, "tobytes") and hasattr(item, "mode"):  # a PIL image
+        digest.update(f"pil:{item.mode}:{item.size}:".encode())
+        digest.update(item.tobytes())
+    else:
+        digest.update(f"repr:{type(item).__name__}:{item!r}".encode())
+    return digest.digest()
+
+
+class FeatureCache:
+    """Disk-backed (``directory``) or memory-only (``directory=None``) store of pooled features."""
+
+    def __init__(self, directory: str | os.PathLike | None = "default"):
+        if directory == "default":
+            directory = default_cache_dir()
+        self.directory = Path(directory) if directory else None
+        self._memory: dict[str, dict[str, dict[bytes, np.ndarray]]] = {}
+        self.last_computed = 0  # inputs run through the backbone by the last call (for tests/bench)
+
+    def backbone_key(self, backbone: Backbone) -> str:
+        description = {
+            "name": backbone.name,
+            "weights": backbone.weights_fingerprint(),
+            "preprocess": backbone.preprocess_signature(),
+        }
+        blob = json.dumps(description, sort_keys=True).encode()
+        return f"{backbone.name.replace('/', '_').replace(':', '_')}-{hashlib.sha256(blob).hexdigest()[:16]}"
+
+    def features(
+        self,
+        backbone: Backbone,
+        items: Sequence,
+        layers: Sequence[str] | None = None,
+        *,
+        batch_size: int = 64,
+        progress: bool = False,
+    ) -> dict[str, np.ndarray]:
+        """``{layer: (len(items), d) float32}``; computes only what is not cached yet."""
+        layers = list(layers) if layers else [backbone.layer_names[-1]]
+        backbone.check_layers(layers)
+        key = self.backbone_key(backbone)
+        store = self._load(key)
+        hashes = [content_hash(item, backbone.modality) for item in items]
+        missing = sorted({i for i, h in enumerate(hashes) for layer in layers if h not in store.get(layer, {})})
+        self.last_computed = len(missing)
+        if missing:
+            computed = extract_features(backbone, [items[i] for i in missing], layers,
+                                        batch_size=batch_size, progress=progress)
+            new_hashes = [hashes[i] for i in missing]
+            for layer in layers:
+                bucket = store.setdefault(layer, {})
+                for h, row in zip(new_hashes, computed[layer]):
+                    bucket[h] = row
+            self._write_chunk(key, new_hashes, computed)
+        return {layer: np.stack([store[layer][h] for h in hashes]) for layer in layers}
+
+    def _load(self, key: str) -> dict[str, dict[bytes, np.ndarray]]:
+        if key in self._memory:
+            return self._memory[key]
+        store: dict[str, dict[bytes, np.ndarray]] = {}
+        folder = self.directory / key if self.directory else None
+        if folder and folder.is_dir():
+            for chunk in sorted(folder.glob("chunk-*.safetensors"), key=lambda p: p.stat().st_mtime):
+                try:
+                    tensors = load_file(str(chunk))
+                except Exception:  # a foreign or damaged file: ignore it, it will be recomputed
+                    continue
+                hashes = [bytes(row) for row in tensors.pop("hashes")]
+                for name, matrix in tensors.items():
+                    bucket = store.setdefault(name.removeprefix("layer:"), {})
+                    bucket.update(zip(hashes, matrix))
+        self._memory[key] = store
+        return store
+
+    def _write_chunk(self, key: str, hashes: list[bytes], computed: dict[str, np.ndarray]) -> None:
+        if not self.directory:
+            return
+        folder = self.directory / key
+        folder.mkdir(parents=True, exist_ok=True)
+        tensors = {"hashes": np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(len(hashes), 32)}
+        tensors.update({f"layer:{name}": np.ascontiguousarray(m, dtype=np.float32) for name, m in computed.items()})
+        handle, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        os.close(handle)
+        save_file(tensors, temporary)
+        os.replace(temporary, folder / f"chunk-{uuid.uuid4().hex}.safetensors")
+
+
+def extract_features(
+    backbone: Backbone, items: Sequence, layers: Sequence[str], *, batch_size: int = 64, progress: bool = False
+) -> dict[str, np.ndarray]:
+    """One inference-mode pass over ``items``; ``{layer: (n, d) float32}``."""
+    from tqdm.auto import tqdm
+
+    was_training = backbone.training
+    backbone.eval()
+    device = next((p.device for p in backbone.parameters()), torch.device("cpu"))
+    outputs: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
+    starts = range(0, len(items), batch_size)
+    with torch.inference_mode():
+        for start in tqdm(starts, desc=f"features ({backbone.name})", unit="batch", disable=not progress, leave=False):
+            batch = backbone.preprocess(items[start : start + batch_size])
+            batch = {k: v.to(device) for k, v in batch.items()}
+            pooled = backbone.forward_features(batch, layers=list(layers))
+            for layer in layers:
+                outputs[layer].append(pooled[layer].float().cpu().numpy())
+    backbone.train(was_training)
+    return {layer: np.concatenate(chunks) for layer, chunks in outputs.items()}

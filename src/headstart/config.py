@@ -1,0 +1,86 @@
+"""FitConfig: the one list of fit options. The estimator's parameters, their validation, and the
+CLI's ``headstart fit`` flags and help text are all derived from these fields."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+
+from .errors import ConfigError, did_you_mean
+
+
+def option(default, help: str, *, choices=None, minimum=None, maximum=None, kind=None):
+    return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum,
+                                            "maximum": maximum, "kind": kind})
+
+
+@dataclass
+class FitConfig:
+    backbone: str = option("auto", "Pretrained model: a zoo name (efficientnet_lite0, mobilenetv2_100, minilm_l6), "
+                           "timm:NAME, hf:ID, a local model folder, 'precomputed' for feature vectors, or 'auto' "
+                           "(the zoo default for the data's modality).", kind=str)
+    strategy: str = option("linear_probe", "How to transfer: linear_probe (frozen backbone + logistic head), "
+                           "finetune, lp_ft (probe then fine-tune), scratch (no transfer: random init).", kind=str)
+    freeze: int | None = option(None, "finetune/lp_ft: freeze the first K layer groups (0 = train all; default 0).",
+                                minimum=0, kind=int)
+    epochs: int = option(10, "Maximum training epochs (fine-tuning strategies).", minimum=1, kind=int)
+    lr: float | None = option(None, "Learning rate of the last backbone layer group; the head gets 10x. "
+                              "Default: the backbone's own (e.g. 5e-4 images, 5e-5 text; 1e-3 scratch).",
+                              minimum=0.0, kind=float)
+    layer_decay: float = option(0.75, "Each earlier layer group learns at this fraction of the next one's rate.",
+                                minimum=0.0, maximum=1.0, kind=float)
+    weight_decay: float = option(0.01, "AdamW weight decay.", minimum=0.0, kind=float)
+    batch_size: int = option(32, "Examples per training step.", minimum=1, kind=int)
+    patience: int = option(3, "Stop after this many epochs without a better validation accuracy.", minimum=1, kind=int)
+    C: float | None = option(None, "linear_probe: inverse L2 strength of the logistic head (default: chosen on "
+                             "validation).", minimum=0.0, kind=float)
+    val_size: float = option(0.2, "Fraction (or count, if >= 1) of labeled data held out for validation, stratified.",
+                             minimum=0.0, kind=float)
+    image_size: int | None = option(None, "Resize images to this many pixels square (default: the backbone's, "
+                                    "e.g. 224; smaller is faster).", minimum=16, kind=int)
+    max_length: int | None = option(None, "Truncate texts to this many tokens (default: the backbone's).",
+                                    minimum=8, kind=int)
+    train_bn: bool = option(False, "finetune/lp_ft: update BatchNorm running statistics while training (off: small "
+                            "batches of a new domain overwrite the pretrained statistics).", kind=bool)
+    augment: bool = option(True, "Augment training images (mild random crops and colour jitter).", kind=bool)
+    cache_dir: str | None = option(None, "Folder of the feature cache (default: $HEADSTART_CACHE or "
+                                   "~/.cache/headstart); 'none' keeps features in memory only.", kind=str)
+    device: str = option("auto", "auto, cpu, or cuda.", choices=("auto", "cpu", "cuda"), kind=str)
+    random_state: int = option(0, "Seed of the split, initialisation and data order.", minimum=0, kind=int)
+    verbose: int = option(1, "0 silent, 1 progress and summaries.", minimum=0, kind=int)
+
+
+DEFAULTS = FitConfig()
+
+
+def validate(values: dict, strategies, where: str = "TransferClassifier") -> None:
+    """Raise ConfigError naming the parameter, the value and the accepted range or choices."""
+    known = {f.name: f for f in fields(FitConfig)}
+    for name, value in values.items():
+        spec = known[name].metadata
+        kind, default = spec["kind"], getattr(DEFAULTS, name)
+        if value is None and default is None:
+            continue
+        number_ok = kind is float and isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not (isinstance(value, kind) and not (kind is int and isinstance(value, bool))) and not number_ok:
+            raise ConfigError(f"{where}: {name}={value!r} should be of type {kind.__name__}. {spec['help']}")
+        if spec["choices"] and value not in spec["choices"]:
+            raise ConfigError(f"{where}: {name}={value!r} is not one of {', '.join(spec['choices'])}.{did_you_mean(value, spec['choices'])}")
+        if spec["minimum"] is not None and value < spec["minimum"]:
+            raise ConfigError(f"{where}: {name}={value!r} is below its minimum {spec['minimum']}. {spec['help']}")
+        if spec["maximum"] is not None and value > spec["maximum"]:
+            raise ConfigError(f"{where}: {name}={value!r} is above its maximum {spec['maximum']}. {spec['help']}")
+    if values["strategy"] not in strategies:
+        strategies.get(values["strategy"])  # raises with close matches
+    if values["freeze"] is not None and values["strategy"] not in ("finetune", "lp_ft"):
+        raise ConfigError(f"{where}: freeze={values['freeze']} only applies to strategy 'finetune' or 'lp_ft', "
+                          f"not {values['strategy']!r}; drop freeze or change the strategy")
+    if values["C"] is not None and values["strategy"] not in ("linear_probe", "lp_ft"):
+        raise ConfigError(f"{where}: C={values['C']} only applies to 'linear_probe' or 'lp_ft'; drop it")
+    val_size = values["val_size"]
+    if not (0 < val_size < 1 or (val_size >= 1 and float(val_size).is_integer())):
+        raise ConfigError(f"{where}: val_size={val_size!r} must be a fraction in (0, 1) or a whole count >= 1")
+
+
+def as_dict(config: FitConfig) -> dict:
+    return dataclasses.asdict(config)

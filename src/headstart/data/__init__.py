@@ -1,0 +1,23 @@
+"""Getting data in: image folders, tables and in-memory arrays, checked before any training.
+
+``load_dataset`` reads a folder (``root/<class>/<image>``) or a table; ``from_arrays`` wraps lists and
+arrays. Both return a :class:`LabeledData`. ``load_image`` turns any image input into RGB;
+``stratified_split`` and ``check_classification_labels`` prepare labels for training.
+"""
+
+from .images import IMAGE_EXTENSIONS, load_image
+from .inputs import LabeledData, SkippedInput, from_arrays, load_dataset
+from .split import check_classification_labels, stratified_split
+from .tables import TABLE_EXTENSIONS
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "TABLE_EXTENSIONS",
+    "LabeledData",
+    "SkippedInput",
+    "check_classification_labels",
+    "from_arrays",
+    "load_dataset",
+    "load_image",
+    "stratified_split",
+]

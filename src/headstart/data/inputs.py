@@ -1,0 +1,326 @@
+"""The two ways data comes in: :func:`load_dataset` (a folder or a table) and :func:`from_arrays`.
+
+Both return a :class:`LabeledData`. Image files are fully decoded once here; unreadable ones are
+skipped and reported (a ``UserWarning`` plus ``LabeledData.skipped``), or raise with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from headstart.errors import DataError, DataPathError, did_you_mean
+
+from .images import image_problem, is_image_path, list_image_folder
+from .tables import TABLE_EXTENSIONS, read_table
+
+
+@dataclass
+class SkippedInput:
+    """One input left out because it could not be read."""
+
+    where: str  # "/abs/path/cat/3.jpg", "/abs/img.png (row 17 of reviews.csv)", "X[5] (/abs/a.jpg)"
+    reason: str  # "truncated image file (image file is truncated (8 bytes not processed))"
+
+
+@dataclass
+class LabeledData:
+    """Inputs, their labels and where they came from.
+
+    ``inputs``: for modality ``"image"`` each item is a str path, a PIL image or a uint8 array
+    ``(h, w)``/``(h, w, c)``; for ``"text"`` a str; for ``"features"`` a float32 row of a 2-D array.
+    ``labels`` holds the original label values (None at predict time), aligned with ``inputs``.
+    """
+
+    inputs: list
+    labels: np.ndarray | None
+    modality: str
+    source: str
+    skipped: list[SkippedInput] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+
+# --------------------------------------------------------------------------- unreadable images
+
+
+def _screen_images(
+    paths: list[str], wheres: list[str], strict: bool, stacklevel: int
+) -> tuple[list[int], list[SkippedInput]]:
+    """Decode every image; return the indices that decode and a SkippedInput for each that does not."""
+    workers = min(8, os.cpu_count() or 1)
+    if len(paths) > 32 and workers > 1:  # decoding releases the GIL
+        with ThreadPoolExecutor(workers) as pool:
+            problems = list(pool.map(image_problem, paths))
+    else:
+        problems = [image_problem(p) for p in paths]
+    keep, skipped = [], []
+    for i, (where, reason) in enumerate(zip(wheres, problems)):
+        if reason is None:
+            keep.append(i)
+        elif strict:
+            raise DataError(
+                f"cannot read image {where}: {reason}. Delete or re-export the file, or leave strict "
+                "off to skip it."
+            )
+        else:
+            skipped.append(SkippedInput(where, reason))
+    if skipped and not keep:
+        raise DataError(
+            f"none of the {len(paths)} images could be read; the first, {skipped[0].where}: "
+            f"{skipped[0].reason}. Image paths in a table are resolved relative to the table's folder."
+        )
+    if skipped:
+        shown = "; ".join(f"{s.where} ({s.reason})" for s in skipped[:3])
+        more = f"; … and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        warnings.warn(
+            f"skipped {len(skipped)} of {len(paths)} images that could not be read: {shown}{more}. "
+            "All are listed in the returned data's .skipped (pass strict=True to fail instead).",
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )
+    return keep, skipped
+
+
+# --------------------------------------------------------------------------- load_dataset
+
+
+def load_dataset(
+    path,
+    *,
+    text_column: str | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
+    require_labels: bool = True,
+    strict: bool = False,
+) -> LabeledData:
+    """Load an image folder (``root/<class>/<image>``) or a table (.csv .tsv .jsonl .json .parquet).
+
+    Columns are found automatically unless named (see :mod:`headstart.data.tables`). Image files are
+    decoded once to check them; unreadable ones are skipped with a warning and listed in
+    ``.skipped``, or raise :class:`DataError` when ``strict=True``. With ``require_labels=False``
+    (predict time) the label column may be absent and ``labels`` is then None.
+    """
+    given = Path(os.fspath(path)).expanduser()
+    root = given.absolute()
+    if not root.exists():
+        raise DataPathError(_not_found_message(root))
+    if root.is_dir():
+        paths, labels = list_image_folder(root)
+        keep, skipped = _screen_images(paths, paths, strict, stacklevel=2)
+        return LabeledData(
+            [paths[i] for i in keep], np.array([labels[i] for i in keep]), "image", str(root), skipped
+        )
+    if root.stat().st_size == 0:
+        raise DataPathError(f"{root} is empty (0 bytes).")
+    ext = root.suffix.lower()
+    if ext not in TABLE_EXTENSIONS:
+        hint = (
+            f" A single image is not a dataset: put images in {root.parent}/<class>/<image> and pass the folder."
+            if is_image_path(root.name) else ""
+        )
+        raise DataPathError(
+            f"cannot read {root}: {ext or 'no extension'} is not a supported format. Pass a folder of "
+            f"images laid out as <root>/<class>/<image>, or a table: {', '.join(TABLE_EXTENSIONS)}.{hint}"
+        )
+    table = read_table(
+        root, text_column=text_column, image_column=image_column,
+        label_column=label_column, require_labels=require_labels,
+    )
+    inputs, labels, skipped = table.inputs, table.labels, []
+    if table.modality == "image":
+        wheres = [f"{p} ({w})" for p, w in zip(table.inputs, table.wheres)]
+        keep, skipped = _screen_images(table.inputs, wheres, strict, stacklevel=2)
+        inputs = [inputs[i] for i in keep]
+        labels = None if labels is None else labels[keep]
+    return LabeledData(inputs, labels, table.modality, str(root), skipped)
+
+
+def _not_found_message(root: Path) -> str:
+    parent = root.parent
+    if not parent.is_dir():
+        return f"no such file or folder: {root} (its folder {parent} does not exist either)."
+    siblings = [p.name for p in parent.iterdir() if not p.name.startswith(".")]
+    hint = did_you_mean(root.name, siblings)
+    return f"no such file or folder: {root}.{hint[:-1] + f' (in {parent})?' if hint else ''}"
+
+
+# --------------------------------------------------------------------------- from_arrays
+
+
+def from_arrays(X, y=None, *, strict: bool = False, name: str = "X") -> LabeledData:
+    """Wrap in-memory inputs, inferring the modality.
+
+    Accepted ``X``: a list/tuple/array of str (text, or image file paths if every one is an existing
+    file with an image extension); a list of PIL images; a list of uint8 arrays ``(h, w)``/``(h, w, c)``;
+    a uint8 (or uint16) array ``(n, h, w)`` or ``(n, h, w, c)`` with c in 1, 3, 4 (images); a 2-D
+    numeric array (modality ``"features"``, rows as float32, for ``backbone="precomputed"``).
+    Unreadable image files are skipped (and ``y`` filtered alike) or raise with ``strict=True``.
+    """
+    source = f"array {name}"
+    if X is None:
+        raise DataError(f"{name} is None; pass a list of texts, images or image paths, or an array.")
+    if isinstance(X, (str, os.PathLike)):
+        raise DataError(
+            f"{name} is a single path or string ({str(X)[:80]!r}); pass a list of inputs, or use "
+            "load_dataset(path) to load a folder or a table."
+        )
+    if hasattr(X, "columns") and X.shape[1] == 1:  # one-column DataFrame: that column
+        X = X.iloc[:, 0]
+    if hasattr(X, "to_numpy"):  # pandas Series or DataFrame
+        X = X.to_numpy()
+    if isinstance(X, np.ndarray) and X.dtype.kind not in "OUS":
+        items, modality = _numeric_array(X, name)
+    else:
+        items = list(X)
+        if not items:
+            raise DataError(f"{name} is empty (0 examples); there is nothing to learn from.")
+        items, modality = _sequence(items, name)
+
+    labels = _labels(y, len(items), name)
+    skipped: list[SkippedInput] = []
+    if modality == "image" and isinstance(items[0], str):
+        wheres = [f"{name}[{i}] ({p})" for i, p in enumerate(items)]
+        keep, skipped = _screen_images(items, wheres, strict, stacklevel=2)
+        items = [items[i] for i in keep]
+        labels = None if labels is None else labels[keep]
+    return LabeledData(items, labels, modality, source, skipped)
+
+
+def _labels(y, n: int, name: str) -> np.ndarray | None:
+    if y is None:
+        return None
+    if isinstance(y, (str, bytes)):
+        raise DataError(f"y is a single string ({y[:40]!r}); pass one label per example of {name}.")
+    labels = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(y)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise DataError(
+            f"y must be 1-D, one label per example; got shape {labels.shape}. "
+            "If it is one-hot encoded, pass y.argmax(axis=1)."
+        )
+    if len(labels) != n:
+        raise DataError(f"{name} has {n} examples but y has {len(labels)} labels; they must match one to one.")
+    return labels
+
+
+_ACCEPTED = (
+    "Accepted: uint8 images of shape (n, h, w) or (n, h, w, c) with c in 1, 3, 4; a 2-D array "
+    "(n, features) of precomputed features (use backbone='precomputed'); or a list of texts, "
+    "image paths, PIL images or uint8 arrays."
+)
+
+
+def _numeric_array(X: np.ndarray, name: str) -> tuple[list, str]:
+    if X.ndim == 0 or len(X) == 0:
+        raise DataError(f"{name} is empty (shape {X.shape}); there is nothing to learn from.")
+    if X.dtype.kind not in "biuf":
+        raise DataError(f"{name} has dtype {X.dtype}, which headstart cannot use. {_ACCEPTED}")
+    if X.dtype.kind == "f":
+        bad = np.argwhere(~np.isfinite(X))
+        if len(bad):
+            idx = tuple(int(v) for v in bad[0])
+            raise DataError(
+                f"{name} contains {X[idx]} at index {idx} (row, col…); NaN and inf are not allowed. "
+                "Fill or drop those values first."
+            )
+    if X.ndim == 2:
+        return list(X.astype(np.float32)), "features"
+    if X.ndim in (3, 4):
+        if X.ndim == 4 and X.shape[3] not in (1, 3, 4):
+            raise DataError(
+                f"{name} has shape {X.shape}: read as (n, h, w, c), c={X.shape[3]} channels is not "
+                f"supported (1, 3 or 4). If channels come first (n, c, h, w), pass X.transpose(0, 2, 3, 1). {_ACCEPTED}"
+            )
+        if X.dtype in (np.uint8, np.uint16):
+            return list(X), "image"
+        fix = (
+            "convert floats in 0..1 with (X * 255).round().astype(np.uint8)"
+            if X.dtype.kind == "f" else "convert with X.astype(np.uint8) if the values are 0..255"
+        )
+        raise DataError(
+            f"{name} has shape {X.shape} and dtype {X.dtype}; image arrays must be uint8 0..255: {fix}. "
+            f"A 2-D float array of precomputed features needs backbone='precomputed'. {_ACCEPTED}"
+        )
+    raise DataError(f"{name} has shape {X.shape} ({X.ndim}-D), which headstart cannot use. {_ACCEPTED}")
+
+
+def _sequence(items: list, name: str) -> tuple[list, str]:
+    for i, item in enumerate(items):
+        if item is None or (isinstance(item, float) and np.isnan(item)):
+            raise DataError(f"{name}[{i}] is missing ({item!r}); every example needs an input.")
+    first = items[0]
+    kinds = [_kind(item) for item in items]
+    odd = next((i for i, k in enumerate(kinds) if k != kinds[0]), None)
+    if odd is not None:
+        raise DataError(
+            f"{name} mixes input types: {name}[0] is a {type(first).__name__} but {name}[{odd}] is a "
+            f"{type(items[odd]).__name__}. Pass one kind of input."
+        )
+    kind = kinds[0]
+    if kind == "str":
+        return _strings([os.fspath(s) for s in items], name)
+    if kind == "pil":
+        return items, "image"
+    if kind == "array":
+        for i, a in enumerate(items):
+            if a.dtype not in (np.uint8, np.uint16) or not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (1, 3, 4))):
+                raise DataError(
+                    f"{name}[{i}] is an array of shape {a.shape} and dtype {a.dtype}; an image must be "
+                    f"uint8 (h, w) or (h, w, c) with c in 1, 3, 4. {_ACCEPTED}"
+                )
+        return items, "image"
+    if kind == "number_row":  # a list of lists of numbers: a 2-D array
+        try:
+            return _numeric_array(np.asarray(items), name)
+        except ValueError as exc:
+            if isinstance(exc, DataError):
+                raise
+            raise DataError(f"{name} is a ragged list of rows ({exc}); all rows need the same length.") from exc
+    raise DataError(f"{name}[0] is a {type(first).__name__}, which headstart cannot use. {_ACCEPTED}")
+
+
+def _kind(item) -> str:
+    if isinstance(item, (str, os.PathLike)):
+        return "str"
+    if isinstance(item, Image.Image):
+        return "pil"
+    if isinstance(item, np.ndarray) and item.ndim >= 2:
+        return "array"
+    if isinstance(item, (list, tuple, np.ndarray, int, float, np.number)) and not isinstance(item, bool):
+        return "number_row"  # rows of numbers, or bare numbers (reported as a 1-D array)
+    return type(item).__name__
+
+
+def _strings(items: list[str], name: str) -> tuple[list[str], str]:
+    for i, s in enumerate(items):
+        if not s.strip():
+            raise DataError(f"{name}[{i}] is an empty or whitespace-only string ({s!r}). Remove it or fill it in.")
+    looks = [is_image_path(s.strip()) for s in items]
+    if not any(looks):
+        return items, "text"
+    exists = [look and os.path.isfile(s.strip()) for s, look in zip(items, looks)]
+    if all(exists):
+        return [str(Path(s.strip()).absolute()) for s in items], "image"
+    if all(looks):  # every string is an image file name, but some are not there
+        i = exists.index(False)
+        raise DataError(
+            f"{name} looks like image paths, but {name}[{i}] ({items[i]!r}) is not a file "
+            f"(looked at {Path(items[i].strip()).absolute()}). Fix the path; relative paths are read from "
+            f"the current folder, {Path.cwd()}."
+        )
+    if any(exists):
+        i, j = exists.index(True), exists.index(False)
+        raise DataError(
+            f"{name} mixes image paths and text: {name}[{i}] ({items[i]!r}) is an existing image file but "
+            f"{name}[{j}] ({items[j][:60]!r}) is not. Pass only image paths or only texts."
+        )
+    return items, "text"

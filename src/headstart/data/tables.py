@@ -1,0 +1,208 @@
+"""Tables (.csv, .tsv, .jsonl/.json, .parquet): reading them and choosing the input and label columns.
+
+Rows are named the way a spreadsheet user counts them: "row 1" is the first data row (the header
+is not counted); for .csv/.tsv the message also gives the spreadsheet row, which counts the header.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from headstart.errors import ConfigError, DataError, DataPathError, did_you_mean
+
+from .images import is_image_path
+
+TABLE_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+LABEL_COLUMNS = ("label", "labels", "class", "target", "y", "category")
+TEXT_COLUMNS = ("text", "sentence", "review", "content")
+IMAGE_COLUMNS = ("image", "path", "file", "filepath", "image_path")
+
+
+@dataclass
+class Table:
+    """What :func:`read_table` found: one input per row, in file order."""
+
+    inputs: list  # str text, or absolute image path
+    labels: np.ndarray | None
+    modality: str  # "text" | "image"
+    wheres: list[str]  # "row 3 of data.csv", one per input
+
+
+def read_table(
+    path: Path,
+    *,
+    text_column: str | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
+    require_labels: bool = True,
+) -> Table:
+    """Read a table and return its inputs and labels; every message names the file and row."""
+    if text_column is not None and image_column is not None:
+        raise ConfigError(
+            f"pass either text_column ({text_column!r}) or image_column ({image_column!r}), not both."
+        )
+    df = _read_frame(path)
+    ext = path.suffix.lower()
+    if len(df) == 0:
+        raise DataPathError(f"{path} has no data rows (only a header or an empty list).")
+    columns = [str(c) for c in df.columns]
+    df.columns = columns
+
+    label_col = _pick_label_column(path, columns, label_column, require_labels)
+    input_col, modality = _pick_input_column(path, df, label_col, text_column, image_column)
+
+    def where(i: int, file: str | Path = path.name) -> str:
+        spreadsheet = f"; spreadsheet row {i + 2}" if ext in (".csv", ".tsv") else ""
+        return f"row {i + 1} of {file} (data rows counted from 1, header not counted{spreadsheet})"
+
+    values = df[input_col].tolist()
+    inputs: list[str] = []
+    for i, value in enumerate(values):
+        if _is_missing(value) or not str(value).strip():
+            what = "text" if modality == "text" else "image path"
+            raise DataError(
+                f"{where(i, path)} has an empty {what} in column {input_col!r} (value: {value!r}). "
+                "Fill it in or delete the row."
+            )
+        if modality == "text":
+            inputs.append(value if isinstance(value, str) else str(value))
+        else:
+            p = Path(str(value).strip()).expanduser()
+            inputs.append(str(p if p.is_absolute() else (path.parent / p).absolute()))
+
+    labels = None
+    if label_col is not None:
+        labels = df[label_col].to_numpy()
+        blank = [_is_missing(v) or (isinstance(v, str) and not v.strip()) for v in labels]
+        bad = blank.index(True) if any(blank) else None
+        if bad is not None:
+            if require_labels:
+                raise DataError(
+                    f"{where(bad, path)} has no label in column {label_col!r} "
+                    f"(value: {labels[bad]!r}). Fill it in or delete the row."
+                )
+            labels = None  # predict time: a partial label column is not used
+    return Table(inputs, labels, modality, [f"row {i + 1} of {path.name}" for i in range(len(inputs))])
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_frame(path: Path) -> pd.DataFrame:
+    ext = path.suffix.lower()
+    try:
+        if ext == ".parquet":
+            return pd.read_parquet(path)
+        text = _utf8_text(path)
+        if not text.strip():
+            raise DataPathError(f"{path} is empty (only whitespace).")
+        if ext in (".csv", ".tsv"):
+            return pd.read_csv(
+                io.StringIO(text), sep="," if ext == ".csv" else "\t",
+                keep_default_na=False, na_values=[""],  # "NA" or "null" stay text; empty cells are missing
+            )
+        if ext == ".jsonl":
+            return pd.read_json(io.StringIO(text), lines=True, dtype=False, convert_dates=False)
+        try:  # .json: a list of records, or JSON lines saved as .json
+            return pd.read_json(io.StringIO(text), orient="records", dtype=False, convert_dates=False)
+        except ValueError:
+            return pd.read_json(io.StringIO(text), lines=True, dtype=False, convert_dates=False)
+    except (DataError, DataPathError):
+        raise
+    except ImportError as exc:
+        raise DataError(f"reading {path} needs pyarrow: pip install pyarrow ({exc}).") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise DataPathError(f"{path} is empty: no header and no rows.") from exc
+    except Exception as exc:  # parser errors: pass pandas' message (it names the line) along
+        raise DataError(
+            f"cannot parse {path} as a {ext} table: {exc}. Check that the file is a valid {ext} "
+            "file (for .json: a list of records, or one JSON object per line)."
+        ) from exc
+
+
+def _utf8_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(
+            f"{path} is not UTF-8: byte 0x{data[exc.start]:02x} at byte offset {exc.start} (line {line}) "
+            "is not valid UTF-8. headstart does not guess encodings. Re-save the file as UTF-8, e.g. "
+            "in Excel 'Save As > CSV UTF-8', or in Python: "
+            f"pandas.read_csv(path, encoding='latin-1').to_csv(path, index=False)."
+        ) from exc
+
+
+def _is_missing(value) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+# --------------------------------------------------------------------------- columns
+
+
+def _find(columns: list[str], candidates: tuple[str, ...]) -> str | None:
+    by_key = {c.strip().lower(): c for c in reversed(columns)}
+    return next((by_key[c] for c in candidates if c in by_key), None)
+
+
+def _missing_column(path: Path, role: str, asked: str, columns: list[str], argument: str) -> DataError:
+    return DataError(
+        f"{path} has no {role} column {asked!r}; columns present: {', '.join(map(repr, columns))}."
+        f"{did_you_mean(asked, columns)} Pass {argument}= with one of those names."
+    )
+
+
+def _pick_label_column(path: Path, columns: list[str], asked: str | None, required: bool) -> str | None:
+    if asked is not None:
+        if asked in columns:
+            return asked
+        if required:
+            raise _missing_column(path, "label", asked, columns, "label_column")
+        return None
+    found = _find(columns, LABEL_COLUMNS)
+    if found is None and required:
+        hint = did_you_mean("label", columns) or did_you_mean("class", columns)
+        raise DataError(
+            f"{path} has no label column: looked for {', '.join(LABEL_COLUMNS)}; columns present: "
+            f"{', '.join(map(repr, columns))}.{hint} Pass label_column= naming the column that holds the labels."
+        )
+    return found
+
+
+def _pick_input_column(path, df, label_col, text_column, image_column) -> tuple[str, str]:
+    columns = list(df.columns)
+    if text_column is not None or image_column is not None:
+        asked, modality = (text_column, "text") if text_column is not None else (image_column, "image")
+        if asked not in columns:
+            raise _missing_column(path, modality, asked, columns, f"{modality}_column")
+        return asked, modality
+    text = _find(columns, TEXT_COLUMNS)
+    image = _find(columns, IMAGE_COLUMNS)
+    if text is not None and image is not None:
+        raise DataError(
+            f"{path} has both a text column ({text!r}) and an image column ({image!r}); "
+            f"pass text_column={text!r} or image_column={image!r} to say which one to learn from."
+        )
+    if text is not None:
+        return text, "text"
+    if image is not None:
+        return image, "image"
+    rest = [c for c in columns if c != label_col]
+    if len(rest) == 1:  # a single other column is the input; it is images if every value is an image path
+        values = df[rest[0]].dropna().astype(str).str.strip()
+        modality = "image" if len(values) and all(is_image_path(v) for v in values) else "text"
+        return rest[0], modality
+    raise DataError(
+        f"{path}: cannot tell which column holds the inputs; looked for {', '.join(TEXT_COLUMNS)} (text) "
+        f"and {', '.join(IMAGE_COLUMNS)} (image paths); columns present: {', '.join(map(repr, columns))}. "
+        "Pass text_column= or image_column=."
+    )

@@ -1,0 +1,224 @@
+"""TransferClassifier: transfer learning behind scikit-learn's estimator contract.
+
+``__init__`` only stores its keyword arguments (the fields of :class:`~headstart.config.FitConfig`);
+``fit`` validates them, reads the data, splits it (stratified), runs the strategy and returns
+``self``; everything learned ends in ``_``. Inputs: image file paths, PIL images or uint8 arrays
+``(n, h, w[, c])``; strings; a data path (folder / CSV / JSONL / Parquet) with ``y=None``; or a 2-D
+numeric array with ``backbone="precomputed"``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from . import __version__
+from .config import DEFAULTS, validate
+from .data import LabeledData, check_classification_labels, from_arrays, load_dataset, stratified_split
+from .errors import ConfigError, DataError, NotFittedError
+from .train import TrainSettings, predict_logits
+
+DEFAULT_BACKBONES = {"image": "efficientnet_lite0", "text": "minilm_l6", "features": "precomputed"}
+
+
+class TransferClassifier(ClassifierMixin, BaseEstimator):
+    """Classify images, texts or feature vectors by transferring a pretrained backbone.
+
+    Every parameter is documented in :class:`headstart.config.FitConfig` (and in
+    ``headstart fit --help``). Fitted attributes: ``classes_``, ``model_`` (the torch model),
+    ``backbone_`` (its backbone), ``history_``, ``fit_summary_``, ``skipped_`` (inputs left out of
+    training, with reasons), ``n_features_in_`` (precomputed features only).
+    """
+
+    def __init__(self, backbone=DEFAULTS.backbone, strategy=DEFAULTS.strategy, freeze=DEFAULTS.freeze,
+                 epochs=DEFAULTS.epochs, lr=DEFAULTS.lr, layer_decay=DEFAULTS.layer_decay,
+                 weight_decay=DEFAULTS.weight_decay, batch_size=DEFAULTS.batch_size, patience=DEFAULTS.patience,
+                 C=DEFAULTS.C, val_size=DEFAULTS.val_size, image_size=DEFAULTS.image_size,
+                 max_length=DEFAULTS.max_length, train_bn=DEFAULTS.train_bn, augment=DEFAULTS.augment, cache_dir=DEFAULTS.cache_dir,
+                 device=DEFAULTS.device, random_state=DEFAULTS.random_state, verbose=DEFAULTS.verbose):
+        self.backbone = backbone
+        self.strategy = strategy
+        self.freeze = freeze
+        self.epochs = epochs
+        self.lr = lr
+        self.layer_decay = layer_decay
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.patience = patience
+        self.C = C
+        self.val_size = val_size
+        self.image_size = image_size
+        self.max_length = max_length
+        self.train_bn = train_bn
+        self.augment = augment
+        self.cache_dir = cache_dir
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- fitting ----------------------------------------------------------------------
+    def fit(self, X, y=None):
+        from .cache import FeatureCache
+        from .strategies import STRATEGIES, FitContext
+
+        params = self.get_params()
+        validate(params, STRATEGIES)
+        data = self._read(X, y, require_labels=True)
+        labels = np.asarray(data.labels)
+        check_classification_labels(labels, data.source)
+        self.classes_, encoded = np.unique(labels, return_inverse=True)
+        backbone_name = self._resolve_backbone(data)
+        train_idx, val_idx = stratified_split(encoded, self.val_size, self.random_state)
+        cache = FeatureCache(None if str(self.cache_dir).lower() == "none" else (self.cache_dir or "default"))
+        torch.manual_seed(self.random_state)
+        context = FitContext(
+            backbone=backbone_name,
+            train_items=[data.inputs[i] for i in train_idx], train_y=encoded[train_idx],
+            val_items=[data.inputs[i] for i in val_idx], val_y=encoded[val_idx],
+            n_classes=len(self.classes_),
+            settings=TrainSettings(epochs=self.epochs, layer_decay=self.layer_decay, weight_decay=self.weight_decay,
+                                   batch_size=self.batch_size, patience=self.patience, augment=self.augment,
+                                   train_bn=self.train_bn,
+                                   device=self._device(), seed=self.random_state, progress=self.verbose > 0),
+            cache=cache, freeze=self.freeze, lr=self.lr, C=self.C, image_size=self.image_size,
+            max_length=self.max_length, feature_dim=self.n_features_in_ if data.modality == "features" else None,
+            log=self._log,
+        )
+        started = time.perf_counter()
+        result = STRATEGIES.get(self.strategy)().fit(context)
+        self.model_ = result.model.to(self._device_for_torch())
+        self.backbone_ = self.model_.backbone
+        self.history_ = result.history
+        self.skipped_ = [{"where": s.where, "reason": s.reason} for s in data.skipped]
+        self.fit_summary_ = {
+            **result.summary, "strategy": self.strategy, "backbone": backbone_name,
+            "n_train": len(train_idx), "n_val": len(val_idx), "n_skipped": len(data.skipped),
+            "fit_seconds": time.perf_counter() - started, "modality": data.modality,
+        }
+        self.pretrained_fingerprint_ = self.backbone_.weights_fingerprint() if self.backbone_.pretrained else None
+        return self
+
+    def _read(self, X, y, *, require_labels: bool) -> LabeledData:
+        if isinstance(X, LabeledData):
+            return X
+        if isinstance(X, (str, Path)):  # one path: a folder or a table, labels inside
+            if y is not None:
+                raise ConfigError(f"X is a data path ({str(X)!r}) that holds its own labels, and y was given too; "
+                                  f"pass either the path alone or X and y")
+            return load_dataset(X, require_labels=require_labels)
+        if require_labels and y is None:
+            raise DataError("fit needs labels: pass y, or a data path (folder / CSV / JSONL / Parquet) with y=None")
+        data = from_arrays(X, y)
+        if data.modality == "features":
+            n_features = np.asarray(data.inputs[0]).shape[-1]
+            if require_labels:
+                self.n_features_in_ = n_features
+            elif n_features != getattr(self, "n_features_in_", n_features):
+                raise DataError(f"X has {n_features} features, but this {type(self).__name__} was fitted with "
+                                f"{self.n_features_in_} features; pass data with the same columns")
+        return data
+
+    def _resolve_backbone(self, data: LabeledData) -> str:
+        if self.backbone == "auto":
+            return DEFAULT_BACKBONES[data.modality]
+        from .backbones import ZOO
+
+        if self.backbone in ZOO:
+            expected = ZOO.get(self.backbone).info.modality
+        else:
+            prefixes = {"precomputed": "features", "timm:": "image", "hf:": "text"}
+            expected = next((m for p, m in prefixes.items() if self.backbone.startswith(p)), None)
+        if expected and expected != data.modality:
+            raise ConfigError(
+                f"backbone {self.backbone!r} takes {expected} inputs, but {data.source} holds {data.modality} "
+                f"inputs; use backbone='auto' (picks {DEFAULT_BACKBONES[data.modality]}) or another "
+                f"{data.modality} backbone")
+        return self.backbone
+
+    def _device(self) -> str:
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return self.device
+
+    def _device_for_torch(self) -> torch.device:
+        return torch.device(self._device())
+
+    def _log(self, message: str) -> None:
+        if self.verbose:
+            print(f"[headstart] {message}")
+
+    # -- prediction ---------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first, "
+                                 f"or load a saved one with {type(self).__name__}.load(path)")
+
+    def decision_function(self, X) -> np.ndarray:
+        self._check_fitted()
+        data = self._read(X, None, require_labels=False)
+        if data.skipped:
+            raise DataError(f"cannot predict: {len(data.skipped)} input(s) unreadable, first {data.skipped[0].where}: "
+                            f"{data.skipped[0].reason}; fix or remove them")
+        expected = self.backbone_.modality
+        if data.modality != expected:
+            raise DataError(f"this model was trained on {expected} inputs but received {data.modality} "
+                            f"({data.source}); pass {expected} inputs")
+        return predict_logits(self.model_, data.inputs, batch_size=max(64, self.batch_size))
+
+    def predict_proba(self, X) -> np.ndarray:
+        logits = torch.from_numpy(self.decision_function(X))
+        return torch.softmax(logits, dim=1).numpy().astype(np.float64)
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.decision_function(X).argmax(axis=1)]
+
+    # -- persistence --------------------------------------------------------------------
+    def save(self, path, *, metrics: dict | None = None) -> Path:
+        """Write a run folder: model.safetensors, config.json, metrics.json, history.json."""
+        from .model import save_model
+
+        self._check_fitted()
+        config = {
+            "classes": self.classes_.tolist(),
+            "classes_dtype": self.classes_.dtype.str,
+            "strategy": self.strategy,
+            "params": self.get_params(),
+            "pretrained_fingerprint": self.pretrained_fingerprint_,
+            "n_features_in": getattr(self, "n_features_in_", None),
+        }
+        return save_model(self.model_, path, config, metrics={**self.fit_summary_, **(metrics or {}),
+                          "skipped": self.skipped_}, history=self.history_)
+
+    @classmethod
+    def load(cls, path) -> "TransferClassifier":
+        """Rebuild a fitted classifier from a run folder written by :meth:`save` or ``headstart fit``."""
+        import json
+
+        from .model import load_model
+
+        model, config = load_model(path)
+        params = {k: v for k, v in config["params"].items() if k in cls._get_param_names()}
+        estimator = cls(**params)
+        dtype = np.dtype(config.get("classes_dtype", "O"))
+        estimator.classes_ = np.asarray(config["classes"], dtype=dtype if dtype.kind != "O" else object)
+        estimator.model_ = model.to(estimator._device_for_torch())
+        estimator.backbone_ = model.backbone
+        estimator.pretrained_fingerprint_ = config["pretrained_fingerprint"]
+        if config.get("n_features_in") is not None:
+            estimator.n_features_in_ = int(config["n_features_in"])
+        history = Path(path) / "history.json"
+        estimator.history_ = json.loads(history.read_text()) if history.is_file() else []
+        metrics = Path(path) / "metrics.json"
+        estimator.fit_summary_ = json.loads(metrics.read_text()) if metrics.is_file() else {}
+        estimator.skipped_ = estimator.fit_summary_.pop("skipped", [])
+        estimator.headstart_version_ = config["headstart_version"]
+        return estimator
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags

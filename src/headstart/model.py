@@ -1,0 +1,166 @@
+"""TransferModel (a backbone plus a linear head) and its run folder: safetensors + JSON, never pickle.
+
+A run folder holds:
+
+- ``model.safetensors``: the head and every backbone tensor that training could change. Tensors of
+  frozen pretrained groups are not copied; they are rebuilt from the installed pretrained weights,
+  whose fingerprint must match the one recorded at save time.
+- ``config.json``: library and format version, backbone, classes, preprocessing, strategy and the
+  estimator's parameters.
+- ``metrics.json`` and ``history.json``: what the fit measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from . import __version__
+from .backbones import Backbone, create_backbone
+from .errors import RunFolderError
+
+FORMAT_VERSION = 1
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+_REQUIRED = {
+    "format_version": int, "headstart_version": str, "backbone": str, "pretrained": bool,
+    "frozen_groups": int, "feature_dim": int, "classes": list, "strategy": str, "params": dict,
+    "pretrained_fingerprint": (str, type(None)), "image_size": (int, type(None)),
+    "max_length": (int, type(None)),
+}
+
+
+class TransferModel(nn.Module):
+    """``logits = head(backbone(batch))``; ``batch`` is what ``backbone.preprocess`` returns."""
+
+    def __init__(self, backbone: Backbone, n_classes: int):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.feature_dim, n_classes)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.head(self.backbone(batch))
+
+    def frozen_keys(self) -> set[str]:
+        """state_dict keys of the frozen layer groups (parameters and BatchNorm buffers)."""
+        frozen = set()
+        owned = {id(t): k for k, t in self.state_dict(keep_vars=True).items()}
+        for group in self.backbone.layer_groups()[: self.backbone.frozen_groups]:
+            for module in group.modules:
+                frozen.update(owned[id(t)] for t in module.state_dict(keep_vars=True).values() if id(t) in owned)
+            frozen.update(owned[id(p)] for p in group.parameters() if id(p) in owned)
+        return frozen
+
+
+def _write_atomic(path: Path, write) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def write_json(path: Path, data) -> None:
+    def write(temporary):
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=False, default=str)
+            handle.write("\n")
+    _write_atomic(Path(path), write)
+
+
+def save_model(model: TransferModel, folder, config: dict, metrics: dict | None = None, history=None) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    backbone = model.backbone
+    frozen = model.frozen_keys() if backbone.pretrained else set()
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k not in frozen}
+    config = {
+        "format_version": FORMAT_VERSION,
+        "headstart_version": __version__,
+        "backbone": backbone.name,
+        "pretrained": bool(backbone.pretrained),
+        "frozen_groups": int(backbone.frozen_groups),
+        "feature_dim": int(backbone.feature_dim),
+        "image_size": getattr(backbone, "image_size", None),
+        "max_length": getattr(backbone, "max_length", None),
+        **config,
+    }
+    _write_atomic(folder / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    write_json(folder / CONFIG_FILE, config)
+    if metrics is not None:
+        write_json(folder / "metrics.json", metrics)
+    if history is not None:
+        write_json(folder / "history.json", history)
+    return folder
+
+
+def read_config(folder) -> dict:
+    folder = Path(folder)
+    path = folder / CONFIG_FILE
+    if not folder.is_dir():
+        raise RunFolderError(f"run folder {str(folder)!r} does not exist; pass the --out folder of `headstart fit` or a `clf.save()` path")
+    if not path.is_file():
+        raise RunFolderError(f"{path} is missing: {folder} is not a headstart run folder (or it was not saved completely)")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RunFolderError(f"{path} is not valid JSON ({error}); the file is damaged or was edited by hand, re-save the model") from None
+    if not isinstance(config, dict):
+        raise RunFolderError(f"{path} must hold a JSON object, found {type(config).__name__}")
+    for key, kind in _REQUIRED.items():
+        if key not in config:
+            raise RunFolderError(f"{path} lacks the field {key!r}; re-save the model with headstart {__version__}")
+        if not isinstance(config[key], kind) or (kind is int and isinstance(config[key], bool)):
+            raise RunFolderError(f"{path}: field {key!r} has the wrong type ({config[key]!r}); the file was edited or damaged")
+    if config["format_version"] > FORMAT_VERSION:
+        raise RunFolderError(
+            f"{path} was written by headstart {config['headstart_version']} in run-folder format "
+            f"{config['format_version']}; this headstart ({__version__}) reads format {FORMAT_VERSION} "
+            f"and older. Upgrade headstart: pip install -U headstart"
+        )
+    return config
+
+
+def load_model(folder) -> tuple[TransferModel, dict]:
+    folder = Path(folder)
+    config = read_config(folder)
+    weights_path = folder / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise RunFolderError(f"{weights_path} is missing; the run folder is incomplete, re-save the model")
+    try:
+        tensors = load_file(str(weights_path))
+    except Exception as error:
+        raise RunFolderError(f"{weights_path} is not a readable safetensors file ({error}); it is truncated or tampered with, re-save the model") from None
+    backbone = create_backbone(
+        config["backbone"], pretrained=config["pretrained"], image_size=config["image_size"],
+        max_length=config["max_length"], feature_dim=config["feature_dim"],
+    )
+    if config["pretrained"] and config["frozen_groups"] and config["pretrained_fingerprint"] != backbone.weights_fingerprint():
+        raise RunFolderError(
+            f"the installed pretrained weights of {config['backbone']} (fingerprint "
+            f"{backbone.weights_fingerprint()}) differ from the ones this model was trained on "
+            f"({config['pretrained_fingerprint']}); install the same weights package version"
+        )
+    backbone.freeze(config["frozen_groups"])
+    model = TransferModel(backbone, len(config["classes"]))
+    expected = set(model.state_dict()) - (model.frozen_keys() if config["pretrained"] else set())
+    unexpected, missing = set(tensors) - set(model.state_dict()), expected - set(tensors)
+    if unexpected or missing:
+        raise RunFolderError(
+            f"{weights_path} does not match {config['backbone']}: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}; the weights file belongs to another model or was tampered with"
+        )
+    for key, tensor in tensors.items():
+        if tuple(tensor.shape) != tuple(model.state_dict()[key].shape):
+            raise RunFolderError(f"{weights_path}: tensor {key} has shape {tuple(tensor.shape)}, expected {tuple(model.state_dict()[key].shape)}; the file was tampered with")
+    model.load_state_dict(tensors, strict=False)
+    model.eval()
+    return model, config

@@ -1,0 +1,16 @@
+"""Strategies: how a pretrained backbone becomes a classifier. One module each, one registry."""
+
+from __future__ import annotations
+
+from ..registry import Registry
+from .base import FitContext, Strategy, StrategyResult
+from .finetune import Finetune
+from .linear_probe import LinearProbe
+from .lp_ft import LPFT
+from .scratch import Scratch
+
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
+for _strategy in (LinearProbe, Finetune, LPFT, Scratch):
+    STRATEGIES.register(_strategy.name, _strategy)
+
+__all__ = ["STRATEGIES", "FitContext", "Strategy", "StrategyResult"]

@@ -1,0 +1,58 @@
+"""Fine-tuning with the first ``freeze`` layer groups frozen (``freeze=0``: everything trains).
+
+Frozen groups keep their weights and their BatchNorm statistics (they stay in eval mode). The
+trainable groups get layer-wise learning-rate decay (Howard & Ruder 2018, "ULMFiT"; Clark et al.
+2020, "ELECTRA"): the last group trains at ``lr``, each earlier one at ``layer_decay`` times the
+next, the new head at ``10 * lr``. AdamW, warm-up then cosine, early stopping on validation
+accuracy restoring the best epoch; image batches are augmented with timm's transforms.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ..model import TransferModel
+from ..train import train_classifier
+from .base import FitContext, Strategy, StrategyResult
+
+
+def run_finetune(context: FitContext, model: TransferModel, *, default_freeze: int, head_lr=None, **overrides):
+    backbone = model.backbone
+    freeze = default_freeze if context.freeze is None else context.freeze
+    report = backbone.freeze(freeze)
+    context.log(f"{report}")
+    settings = context.finetune_settings(backbone, **overrides)
+    if head_lr is not None:
+        settings.head_lr = head_lr
+    started = time.perf_counter()
+    result = train_classifier(model, context.train_items, context.train_y, context.val_items, context.val_y, settings)
+    summary = {
+        "val_accuracy": result.best_val_accuracy,
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "seconds": time.perf_counter() - started,
+        "train_examples_per_second": result.examples_per_second,
+        "freeze": str(report),
+        "frozen_groups": freeze,
+        "lr": settings.lr,
+        "head_lr": settings.head_lr,
+        "layer_decay": settings.layer_decay,
+    }
+    return StrategyResult(model, result.history, summary)
+
+
+def new_head(model: TransferModel) -> None:
+    with torch.no_grad():
+        torch.nn.init.normal_(model.head.weight, std=0.01)
+        torch.nn.init.zeros_(model.head.bias)
+
+
+class Finetune(Strategy):
+    name = "finetune"
+
+    def fit(self, context: FitContext) -> StrategyResult:
+        model = TransferModel(context.make_backbone(pretrained=True), context.n_classes)
+        new_head(model)
+        return run_finetune(context, model, default_freeze=0)

@@ -1,0 +1,97 @@
+"""Linear probe: a frozen pretrained backbone, and a regularized logistic regression on its features.
+
+Features come from :class:`~headstart.cache.FeatureCache`, so a second fit on the same inputs
+does not run the backbone. The inverse regularization strength ``C`` is chosen on the validation
+split over a log grid (warm-started along the path), then the head is refit on train + validation
+with that ``C``. Standardisation and the logistic regression are folded into one ``nn.Linear``:
+``W' = W / sigma``, ``b' = b - W' mu``, so the saved model is backbone + linear head like every
+other strategy.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+from sklearn.preprocessing import StandardScaler
+
+from ..model import TransferModel
+from .base import FitContext, Strategy, StrategyResult
+
+C_GRID = tuple(float(c) for c in np.logspace(-4, 2, 7))
+
+
+def fit_logistic_head(features: np.ndarray, y: np.ndarray, n_classes: int, C: float) -> tuple[np.ndarray, np.ndarray]:
+    """Fit scaler + logistic regression; return the folded ``(weight (k, d), bias (k,))``."""
+    scaler = StandardScaler().fit(features)
+    classifier = LogisticRegression(C=C, max_iter=2000).fit(scaler.transform(features), y)
+    return fold_head(scaler, classifier, n_classes)
+
+
+def fold_head(scaler: StandardScaler, classifier: LogisticRegression, n_classes: int):
+    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+    coef, intercept = classifier.coef_, classifier.intercept_
+    if coef.shape[0] == 1:  # binary: softmax over [0, z] equals sigmoid(z)
+        coef = np.vstack([np.zeros_like(coef), coef])
+        intercept = np.concatenate([[0.0], intercept])
+    weight = coef / scale
+    bias = intercept - weight @ scaler.mean_
+    full_w = np.zeros((n_classes, weight.shape[1]))
+    full_b = np.full(n_classes, -1e4)  # classes absent from training can never be predicted
+    full_w[classifier.classes_] = weight
+    full_b[classifier.classes_] = bias
+    return full_w.astype(np.float32), full_b.astype(np.float32)
+
+
+def choose_C(train_f, train_y, val_f, val_y) -> tuple[float, list[dict]]:
+    scaler = StandardScaler().fit(train_f)
+    train_s, val_s = scaler.transform(train_f), scaler.transform(val_f)
+    classifier = LogisticRegression(max_iter=2000, warm_start=True)
+    history, best = [], None
+    labels = np.unique(np.concatenate([train_y, val_y]))
+    for C in C_GRID:
+        classifier.set_params(C=C).fit(train_s, train_y)
+        probabilities = classifier.predict_proba(val_s)
+        accuracy = float((classifier.classes_[probabilities.argmax(1)] == val_y).mean())
+        full = np.zeros((len(val_y), len(labels)))
+        full[:, np.searchsorted(labels, classifier.classes_)] = probabilities
+        loss = float(log_loss(val_y, np.clip(full, 1e-12, 1), labels=labels))
+        history.append({"C": C, "val_accuracy": accuracy, "val_log_loss": loss})
+        if best is None or (accuracy, -loss) > (best["val_accuracy"], -best["val_log_loss"]):
+            best = history[-1]
+    return best["C"], history
+
+
+class LinearProbe(Strategy):
+    name = "linear_probe"
+
+    def fit(self, context: FitContext) -> StrategyResult:
+        started = time.perf_counter()
+        backbone = context.make_backbone()
+        report = backbone.freeze(len(backbone.layer_groups()))
+        items = list(context.train_items) + list(context.val_items)
+        features = context.cache.features(backbone, items, batch_size=max(64, context.settings.batch_size),
+                                          progress=context.settings.progress)[backbone.layer_names[-1]]
+        computed = context.cache.last_computed
+        n_train = len(context.train_items)
+        train_f, val_f = features[:n_train], features[n_train:]
+        if context.C is not None:
+            C, history = float(context.C), []
+        else:
+            C, history = choose_C(train_f, context.train_y, val_f, context.val_y)
+        val_accuracy = next((h["val_accuracy"] for h in history if h["C"] == C), float("nan"))
+        weight, bias = fit_logistic_head(features, np.concatenate([context.train_y, context.val_y]), context.n_classes, C)
+        model = TransferModel(backbone, context.n_classes)
+        with torch.no_grad():
+            model.head.weight.copy_(torch.from_numpy(weight))
+            model.head.bias.copy_(torch.from_numpy(bias))
+        model.eval()
+        summary = {"C": C, "val_accuracy": val_accuracy, "seconds": time.perf_counter() - started,
+                   "inputs_run_through_backbone": computed, "inputs_from_cache": len(items) - computed,
+                   "freeze": str(report), "refit_on": "train+validation"}
+        context.log(f"linear_probe: C={C:g} chosen on validation (accuracy {val_accuracy:.3f}); "
+                    f"{computed} of {len(items)} inputs run through the backbone, the rest from the cache")
+        return StrategyResult(model, history, summary)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+
 
 class HeadstartError(Exception):
     """Base class of every error headstart raises on purpose."""
@@ -43,7 +45,7 @@ class RunFolderError(HeadstartError, ValueError):
     """A saved run folder is missing files, tampered with, or from an incompatible version."""
 
 
-class NotFittedError(HeadstartError, AttributeError):
+class NotFittedError(HeadstartError, _SklearnNotFittedError):
     """A method that needs a fitted estimator was called before ``fit``."""
 
 

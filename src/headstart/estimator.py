@@ -72,7 +72,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         check_classification_labels(labels, data.source)
         self.classes_, encoded = np.unique(labels, return_inverse=True)
         backbone_name = self._resolve_backbone(data)
-        train_idx, val_idx = stratified_split(encoded, self.val_size, self.random_state)
+        train_idx, val_idx = stratified_split(labels, self.val_size, self.random_state)  # errors name the user's labels
         cache = FeatureCache(None if str(self.cache_dir).lower() == "none" else (self.cache_dir or "default"))
         torch.manual_seed(self.random_state)
         context = FitContext(
@@ -111,16 +111,29 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                                   f"pass either the path alone or X and y")
             return load_dataset(X, require_labels=require_labels)
         if require_labels and y is None:
-            raise DataError("fit needs labels: pass y, or a data path (folder / CSV / JSONL / Parquet) with y=None")
+            raise DataError(f"{type(self).__name__} requires y to be passed, but the target y is None: pass y, or "
+                            f"a data path (folder / CSV / JSONL / Parquet) that holds the labels")
+        if self.backbone == "precomputed":
+            return self._read_features(X, y, require_labels=require_labels)
         data = from_arrays(X, y)
         if data.modality == "features":
-            n_features = np.asarray(data.inputs[0]).shape[-1]
-            if require_labels:
-                self.n_features_in_ = n_features
-            elif n_features != getattr(self, "n_features_in_", n_features):
-                raise DataError(f"X has {n_features} features, but this {type(self).__name__} was fitted with "
-                                f"{self.n_features_in_} features; pass data with the same columns")
+            return self._read_features(X, y, require_labels=require_labels)
         return data
+
+    def _read_features(self, X, y, *, require_labels: bool) -> LabeledData:
+        """Feature vectors go through scikit-learn's own validation: its checks, its messages."""
+        from sklearn.utils.multiclass import check_classification_targets
+        from sklearn.utils.validation import validate_data
+
+        if require_labels:
+            if y is None:
+                raise DataError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+            X, y = validate_data(self, X, y, reset=True, dtype=[np.float32, np.float64])
+            check_classification_targets(y)
+        else:
+            X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        return LabeledData(inputs=list(np.asarray(X, dtype=np.float32)), labels=y, modality="features",
+                           source="array X")
 
     def _resolve_backbone(self, data: LabeledData) -> str:
         if self.backbone == "auto":
@@ -158,6 +171,11 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                                  f"or load a saved one with {type(self).__name__}.load(path)")
 
     def decision_function(self, X) -> np.ndarray:
+        """Class scores (logits) ``(n, n_classes)``; for two classes, ``(n,)`` as in scikit-learn."""
+        logits = self._logits(X)
+        return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
+
+    def _logits(self, X) -> np.ndarray:
         self._check_fitted()
         data = self._read(X, None, require_labels=False)
         if data.skipped:
@@ -170,11 +188,12 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         return predict_logits(self.model_, data.inputs, batch_size=max(64, self.batch_size))
 
     def predict_proba(self, X) -> np.ndarray:
-        logits = torch.from_numpy(self.decision_function(X))
+        logits = torch.from_numpy(self._logits(X))
         return torch.softmax(logits, dim=1).numpy().astype(np.float64)
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self.decision_function(X).argmax(axis=1)]
+        winners = self._logits(X).argmax(axis=1)  # checks fitted-ness before classes_ is read
+        return self.classes_[winners]
 
     # -- persistence --------------------------------------------------------------------
     def save(self, path, *, metrics: dict | None = None) -> Path:

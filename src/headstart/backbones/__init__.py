@@ -55,6 +55,8 @@ def create_backbone(
     Never falls back to random weights on its own: missing weights raise
     :class:`~headstart.errors.WeightsNotFoundError` with the way to get them.
     """
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
     if not isinstance(name, str) or not name:
         raise ConfigError(f"backbone must be a model name string, got {name!r}; see `headstart models list`")
     if name == "precomputed":

@@ -58,7 +58,8 @@ def choose_C(train_f, train_y, val_f, val_y) -> tuple[float, list[dict]]:
         accuracy = float((classifier.classes_[probabilities.argmax(1)] == val_y).mean())
         full = np.zeros((len(val_y), len(labels)))
         full[:, np.searchsorted(labels, classifier.classes_)] = probabilities
-        loss = float(log_loss(val_y, np.clip(full, 1e-12, 1), labels=labels))
+        full = np.clip(full, 1e-12, 1)
+        loss = float(log_loss(val_y, full / full.sum(axis=1, keepdims=True), labels=labels))
         history.append({"C": C, "val_accuracy": accuracy, "val_log_loss": loss})
         if best is None or (accuracy, -loss) > (best["val_accuracy"], -best["val_log_loss"]):
             best = history[-1]

@@ -1,0 +1,31 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# torch is pinned in the same pip command as everything that depends on it, so pip keeps the CPU
+# build instead of pulling a multi-GB CUDA one (see ../shared/DATASETS.md).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TORCH_PINS := torch==2.13.0 torchvision==0.28.0
+STAMP := $(VENV)/.headstart-installed
+
+.PHONY: setup demo test bench-speed clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools
+	$(PY) -m pip install -q $(TORCH_PINS) -e ".[test]"
+	$(PY) -m headstart models pull --all
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/headstart demo
+
+test: setup
+	$(PY) -m pytest -q
+
+bench-speed: setup
+	$(PY) -m bench.speed
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+
+from headstart import TransferClassifier
+from headstart.strategies import STRATEGIES
+
+from helpers import tiny_inputs
+
+FAST = {"epochs": 2, "batch_size": 4, "image_size": 32, "verbose": 0, "val_size": 4}
+BACKBONES = {"image": ["efficientnet_lite0", "mobilenetv2_100"], "text": ["minilm_l6"]}
+CASES = [(strategy, modality, backbone) for strategy in STRATEGIES.names()
+         for modality, names in BACKBONES.items() for backbone in names]
+
+
+@pytest.mark.parametrize("strategy,modality,backbone", CASES)
+def test_strategy_fits_saves_and_reloads_to_identical_predictions(strategy, modality, backbone, tmp_path):
+    X, y = tiny_inputs(modality, per_class=6)
+    clf = TransferClassifier(backbone=backbone, strategy=strategy, **FAST).fit(X, y)
+    probabilities = clf.predict_proba(X)
+    assert probabilities.shape == (len(y), 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert set(clf.predict(X)) <= set(clf.classes_)
+    assert clf.history_ and clf.fit_summary_["strategy"] == strategy
+    clf.save(tmp_path / "run")
+    loaded = TransferClassifier.load(tmp_path / "run")
+    np.testing.assert_array_equal(loaded.predict_proba(X), probabilities)
+    assert list(loaded.classes_) == list(clf.classes_)
+
+
+def test_linear_probe_learns_digits_well_above_chance():
+    X, y = tiny_inputs("image", per_class=30)
+    clf = TransferClassifier(strategy="linear_probe", image_size=32, verbose=0).fit(X[::2], y[::2])
+    assert clf.score(X[1::2], y[1::2]) >= 0.9
+
+
+def test_linear_probe_second_fit_reads_features_from_the_cache(tmp_path):
+    X, y = tiny_inputs("text", per_class=6)
+    first = TransferClassifier(strategy="linear_probe", cache_dir=str(tmp_path), verbose=0).fit(X, y)
+    second = TransferClassifier(strategy="linear_probe", cache_dir=str(tmp_path), verbose=0).fit(X, y)
+    assert first.fit_summary_["inputs_run_through_backbone"] == len(y)
+    assert second.fit_summary_["inputs_run_through_backbone"] == 0
+    np.testing.assert_allclose(first.predict_proba(X), second.predict_proba(X), rtol=1e-5, atol=1e-6)
+
+
+def test_finetune_freeze_keeps_frozen_weights_and_batchnorm_statistics():
+    X, y = tiny_inputs("image", per_class=6)
+    from headstart.backbones import create_backbone
+
+    reference = create_backbone("efficientnet_lite0", image_size=32).state_dict()
+    clf = TransferClassifier(strategy="finetune", freeze=3, lr=1e-2, **FAST).fit(X, y)
+    groups = clf.backbone_.layer_groups()
+    frozen_keys = clf.model_.frozen_keys()
+    assert any("running_mean" in k for k in frozen_keys)
+    state = clf.model_.state_dict()
+    for key in frozen_keys:
+        assert np.array_equal(state[key].cpu().numpy(), reference[key.removeprefix("backbone.")].numpy()), key
+    changed = [k for k in state if k.startswith("backbone.") and k not in frozen_keys and "weight" in k
+               and not np.array_equal(state[k].cpu().numpy(), reference[k.removeprefix("backbone.")].numpy())]
+    assert changed, "the unfrozen layers did not train"
+    assert clf.fit_summary_["frozen_groups"] == 3 and "froze 3 layer group(s)" in clf.fit_summary_["freeze"]
+    assert len(groups) == 8
+
+
+def test_scratch_starts_from_random_weights():
+    X, y = tiny_inputs("image", per_class=6)
+    clf = TransferClassifier(strategy="scratch", **FAST).fit(X, y)
+    assert not clf.backbone_.pretrained
+
+
+def test_lp_ft_starts_fine_tuning_from_the_probe_head():
+    X, y = tiny_inputs("text", per_class=6)
+    clf = TransferClassifier(strategy="lp_ft", **FAST).fit(X, y)
+    stages = [h["stage"] for h in clf.history_]
+    assert stages[0] == "linear_probe" and stages[-1] == "finetune"
+    assert "linear_probe" in clf.fit_summary_

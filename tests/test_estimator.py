@@ -129,3 +129,15 @@ def test_run_folder_holds_no_pickle(tmp_path):
     X, y = tiny_texts(4)
     TransferClassifier(verbose=0, val_size=2).fit(X, y).save(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "history.json", "metrics.json", "model.safetensors"]
+
+
+def test_fit_on_labeled_feature_data_sets_the_feature_count():
+    from headstart.data import from_arrays
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 5)), np.array([0, 1] * 10)
+    clf = TransferClassifier(backbone="precomputed", cache_dir="none", verbose=0).fit(from_arrays(X, y))
+    assert clf.n_features_in_ == 5
+    texts, labels = tiny_texts(4)
+    clf.set_params(backbone="auto").fit(texts, labels)
+    assert not hasattr(clf, "n_features_in_")

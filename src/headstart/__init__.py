@@ -2,6 +2,14 @@
 
 __version__ = "0.1.0"
 
-from .estimator import TransferClassifier  # noqa: E402
-
 __all__ = ["TransferClassifier", "__version__"]
+
+
+def __getattr__(name):
+    # Imported on first use, so `headstart --help` and `import headstart.errors` stay fast
+    # (the estimator pulls in torch and scikit-learn).
+    if name == "TransferClassifier":
+        from .estimator import TransferClassifier
+
+        return TransferClassifier
+    raise AttributeError(f"module 'headstart' has no attribute {name!r}")

@@ -67,6 +67,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
         params = self.get_params()
         validate(params, STRATEGIES)
+        if hasattr(self, "n_features_in_"):
+            del self.n_features_in_  # a refit on images or text must not keep a stale feature count
         data = self._read(X, y, require_labels=True)
         labels = np.asarray(data.labels)
         check_classification_labels(labels, data.source)
@@ -104,6 +106,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
     def _read(self, X, y, *, require_labels: bool) -> LabeledData:
         if isinstance(X, LabeledData):
+            if X.modality == "features":
+                return self._read_features(np.stack(X.inputs), X.labels, require_labels=require_labels)
             return X
         if isinstance(X, (str, Path)):  # one path: a folder or a table, labels inside
             if y is not None:

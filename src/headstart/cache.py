@@ -27,6 +27,9 @@ from safetensors.numpy import load_file, save_file
 from .backbones import Backbone
 
 
+CHUNK_SIZE = 512  # inputs per cache file
+
+
 def default_cache_dir() -> Path:
     root = os.environ.get("HEADSTART_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "headstart")
     return Path(root) / "features"
@@ -89,10 +92,12 @@ class FeatureCache:
         hashes = [content_hash(item, backbone.modality) for item in items]
         missing = sorted({i for i, h in enumerate(hashes) for layer in layers if h not in store.get(layer, {})})
         self.last_computed = len(missing)
-        if missing:
-            computed = extract_features(backbone, [items[i] for i in missing], layers,
+        # One chunk per block: a crash during a long extraction keeps every finished block.
+        for start in range(0, len(missing), CHUNK_SIZE):
+            block = missing[start : start + CHUNK_SIZE]
+            computed = extract_features(backbone, [items[i] for i in block], layers,
                                         batch_size=batch_size, progress=progress)
-            new_hashes = [hashes[i] for i in missing]
+            new_hashes = [hashes[i] for i in block]
             for layer in layers:
                 bucket = store.setdefault(layer, {})
                 for h, row in zip(new_hashes, computed[layer]):

@@ -45,6 +45,8 @@ class FitConfig:
     augment: bool = option(True, "Augment training images (mild random crops and colour jitter).", kind=bool)
     cache_dir: str | None = option(None, "Folder of the feature cache (default: $HEADSTART_CACHE or "
                                    "~/.cache/headstart); 'none' keeps features in memory only.", kind=str)
+    checkpoint_dir: str | None = option(None, "Save a training checkpoint here after every epoch; a fit started "
+                                        "again with the same data and options resumes from it.", kind=str)
     device: str = option("auto", "auto, cpu, or cuda.", choices=("auto", "cpu", "cuda"), kind=str)
     random_state: int = option(0, "Seed of the split, initialisation and data order.", minimum=0, kind=int)
     verbose: int = option(1, "0 silent, 1 progress and summaries.", minimum=0, kind=int)

@@ -20,7 +20,7 @@ from . import __version__
 from .config import DEFAULTS, validate
 from .data import LabeledData, check_classification_labels, from_arrays, load_dataset, stratified_split
 from .errors import ConfigError, DataError, NotFittedError
-from .train import TrainSettings, predict_logits
+from .train import TrainSettings, predict_logits, seed_everything
 
 DEFAULT_BACKBONES = {"image": "efficientnet_lite0", "text": "minilm_l6", "features": "precomputed"}
 
@@ -39,6 +39,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                  weight_decay=DEFAULTS.weight_decay, batch_size=DEFAULTS.batch_size, patience=DEFAULTS.patience,
                  C=DEFAULTS.C, val_size=DEFAULTS.val_size, image_size=DEFAULTS.image_size,
                  max_length=DEFAULTS.max_length, train_bn=DEFAULTS.train_bn, augment=DEFAULTS.augment, cache_dir=DEFAULTS.cache_dir,
+                 checkpoint_dir=DEFAULTS.checkpoint_dir,
                  device=DEFAULTS.device, random_state=DEFAULTS.random_state, verbose=DEFAULTS.verbose):
         self.backbone = backbone
         self.strategy = strategy
@@ -56,6 +57,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.train_bn = train_bn
         self.augment = augment
         self.cache_dir = cache_dir
+        self.checkpoint_dir = checkpoint_dir
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -76,7 +78,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         backbone_name = self._resolve_backbone(data)
         train_idx, val_idx = stratified_split(labels, self.val_size, self.random_state)  # errors name the user's labels
         cache = FeatureCache(None if str(self.cache_dir).lower() == "none" else (self.cache_dir or "default"))
-        torch.manual_seed(self.random_state)
+        seed_everything(self.random_state)
         context = FitContext(
             backbone=backbone_name,
             train_items=[data.inputs[i] for i in train_idx], train_y=encoded[train_idx],
@@ -88,7 +90,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                                    device=self._device(), seed=self.random_state, progress=self.verbose > 0),
             cache=cache, freeze=self.freeze, lr=self.lr, C=self.C, image_size=self.image_size,
             max_length=self.max_length, feature_dim=self.n_features_in_ if data.modality == "features" else None,
-            log=self._log,
+            log=self._log, checkpoint_dir=self.checkpoint_dir,
+            run_key=self._run_key(data, backbone_name) if self.checkpoint_dir else "",
         )
         started = time.perf_counter()
         result = STRATEGIES.get(self.strategy)().fit(context)
@@ -138,6 +141,23 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
         return LabeledData(inputs=list(np.asarray(X, dtype=np.float32)), labels=y, modality="features",
                            source="array X")
+
+    def _run_key(self, data: LabeledData, backbone_name: str) -> str:
+        """Identifies a fit (data content, labels, options) so a checkpoint resumes only its own fit."""
+        import hashlib
+        import json
+
+        from .cache import content_hash
+
+        digest = hashlib.sha256()
+        ignored = {"verbose", "checkpoint_dir", "cache_dir", "device"}
+        options = {k: v for k, v in self.get_params().items() if k not in ignored}
+        digest.update(json.dumps({**options, "backbone": backbone_name, "version": __version__}, sort_keys=True,
+                                 default=str).encode())
+        for item, label in zip(data.inputs, data.labels):
+            digest.update(content_hash(item, data.modality))
+            digest.update(str(label).encode())
+        return digest.hexdigest()
 
     def _resolve_backbone(self, data: LabeledData) -> str:
         if self.backbone == "auto":

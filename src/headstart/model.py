@@ -43,8 +43,10 @@ class TransferModel(nn.Module):
         self.backbone = backbone
         self.head = nn.Linear(backbone.feature_dim, n_classes)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.head(self.backbone(batch))
+    def forward(self, batch: dict[str, torch.Tensor], return_features: bool = False):
+        features = self.backbone(batch)
+        logits = self.head(features)
+        return (logits, features) if return_features else logits
 
     def frozen_keys(self) -> set[str]:
         """state_dict keys of the frozen layer groups (parameters and BatchNorm buffers)."""

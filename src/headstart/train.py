@@ -1,8 +1,10 @@
 """The one training loop every strategy uses.
 
-Devices and precision are placed by Hugging Face Accelerate, so the same loop runs on a CPU, one
-GPU, or (launched with ``accelerate launch``) several GPUs or machines with DDP, without the
-strategies knowing. Optimisation: AdamW with layer-wise learning-rate decay (the head at ``head_lr``,
+Devices and precision are placed by Hugging Face Accelerate (model, optimizer, scheduler, backward),
+so the same loop runs on a CPU or a GPU without the strategies knowing. Batches are drawn by
+:func:`epoch_batches` rather than a prepared DataLoader so that an epoch is a function of
+(seed, epoch) and resumes exactly; sharding them across DDP processes is the step still missing
+for multi-GPU runs. Optimisation: AdamW with layer-wise learning-rate decay (the head at ``head_lr``,
 the last trainable group at ``lr``, each earlier group ``layer_decay`` times the next), a linear
 warm-up then cosine decay, and early stopping on validation accuracy that restores the best epoch.
 """
@@ -11,15 +13,18 @@ from __future__ import annotations
 
 import copy
 import math
+import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
-
+from .checkpoint import load_checkpoint, restore_optimizer, save_checkpoint
+from .errors import ConfigError, RunFolderError
 from .model import TransferModel
+from .terms import LossTerm, StepOutputs
 
 
 @dataclass
@@ -89,23 +94,24 @@ def warmup_cosine(total_steps: int, warmup_fraction: float):
     return factor
 
 
-class _Indices(torch.utils.data.Dataset):
-    def __init__(self, n: int):
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, index: int) -> int:
-        return index
+def seed_everything(seed: int) -> None:
+    """Seed every generator an epoch draws from: data order, augmentation (Python's ``random``
+    and torch, as timm's transforms use both), dropout."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
 
 
-def _collate(backbone, items, labels, train: bool):
-    def collate(indices):
-        batch = backbone.preprocess([items[i] for i in indices], train=train)
-        batch["labels"] = torch.as_tensor(labels[np.asarray(indices)], dtype=torch.long)
-        return batch
-    return collate
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """The epoch's shuffled batches, a function of (seed, epoch) alone, so a run resumed at an
+    epoch boundary draws exactly what the uninterrupted run drew."""
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def _preprocess(backbone, items, indices, train: bool, device) -> dict[str, torch.Tensor]:
+    batch = backbone.preprocess([items[i] for i in indices], train=train)
+    return {k: v.to(device) for k, v in batch.items()}
 
 
 def predict_logits(model: TransferModel, items, *, batch_size: int = 64, device=None) -> np.ndarray:
@@ -121,45 +127,96 @@ def predict_logits(model: TransferModel, items, *, batch_size: int = 64, device=
 
 
 def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val_items, val_y: np.ndarray,
-                     settings: TrainSettings) -> TrainResult:
-    """Train ``model`` in place; on return it holds the weights of the best validation epoch."""
+                     settings: TrainSettings, *, terms: Sequence[LossTerm] = (), target_items=None,
+                     checkpoint_dir=None, run_key: str = "") -> TrainResult:
+    """Train ``model`` in place; on return it holds the weights of the best validation epoch.
+
+    ``terms`` add to the cross-entropy (regularizers, domain adaptation); ``target_items`` are the
+    unlabeled target inputs that terms with ``needs_target`` see. With ``checkpoint_dir``, every
+    finished epoch is saved there, and a later call with the same ``run_key`` continues from it.
+    """
     from tqdm.auto import tqdm
 
-    torch.manual_seed(settings.seed)
+    terms = nn.ModuleList(terms)
+    if any(t.needs_target for t in terms) and not target_items:
+        needing = ", ".join(t.name for t in terms if t.needs_target)
+        raise ConfigError(f"{needing} adapt(s) to unlabeled target data, but no target inputs were given; "
+                          f"pass X_target (API) or --target (CLI)")
+    seed_everything(settings.seed)
     model.backbone.batchnorm_stats_frozen = not settings.train_bn
     accelerator = make_accelerator(settings.device, settings.precision)
-    generator = torch.Generator().manual_seed(settings.seed)
-    loader = DataLoader(_Indices(len(train_items)), batch_size=settings.batch_size, shuffle=True,
-                        generator=generator, collate_fn=_collate(model.backbone, train_items, train_y, settings.augment))
-    optimizer = torch.optim.AdamW(parameter_groups(model, settings), weight_decay=settings.weight_decay)
-    total_steps = max(1, settings.epochs * len(loader))
+    device = accelerator.device
+    groups = parameter_groups(model, settings)
+    term_params = [p for p in terms.parameters() if p.requires_grad]
+    if term_params:
+        groups.append({"params": term_params, "lr": settings.head_lr, "initial_lr": settings.head_lr, "name": "terms"})
+    optimizer = torch.optim.AdamW(groups, weight_decay=settings.weight_decay)
+    steps_per_epoch = math.ceil(len(train_items) / settings.batch_size)
+    total_steps = max(1, settings.epochs * steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, settings.warmup_fraction))
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    terms.to(device)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    unwrapped = accelerator.unwrap_model(model)
+    for term in terms:
+        term.setup(unwrapped)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     result = TrainResult()
-    best_state, best_key, stale = None, None, 0
+    best_state, best_key, stale, step, seen, first_epoch, stopped = None, None, 0, 0, 0, 1, False
+    restored = load_checkpoint(checkpoint_dir) if checkpoint_dir else None
+    if restored:
+        meta, tensors = restored
+        if meta.get("run_key") != run_key:
+            raise RunFolderError(f"the checkpoint in {checkpoint_dir} belongs to another fit (other data or settings); "
+                                 f"delete it, or resume with the data and options it was started with")
+        unwrapped.load_state_dict(tensors["model"])
+        terms.load_state_dict(tensors["terms"])
+        restore_optimizer(optimizer, meta, tensors["optim"])
+        scheduler.load_state_dict(meta["scheduler"])
+        best_state = tensors["best"] if meta["has_best"] else None
+        best_key = tuple(meta["best_key"]) if meta["best_key"] else None
+        stale, step, seen, stopped = meta["stale"], meta["step"], meta["seen"], meta["stopped"]
+        result.history = meta["history"]
+        result.best_epoch, result.best_val_accuracy = meta["best_epoch"], meta["best_val_accuracy"]
+        first_epoch = meta["epoch"] + 1
     started = time.perf_counter()
-    seen = 0
-    for epoch in range(1, settings.epochs + 1):
+    elapsed_before = result.history[-1]["seconds"] if result.history else 0.0
+    for epoch in range(first_epoch, settings.epochs + 1):
+        if stopped:
+            break
+        seed_everything(settings.seed * 10_007 + epoch)
         model.train()
+        terms.train()
         epoch_loss, batches = 0.0, 0
-        for batch in tqdm(loader, desc=f"epoch {epoch}/{settings.epochs}", leave=False, disable=not settings.progress):
-            labels = batch.pop("labels")
-            loss = loss_fn(model(batch), labels)
+        target_batches = epoch_batches(len(target_items), settings.batch_size, settings.seed + 1, epoch) if target_items else []
+        for index, indices in enumerate(tqdm(epoch_batches(len(train_items), settings.batch_size, settings.seed, epoch),
+                                             desc=f"epoch {epoch}/{settings.epochs}", leave=False, disable=not settings.progress)):
+            batch = _preprocess(unwrapped.backbone, train_items, indices, settings.augment, device)
+            labels = torch.as_tensor(train_y[indices], dtype=torch.long, device=device)
+            logits, features = model(batch, return_features=True)
+            loss = loss_fn(logits, labels)
+            if terms:
+                outputs = StepOutputs(batch=batch, features=features, logits=logits, labels=labels,
+                                      step=step, total_steps=total_steps)
+                if target_batches:
+                    target_indices = target_batches[index % len(target_batches)]
+                    outputs.target_batch = _preprocess(unwrapped.backbone, target_items, target_indices, settings.augment, device)
+                    outputs.target_logits, outputs.target_features = model(outputs.target_batch, return_features=True)
+                for term in terms:
+                    loss = loss + term.weight * term(outputs, unwrapped)
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             optimizer.step()
             scheduler.step()
             epoch_loss += float(loss.detach())
             batches += 1
-            seen += len(labels)
-        unwrapped = accelerator.unwrap_model(model)
+            step += 1
+            seen += len(indices)
         logits = predict_logits(unwrapped, val_items, batch_size=max(64, settings.batch_size))
         val_loss = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.as_tensor(val_y, dtype=torch.long)))
         val_accuracy = float((logits.argmax(1) == val_y).mean()) if len(val_y) else float("nan")
         result.history.append({"epoch": epoch, "train_loss": epoch_loss / max(1, batches),
                                "val_loss": val_loss, "val_accuracy": val_accuracy,
-                               "seconds": time.perf_counter() - started})
+                               "seconds": elapsed_before + time.perf_counter() - started})
         key = (val_accuracy, -val_loss)
         if best_key is None or key > best_key:
             best_key, stale = key, 0
@@ -167,9 +224,16 @@ def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val
             result.best_epoch, result.best_val_accuracy = epoch, val_accuracy
         else:
             stale += 1
-            if stale >= settings.patience:
-                break
-    unwrapped = accelerator.unwrap_model(model)
+            stopped = stale >= settings.patience
+        if checkpoint_dir:
+            save_checkpoint(checkpoint_dir, model=unwrapped, terms=terms, optimizer=optimizer, scheduler=scheduler,
+                            best_state=best_state, meta={
+                                "run_key": run_key, "epoch": epoch, "step": step, "seen": seen, "stale": stale,
+                                "stopped": stopped, "best_key": list(best_key) if best_key else None,
+                                "best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy,
+                                "history": result.history})
+    for term in terms:
+        term.teardown(unwrapped)
     if best_state is not None:
         unwrapped.load_state_dict(best_state)
     unwrapped.eval()

@@ -33,6 +33,10 @@ class FitContext:
     max_length: int | None = None
     feature_dim: int | None = None
     log: Callable[[str], None] = lambda message: None
+    make_terms: Callable[[Backbone, int], list] = lambda backbone, n_classes: []  # fresh LossTerms per fit
+    target_items: list | None = None  # unlabeled target inputs, for adaptation terms
+    checkpoint_dir: str | None = None
+    run_key: str = ""
 
     def make_backbone(self, pretrained: bool = True) -> Backbone:
         return create_backbone(self.backbone, pretrained=pretrained, image_size=self.image_size,

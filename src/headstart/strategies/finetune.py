@@ -27,7 +27,10 @@ def run_finetune(context: FitContext, model: TransferModel, *, default_freeze: i
     if head_lr is not None:
         settings.head_lr = head_lr
     started = time.perf_counter()
-    result = train_classifier(model, context.train_items, context.train_y, context.val_items, context.val_y, settings)
+    terms = context.make_terms(backbone, context.n_classes)
+    result = train_classifier(model, context.train_items, context.train_y, context.val_items, context.val_y, settings,
+                              terms=terms, target_items=context.target_items,
+                              checkpoint_dir=context.checkpoint_dir, run_key=context.run_key)
     summary = {
         "val_accuracy": result.best_val_accuracy,
         "best_epoch": result.best_epoch,
@@ -39,6 +42,7 @@ def run_finetune(context: FitContext, model: TransferModel, *, default_freeze: i
         "lr": settings.lr,
         "head_lr": settings.head_lr,
         "layer_decay": settings.layer_decay,
+        "loss_terms": [f"{t.name} (weight {t.weight:g})" for t in terms],
     }
     return StrategyResult(model, result.history, summary)
 

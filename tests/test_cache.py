@@ -1,0 +1,39 @@
+import numpy as np
+
+import headstart.cache as cache_module
+from headstart.backbones import create_backbone
+from headstart.cache import FeatureCache, content_hash
+
+from helpers import tiny_inputs
+
+
+def test_content_hash_depends_on_content_not_location(tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"same")
+    (tmp_path / "b.txt").write_bytes(b"same")
+    assert content_hash(str(tmp_path / "a.txt"), "image") == content_hash(str(tmp_path / "b.txt"), "image")
+    assert content_hash(str(tmp_path / "a.txt"), "text") != content_hash(str(tmp_path / "b.txt"), "text")
+
+
+def test_cache_serves_any_subset_and_layer_without_recomputing(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache_module, "CHUNK_SIZE", 5)  # several chunk files
+    backbone = create_backbone("mobilenetv2_100", image_size=32)
+    items, _ = tiny_inputs("image", per_class=6)
+    items = list(items)
+    cache = FeatureCache(tmp_path)
+    everything = cache.features(backbone, items, backbone.layer_names)
+    assert cache.last_computed == len(items) and len(list(tmp_path.rglob("chunk-*.safetensors"))) == 3
+    fresh = FeatureCache(tmp_path)  # a new process: reads the files
+    subset = fresh.features(backbone, items[3:7], ["blocks.2"])
+    assert fresh.last_computed == 0
+    np.testing.assert_array_equal(subset["blocks.2"], everything["blocks.2"][3:7])
+
+
+def test_cache_ignores_a_damaged_chunk_and_recomputes(tmp_path):
+    backbone = create_backbone("mobilenetv2_100", image_size=32)
+    items = list(tiny_inputs("image", per_class=2)[0])
+    FeatureCache(tmp_path).features(backbone, items)
+    for chunk in tmp_path.rglob("chunk-*.safetensors"):
+        chunk.write_bytes(b"garbage")
+    again = FeatureCache(tmp_path)
+    again.features(backbone, items)
+    assert again.last_computed == len(items)

@@ -10,6 +10,7 @@ numeric array with ``backbone="precomputed"``.
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,12 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             "fit_seconds": time.perf_counter() - started, "modality": data.modality,
         }
         self.pretrained_fingerprint_ = self.backbone_.weights_fingerprint() if self.backbone_.pretrained else None
+        truncated = self.backbone_.count_truncated(data.inputs)
+        self.fit_summary_["n_truncated"] = truncated
+        if truncated:
+            warnings.warn(f"{truncated} of {len(data)} inputs of {data.source} are longer than {backbone_name}'s "
+                          f"{getattr(self.backbone_, 'max_length', '?')} tokens and were truncated; raise max_length "
+                          f"(up to the model's limit) if their ends matter", UserWarning, stacklevel=2)
         return self
 
     def _read(self, X, y, *, require_labels: bool) -> LabeledData:

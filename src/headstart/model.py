@@ -59,6 +59,20 @@ class TransferModel(nn.Module):
         return frozen
 
 
+def environment() -> dict:
+    """Versions that decide whether a run can be reproduced bit for bit (recorded in config.json)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in ("torch", "timm", "transformers", "scikit-learn", "numpy", "accelerate", "safetensors"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
 def _write_atomic(path: Path, write) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
@@ -93,6 +107,7 @@ def save_model(model: TransferModel, folder, config: dict, metrics: dict | None 
         "feature_dim": int(backbone.feature_dim),
         "image_size": getattr(backbone, "image_size", None),
         "max_length": getattr(backbone, "max_length", None),
+        "environment": environment(),
         **config,
     }
     _write_atomic(folder / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))

@@ -115,6 +115,10 @@ class Backbone(nn.Module):
     def preprocess(self, items: Sequence, *, train: bool = False) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def count_truncated(self, items: Sequence) -> int:
+        """How many inputs preprocessing cuts short (texts over the token limit); 0 if none can be."""
+        return 0
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Pooled features of the last layer, ``(n, feature_dim)``; differentiable."""
         return self._pooled_outputs(batch, [self.layer_names[-1]])[self.layer_names[-1]]

@@ -74,6 +74,10 @@ class HFTextBackbone(Backbone):
         )
         return {k: v for k, v in encoded.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
 
+    def count_truncated(self, items: Sequence[str]) -> int:
+        lengths = self.tokenizer(list(items), truncation=False, add_special_tokens=True)["input_ids"]
+        return sum(len(ids) > self.max_length for ids in lengths)
+
     def _pool(self, output, batch) -> torch.Tensor:
         hidden = output[0] if isinstance(output, (tuple, list)) else output
         if hasattr(hidden, "last_hidden_state"):

@@ -312,3 +312,30 @@ def test_help_does_not_import_torch():
 
     code = "import sys; from headstart.cli import main; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------- rank
+
+
+def test_rank_text_csv_prints_table_total_and_freeze_depth(tmp_path):
+    texts, labels = tiny_texts(per_class=6)
+    table = tmp_path / "reviews.csv"
+    with table.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(zip(texts, labels))
+    code, out, err = run(["rank", table, "--score", "logme", "--cache-dir", tmp_path / "cache"])
+    assert code == 0, err
+    assert f"ranked 1 backbone(s) on {len(texts)} text examples" in out
+    body = out.split("\n\n")[1].splitlines()
+    assert body[0].split() == ["rank", "backbone", "layer", "logme", "seconds"]
+    scores = [float(line.split()[-2]) for line in body[2:]]
+    assert len(scores) == 7 and scores == sorted(scores, reverse=True)  # embeddings + layer.0 ... layer.5
+    assert all(line.split()[1] == "minilm_l6" for line in body[2:])
+    assert "total time:" in out
+    assert "minilm_l6: --freeze " in out and "(best layer: " in out
+
+
+def test_rank_unknown_score_exits_2_with_did_you_mean(tmp_path, capsys):
+    assert main(["rank", str(tmp_path / "missing.csv"), "--score", "logmee"]) == 2
+    assert "unknown score 'logmee'. Did you mean 'logme'" in capsys.readouterr().err

@@ -165,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="Few examples and 2 epochs: a smoke test that runs in well under a minute.")
     demo.set_defaults(handler=cmd_demo)
 
+    _add_rank_parser(commands)
+
     parser.set_defaults(handler=lambda args: _usage(parser))
     return parser
 
@@ -476,6 +478,96 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     run_demo(out_dir=args.out, quick=args.quick)
+    return 0
+
+
+# --------------------------------------------------------------------------- rank
+
+
+def _add_rank_parser(commands) -> None:
+    from .selection import SCORES
+
+    rank = commands.add_parser(
+        "rank", help="Rank backbones and their layers by a transferability score, without training.",
+        description="Score how well each backbone's frozen features (every layer group) suit the labels of "
+                    "DATA, with a transferability score computed from one forward pass per backbone (cached), "
+                    "and suggest how many layer groups to freeze. DATA is " + DATA_HELP + ".",
+        epilog="Example: headstart rank photos/ --backbones efficientnet_lite0,mobilenetv2_100 --score logme",
+    )
+    rank.add_argument("data", metavar="DATA", help=DATA_HELP)
+    rank.add_argument("--backbones", metavar="A,B,...",
+                      help="Comma-separated backbone names (zoo, timm:NAME, hf:ID). Default: every installed zoo "
+                           "model of DATA's modality.")
+    rank.add_argument("--score", default="logme", metavar="NAME",
+                      help=f"Transferability score, higher is better: {', '.join(SCORES.names())} "
+                           f"(default: %(default)s).")
+    rank.add_argument("--layers", choices=["all", "last"], default="all",
+                      help="Score every layer group, or only the last (default: %(default)s).")
+    rank.add_argument("--image-size", type=int, metavar="N", help="Resize images to N x N pixels (image backbones).")
+    rank.add_argument("--cache-dir", metavar="DIR",
+                      help="Folder of the feature cache (default: $HEADSTART_CACHE or ~/.cache/headstart/features; "
+                           "'none' keeps features in memory only).")
+    _add_column_options(rank, labels=True)
+    rank.set_defaults(handler=cmd_rank)
+
+
+def _rank_backbone_names(args: argparse.Namespace, modality: str) -> list[str]:
+    from .backbones import ZOO
+
+    if args.backbones is not None:
+        names = [name.strip() for name in args.backbones.split(",") if name.strip()]
+        if not names:
+            raise ConfigError(f"--backbones {args.backbones!r} names no backbone; pass comma-separated names, "
+                              f"e.g. --backbones {','.join(ZOO.names()[:2])}")
+        for name in names:
+            kind = ZOO.get(name).info.modality if name in ZOO else {"timm:": "image", "hf:": "text"}.get(
+                name[: name.find(":") + 1])
+            if kind is not None and kind != modality:
+                raise ConfigError(f"--backbones: {name} is a(n) {kind} backbone but {args.data} holds {modality} "
+                                  f"inputs; pick {modality} backbones (`{PROG} models list` shows each modality)")
+            _check_backbone_name(name)
+        return names
+    of_modality = [name for name in ZOO if ZOO.get(name).info.modality == modality]
+    installed = [name for name in of_modality if ZOO.get(name).installed]
+    missing = [name for name in of_modality if name not in installed]
+    if not installed:
+        raise ConfigError(f"no {modality} zoo model is installed to rank on {args.data}"
+                          + (f"; install one with `{PROG} models pull {missing[0]}`" if missing else "")
+                          + " or name backbones with --backbones")
+    if missing:
+        print(f"{PROG}: warning: not ranking {', '.join(missing)} (not installed; `{PROG} models pull NAME`)",
+              file=sys.stderr)
+    return installed
+
+
+def cmd_rank(args: argparse.Namespace) -> int:
+    from .selection import SCORES, rank_backbones, suggest_freeze
+
+    SCORES.get(args.score)  # an unknown score fails before any data is read
+    if args.image_size is not None and args.image_size < 1:
+        raise ConfigError(f"--image-size {args.image_size} must be a positive number of pixels, e.g. 224")
+    data = _load(args.data, args, require_labels=True)
+    names = _rank_backbone_names(args, data.modality)
+    cache = "none" if str(args.cache_dir).lower() == "none" else (args.cache_dir or None)
+    started = time.perf_counter()
+    rows = rank_backbones(list(data.inputs), data.labels, names, layers=args.layers, cache=cache,
+                          image_size=args.image_size, score=args.score)
+    total = time.perf_counter() - started
+    print(f"ranked {len(names)} backbone(s) on {len(data)} {data.modality} examples of {data.source} "
+          f"by {args.score} (higher is better)\n")
+    print(_table(["rank", "backbone", "layer", args.score, "seconds"],
+                 [[i, r.backbone, f"{r.layer} (group {r.layer_index})", f"{r.score:.4f}", f"{r.seconds:.2f}"]
+                  for i, r in enumerate(rows, 1)]))
+    feature_seconds = {r.backbone: r.feature_seconds for r in rows}
+    print(f"\ntotal time: {total:.1f} s (features: "
+          + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in feature_seconds.items()) + ")")
+    print("suggested freeze depth (freeze the layer groups strictly below the best-scoring layer):")
+    for name in names:
+        own = [r for r in rows if r.backbone == name]
+        k = suggest_freeze(own)
+        best = next(r for r in own if r.layer_index == k)
+        note = "; only the last layer was scored (--layers last)" if args.layers == "last" else ""
+        print(f"  {name}: --freeze {k} (best layer: {best.layer}, group {k}){note}")
     return 0
 
 

@@ -1,0 +1,154 @@
+"""Rank backbones and their layer groups by a transferability score, without training.
+
+:func:`rank_backbones` builds each backbone, takes the pooled features of every requested layer
+group from **one** :meth:`FeatureCache.features <headstart.cache.FeatureCache.features>` call
+(one forward pass per backbone, and none at all when the cache already holds them), scores every
+``(backbone, layer)`` with a score of :data:`~headstart.selection.SCORES` and returns
+:class:`RankRow` s, best first. :func:`suggest_freeze` turns one backbone's rows into a freeze depth.
+
+torch is imported only when ranking runs, so importing this module stays light.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError, DataError, did_you_mean
+
+LAYER_CHOICES = ("all", "last")
+
+
+@dataclass(frozen=True)
+class RankRow:
+    """One ``(backbone, layer)`` scored.
+
+    ``layer_index`` is the group's position in ``backbone.layer_names`` (0 = nearest the input).
+    ``seconds`` is the time to score this layer's features; ``feature_seconds`` is the time of the
+    backbone's one feature pass (cache look-up included), shared by all rows of that backbone.
+    """
+
+    backbone: str
+    layer: str
+    layer_index: int
+    score_name: str
+    score: float
+    seconds: float
+    feature_seconds: float = 0.0
+
+
+def _resolve_layers(layers, names: list[str], backbone: str) -> list[str]:
+    if isinstance(layers, str):
+        if layers == "all":
+            return list(names)
+        if layers == "last":
+            return [names[-1]]
+        if layers in names:
+            return [layers]
+        raise ConfigError(f"layers={layers!r} is neither 'all', 'last' nor a layer group of {backbone}."
+                          f"{did_you_mean(layers, [*LAYER_CHOICES, *names])} Its groups, input to output: "
+                          f"{', '.join(names)}")
+    chosen = list(dict.fromkeys(layers))
+    if not chosen:
+        raise ConfigError("layers is empty; pass 'all', 'last' or a list of layer group names")
+    return chosen  # unknown names are reported by backbone.check_layers, with its groups listed
+
+
+def _make_cache(cache):
+    from ..cache import FeatureCache
+
+    if cache is None:
+        return FeatureCache("default")
+    if isinstance(cache, FeatureCache):
+        return cache
+    if isinstance(cache, (str, os.PathLike)):
+        return FeatureCache(None if str(cache).lower() == "none" else cache)
+    raise ConfigError(f"cache must be a FeatureCache, a folder path, 'none' or None (the default folder), "
+                      f"got {type(cache).__name__}")
+
+
+def rank_backbones(
+    items: Sequence,
+    labels,
+    backbones: Sequence[str],
+    *,
+    layers: str | Sequence[str] = "all",
+    cache=None,
+    image_size: int | None = None,
+    max_length: int | None = None,
+    score: str = "logme",
+    progress: bool = False,
+) -> list[RankRow]:
+    """Score every ``(backbone, layer)`` on ``(items, labels)``; return the rows best first.
+
+    ``items``: images (paths, PIL images, uint8 arrays) or texts, as the backbones take them.
+    ``labels``: one per item, any type (encoded with ``np.unique``), at least 2 classes.
+    ``backbones``: names for :func:`headstart.backbones.create_backbone`. ``layers``: ``"all"``
+    (every layer group), ``"last"``, or group names. ``cache``: a :class:`FeatureCache`, a folder,
+    ``"none"`` (memory only) or ``None`` (the default cache folder). ``score``: a name in
+    :data:`~headstart.selection.SCORES`.
+    """
+    from ..backbones import create_backbone
+    from . import SCORES
+
+    scorer = SCORES.get(score)  # an unknown name raises with "Did you mean ..."
+    if isinstance(backbones, str):
+        backbones = [backbones]
+    names = list(dict.fromkeys(backbones))
+    if not names:
+        raise ConfigError("backbones is empty; pass at least one backbone name (see `headstart models list`)")
+    items = list(items)
+    target = np.asarray(labels)
+    if target.ndim != 1 or len(target) != len(items):
+        raise DataError(f"rank_backbones: {len(items)} inputs but labels of shape {target.shape}; pass one "
+                        f"label per input")
+    try:
+        classes, encoded = np.unique(target, return_inverse=True)
+    except TypeError:
+        raise DataError("rank_backbones: labels mix types that cannot be sorted; use one type, e.g. all "
+                        "strings") from None
+    if len(classes) < 2:
+        raise DataError(f"rank_backbones: labels hold {len(classes)} class among {len(items)} inputs; ranking "
+                        f"needs at least 2 classes")
+    encoded = encoded.reshape(-1)
+    store = _make_cache(cache)
+    rows: list[RankRow] = []
+    for name in names:
+        backbone = create_backbone(name, image_size=image_size, max_length=max_length)
+        all_layers = backbone.layer_names
+        chosen = _resolve_layers(layers, all_layers, name)
+        started = time.perf_counter()
+        features = store.features(backbone, items, chosen, progress=progress)  # one pass, every layer
+        feature_seconds = time.perf_counter() - started
+        for layer in chosen:
+            started = time.perf_counter()
+            value = float(scorer(features[layer], encoded))
+            rows.append(RankRow(name, layer, all_layers.index(layer), score, value,
+                                time.perf_counter() - started, feature_seconds))
+    rows.sort(key=lambda row: -row.score)  # stable: ties keep backbone order, then input-to-output
+    return rows
+
+
+def suggest_freeze(rows: Sequence[RankRow]) -> int:
+    """Freeze depth for one backbone: freeze the groups **strictly below** its best-scoring layer.
+
+    Returns ``k = layer_index`` of the best row, the value for ``Backbone.freeze(k)`` /
+    ``freeze=k``: groups ``0 .. k-1`` are frozen; the best layer's own group and every group above
+    it train, so the last group always trains (``k <= number of groups - 1``, the cap is built in).
+    A tie in score goes to the deeper layer (fewer parameters to train). With only the last layer
+    ranked (``layers="last"``), this is ``number of groups - 1``.
+    """
+    rows = list(rows)
+    if not rows:
+        raise ConfigError("suggest_freeze needs the rows of one backbone, got none; rank it first with "
+                          "rank_backbones(items, labels, [name])")
+    backbones = sorted({row.backbone for row in rows})
+    if len(backbones) > 1:
+        raise ConfigError(f"suggest_freeze got rows of {len(backbones)} backbones ({', '.join(backbones)}); pass "
+                          f"those of one, e.g. [r for r in rows if r.backbone == {backbones[0]!r}]")
+    best = max(rows, key=lambda row: (row.score, row.layer_index))
+    return int(best.layer_index)

@@ -499,3 +499,42 @@ def test_stratified_split_bad_val_size():
         stratified_split([0, 1, 0, 1], 1.5)
     with pytest.raises(ValueError, match=r"val_size=10 examples is not possible with 4 examples"):
         stratified_split([0, 1, 0, 1], 10)
+
+
+# --------------------------------------------------------------------------- found by tests/test_fuzz.py
+
+
+def test_from_arrays_zero_d_array_is_refused():
+    for X in (np.array("a text"), np.array(3.0), np.array(None, dtype=object)):
+        with pytest.raises(DataError, match=r"X is a single value \(a 0-d array of dtype"):
+            from_arrays(X)
+
+
+def test_from_arrays_features_beyond_float32_and_empty_shapes():
+    with pytest.raises(DataError, match=r"X holds 1e\+300 at index \(1, 0\).*beyond the float32 range"):
+        from_arrays(np.array([[1.0, 2.0], [1e300, 0.0]]))
+    with pytest.raises(DataError, match=r"shape \(3, 0\): 3 rows but 0 feature columns"):
+        from_arrays(np.zeros((3, 0)))
+    with pytest.raises(DataError, match=r"images of 0x4 pixels hold nothing"):
+        from_arrays(np.zeros((2, 0, 4), np.uint8))
+    with pytest.raises(DataError, match=r"X\[1\] is an array of shape \(0, 3\)"):
+        from_arrays([np.zeros((2, 2), np.uint8), np.zeros((0, 3), np.uint8)])
+
+
+def test_nested_json_labels_and_inputs_name_the_row(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": ["x", "y"]}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"row 2 of .*d\.jsonl.*holds a list in the label column 'label' "
+                                        r"\(\['x', 'y'\]\); a label must be a single string or number"):
+        load_dataset(path)
+    assert load_dataset(path, require_labels=False).labels is None
+    path.write_text('{"text": {"en": "a"}, "label": "x"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"row 1 of .*holds a dict in column 'text' \(\{'en': 'a'\}\), not a single text"):
+        load_dataset(path)
+
+
+def test_check_classification_labels_refuses_unhashable_labels():
+    labels = np.empty(3, dtype=object)
+    labels[:] = [[1], [0], [1]]
+    with pytest.raises(DataError, match=r"label at index 0 of y is a list \(\[1\]\); a label must be a single"):
+        check_classification_labels(labels, "y")

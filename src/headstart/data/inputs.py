@@ -75,7 +75,8 @@ def _screen_images(
     if skipped and not keep:
         raise DataError(
             f"none of the {len(paths)} images could be read; the first, {skipped[0].where}: "
-            f"{skipped[0].reason}. Image paths in a table are resolved relative to the table's folder."
+            f"{skipped[0].reason}. Check that these are image files (re-export them); image paths in a "
+            "table are resolved relative to the table's folder."
         )
     if skipped:
         shown = "; ".join(f"{s.where} ({s.reason})" for s in skipped[:3])
@@ -119,7 +120,10 @@ def load_dataset(
             [paths[i] for i in keep], np.array([labels[i] for i in keep]), "image", str(root), skipped
         )
     if root.stat().st_size == 0:
-        raise DataPathError(f"{root} is empty (0 bytes).")
+        raise DataPathError(
+            f"{root} is empty (0 bytes). A table needs a header row and one row per example; re-export "
+            "the file (was it saved before it was written?), or pass a folder of images."
+        )
     ext = root.suffix.lower()
     if ext not in TABLE_EXTENSIONS:
         hint = (
@@ -144,12 +148,13 @@ def load_dataset(
 
 
 def _not_found_message(root: Path) -> str:
+    fix = f" Check the path; a relative path is read from the current folder, {Path.cwd()}."
     parent = root.parent
     if not parent.is_dir():
-        return f"no such file or folder: {root} (its folder {parent} does not exist either)."
+        return f"no such file or folder: {root} (its folder {parent} does not exist either).{fix}"
     siblings = [p.name for p in parent.iterdir() if not p.name.startswith(".")]
     hint = did_you_mean(root.name, siblings)
-    return f"no such file or folder: {root}.{hint[:-1] + f' (in {parent})?' if hint else ''}"
+    return f"no such file or folder: {root}.{hint[:-1] + f' (in {parent})?' if hint else fix}"
 
 
 # --------------------------------------------------------------------------- from_arrays
@@ -176,6 +181,11 @@ def from_arrays(X, y=None, *, strict: bool = False, name: str = "X") -> LabeledD
         X = X.iloc[:, 0]
     if hasattr(X, "to_numpy"):  # pandas Series or DataFrame
         X = X.to_numpy()
+    if isinstance(X, np.ndarray) and X.ndim == 0:
+        raise DataError(
+            f"{name} is a single value (a 0-d array of dtype {X.dtype}: {_short(X)}), not a collection of "
+            f"examples. {_ACCEPTED}"
+        )
     if isinstance(X, np.ndarray) and X.dtype.kind not in "OUS":
         items, modality = _numeric_array(X, name)
     else:
@@ -219,6 +229,11 @@ _ACCEPTED = (
 )
 
 
+def _short(value, width: int = 60) -> str:
+    text = repr(value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _numeric_array(X: np.ndarray, name: str) -> tuple[list, str]:
     if X.ndim == 0 or len(X) == 0:
         raise DataError(f"{name} is empty (shape {X.shape}); there is nothing to learn from.")
@@ -233,12 +248,27 @@ def _numeric_array(X: np.ndarray, name: str) -> tuple[list, str]:
                 "Fill or drop those values first."
             )
     if X.ndim == 2:
-        return list(X.astype(np.float32)), "features"
+        if X.shape[1] == 0:
+            raise DataError(f"{name} has shape {X.shape}: {len(X)} rows but 0 feature columns. {_ACCEPTED}")
+        with np.errstate(over="ignore"):  # overflow is reported below, as an error naming the value
+            features = X.astype(np.float32)
+        if X.dtype.kind in "iuf" and not np.isfinite(features).all():  # finite, but beyond float32's range
+            idx = tuple(int(v) for v in np.argwhere(~np.isfinite(features))[0])
+            raise DataError(
+                f"{name} holds {X[idx]} at index {idx} (row, col), beyond the float32 range (±3.4e38) that "
+                "features are stored in. Rescale the features, e.g. standardise each column."
+            )
+        return list(features), "features"
     if X.ndim in (3, 4):
         if X.ndim == 4 and X.shape[3] not in (1, 3, 4):
             raise DataError(
                 f"{name} has shape {X.shape}: read as (n, h, w, c), c={X.shape[3]} channels is not "
                 f"supported (1, 3 or 4). If channels come first (n, c, h, w), pass X.transpose(0, 2, 3, 1). {_ACCEPTED}"
+            )
+        if X.shape[1] == 0 or X.shape[2] == 0:
+            raise DataError(
+                f"{name} has shape {X.shape}: images of {X.shape[1]}x{X.shape[2]} pixels hold nothing. "
+                f"{_ACCEPTED}"
             )
         if X.dtype in (np.uint8, np.uint16):
             return list(X), "image"
@@ -272,7 +302,8 @@ def _sequence(items: list, name: str) -> tuple[list, str]:
         return items, "image"
     if kind == "array":
         for i, a in enumerate(items):
-            if a.dtype not in (np.uint8, np.uint16) or not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (1, 3, 4))):
+            if (a.dtype not in (np.uint8, np.uint16) or not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (1, 3, 4)))
+                    or 0 in a.shape[:2]):
                 raise DataError(
                     f"{name}[{i}] is an array of shape {a.shape} and dtype {a.dtype}; an image must be "
                     f"uint8 (h, w) or (h, w, c) with c in 1, 3, 4. {_ACCEPTED}"

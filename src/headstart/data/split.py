@@ -23,6 +23,21 @@ def _is_missing(value) -> bool:
     return isinstance(value, (float, np.floating)) and math.isnan(value)
 
 
+def _is_scalar_label(value) -> bool:
+    if isinstance(value, (list, tuple, dict, set, frozenset, np.ndarray)):
+        return False
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _short(value, width: int = 60) -> str:
+    text = repr(_py(value))
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _as_1d(labels, where: str) -> np.ndarray:
     if labels is None:
         raise DataError(f"no labels given for {where}; a classifier needs one label per example.")
@@ -50,6 +65,13 @@ def check_classification_labels(labels, where: str) -> None:
                 f"the label at index {i} of {where} is missing ({_py(value)!r}); every example needs "
                 "a label. Fill it in or drop that example."
             )
+    for i, value in enumerate(arr):
+        if not _is_scalar_label(value):
+            raise DataError(
+                f"the label at index {i} of {where} is a {type(value).__name__} ({_short(value)}); a label must "
+                "be a single string or number per example. If the labels are one-hot or multi-label, this "
+                "classifier takes one class per example: pass the class name or index."
+            )
     is_text = [isinstance(v, str) for v in arr]
     if any(is_text) and not all(is_text):
         t, n = is_text.index(True), is_text.index(False)
@@ -61,7 +83,7 @@ def check_classification_labels(labels, where: str) -> None:
     if len(classes) < 2:
         raise DataError(
             f"only one class ({_py(classes[0])!r}) found in {where}; a classifier needs at least two. "
-            "Add examples of at least one other class."
+            f"All {len(arr)} examples have that label: add examples of at least one other class."
         )
 
 

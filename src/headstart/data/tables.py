@@ -6,6 +6,7 @@ is not counted); for .csv/.tsv the message also gives the spreadsheet row, which
 
 from __future__ import annotations
 
+import difflib
 import io
 import math
 from dataclasses import dataclass
@@ -50,7 +51,10 @@ def read_table(
     df = _read_frame(path)
     ext = path.suffix.lower()
     if len(df) == 0:
-        raise DataPathError(f"{path} has no data rows (only a header or an empty list).")
+        raise DataPathError(
+            f"{path} has no data rows (only a header or an empty list). Add one row per example, "
+            "with its input and its label."
+        )
     columns = [str(c) for c in df.columns]
     df.columns = columns
 
@@ -70,6 +74,12 @@ def read_table(
                 f"{where(i, path)} has an empty {what} in column {input_col!r} (value: {value!r}). "
                 "Fill it in or delete the row."
             )
+        if isinstance(value, (list, dict)):  # nested JSON
+            what = "text" if modality == "text" else "image path"
+            raise DataError(
+                f"{where(i, path)} holds a {type(value).__name__} in column {input_col!r} "
+                f"({_short(value)}), not a single {what}. Flatten it to one {what} per row."
+            )
         if modality == "text":
             inputs.append(value if isinstance(value, str) else str(value))
         else:
@@ -81,7 +91,14 @@ def read_table(
         labels = df[label_col].to_numpy()
         blank = [_is_missing(v) or (isinstance(v, str) and not v.strip()) for v in labels]
         bad = blank.index(True) if any(blank) else None
-        if bad is not None:
+        nested = next((i for i, v in enumerate(labels) if isinstance(v, (list, dict))), None)
+        if nested is not None and require_labels:
+            raise DataError(
+                f"{where(nested, path)} holds a {type(labels[nested]).__name__} in the label column "
+                f"{label_col!r} ({_short(labels[nested])}); a label must be a single string or number. "
+                "Put one class per row."
+            )
+        if bad is not None or nested is not None:
             if require_labels:
                 raise DataError(
                     f"{where(bad, path)} has no label in column {label_col!r} "
@@ -101,7 +118,10 @@ def _read_frame(path: Path) -> pd.DataFrame:
             return pd.read_parquet(path)
         text = _utf8_text(path)
         if not text.strip():
-            raise DataPathError(f"{path} is empty (only whitespace).")
+            raise DataPathError(
+                f"{path} is empty (only whitespace). A table needs a header row and one row per example; "
+                "re-export the file."
+            )
         if ext in (".csv", ".tsv"):
             return pd.read_csv(
                 io.StringIO(text), sep="," if ext == ".csv" else "\t",
@@ -118,7 +138,9 @@ def _read_frame(path: Path) -> pd.DataFrame:
     except ImportError as exc:
         raise DataError(f"reading {path} needs pyarrow: pip install pyarrow ({exc}).") from exc
     except pd.errors.EmptyDataError as exc:
-        raise DataPathError(f"{path} is empty: no header and no rows.") from exc
+        raise DataPathError(
+            f"{path} is empty: no header and no rows. A table needs a header row and one row per example."
+        ) from exc
     except Exception as exc:  # parser errors: pass pandas' message (it names the line) along
         raise DataError(
             f"cannot parse {path} as a {ext} table: {exc}. Check that the file is a valid {ext} "
@@ -140,6 +162,11 @@ def _utf8_text(path: Path) -> str:
         ) from exc
 
 
+def _short(value, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _is_missing(value) -> bool:
     if value is None or value is pd.NA or value is pd.NaT:
         return True
@@ -157,7 +184,8 @@ def _find(columns: list[str], candidates: tuple[str, ...]) -> str | None:
 def _missing_column(path: Path, role: str, asked: str, columns: list[str], argument: str) -> DataError:
     return DataError(
         f"{path} has no {role} column {asked!r}; columns present: {', '.join(map(repr, columns))}."
-        f"{did_you_mean(asked, columns)} Pass {argument}= with one of those names."
+        f"{did_you_mean(asked, columns)} Pass {argument}= (on the command line "
+        f"--{argument.replace('_', '-')}) with one of those names."
     )
 
 
@@ -170,12 +198,32 @@ def _pick_label_column(path: Path, columns: list[str], asked: str | None, requir
         return None
     found = _find(columns, LABEL_COLUMNS)
     if found is None and required:
-        hint = did_you_mean("label", columns) or did_you_mean("class", columns)
+        close = _close_to_label_name(columns)
+        hint = (
+            f" Column {close[0]!r} looks like a misspelling of {close[1]!r}: rename it, or pass "
+            f"label_column={close[0]!r} (on the command line --label-column {close[0]!r})."
+            if close else " Pass label_column= (on the command line --label-column) naming the column that "
+            "holds the labels."
+        )
         raise DataError(
             f"{path} has no label column: looked for {', '.join(LABEL_COLUMNS)}; columns present: "
-            f"{', '.join(map(repr, columns))}.{hint} Pass label_column= naming the column that holds the labels."
+            f"{', '.join(map(repr, columns))}.{hint}"
         )
     return found
+
+
+def _close_to_label_name(columns: list[str]) -> tuple[str, str] | None:
+    """``(column, label name)`` for the column that best looks like a misspelt label column name."""
+    best = None
+    for column in columns:
+        key = column.strip().lower()
+        for name in LABEL_COLUMNS:
+            if len(name) < 4:  # 'y' is close to every short name
+                continue
+            score = difflib.SequenceMatcher(None, key, name).ratio()
+            if score >= 0.6 and (best is None or score > best[0]):
+                best = (score, column, name)
+    return None if best is None else (best[1], best[2])
 
 
 def _pick_input_column(path, df, label_col, text_column, image_column) -> tuple[str, str]:

@@ -190,7 +190,8 @@ def test_fit_missing_data_folder_exits_2_naming_the_path(tmp_path, capsys):
     missing = tmp_path / "no-such-folder"
     assert main(["fit", str(missing), "--out", str(tmp_path / "run")]) == 2
     captured = capsys.readouterr()
-    assert captured.err == f"headstart: error: no such file or folder: {missing}.\n"
+    assert captured.err.startswith(f"headstart: error: no such file or folder: {missing}. Check the path")
+    assert captured.err.count("\n") == 1  # one line, no traceback
     assert "Traceback" not in captured.err and not (tmp_path / "run").exists()
 
 

@@ -148,7 +148,7 @@ def extract_features(
     outputs: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
     starts = range(0, len(items), batch_size)
     with torch.inference_mode():
-        for start in tqdm(starts, desc=f"features ({backbone.name})", unit="batch", disable=not progress, leave=False):
+        for start in tqdm(starts, desc=f"features ({backbone.name})", unit="batch", disable=None if progress else True, leave=False):
             batch = backbone.preprocess(items[start : start + batch_size])
             batch = {k: v.to(device) for k, v in batch.items()}
             pooled = backbone.forward_features(batch, layers=list(layers))

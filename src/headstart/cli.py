@@ -105,9 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a classifier on DATA and save it to the run folder --out. " + DATA_HELP + ".",
         epilog="Example: headstart fit photos/ --out runs/photos --strategy finetune --epochs 5",
     )
-    fit.add_argument("data", metavar="DATA", help=DATA_HELP)
-    fit.add_argument("--out", "-o", required=True, metavar="RUN_DIR",
-                     help="Run folder to write (model.safetensors, config.json, metrics.json, history.json).")
+    fit.add_argument("data", metavar="DATA", nargs="?", help=DATA_HELP)
+    fit.add_argument("--out", "-o", metavar="RUN_DIR",
+                     help="Run folder to write (model.safetensors, config.json, metrics.json, history.json); "
+                          "training checkpoints go to RUN_DIR/checkpoint until the fit finishes.")
+    fit.add_argument("--resume", metavar="RUN_DIR",
+                     help="Continue an interrupted `headstart fit --out RUN_DIR` with its own data and options.")
+    fit.add_argument("--target", metavar="PATH",
+                     help="Unlabeled inputs of the deployment domain (folder or table) for --adapt.")
     _add_column_options(fit, labels=True)
     add_fit_config_options(fit)
     fit.set_defaults(handler=cmd_fit)
@@ -230,34 +235,70 @@ def _load(path: str, args: argparse.Namespace, *, require_labels: bool):
     return data
 
 
+FIT_ARGS_FILE = "fit_args.json"
+
+
+def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
+    """The arguments an interrupted fit was started with, read back from its run folder."""
+    folder = Path(args.resume).expanduser()
+    recorded = folder / FIT_ARGS_FILE
+    if not recorded.is_file():
+        raise DataPathError(f"cannot resume {folder}: it has no {FIT_ARGS_FILE}, so it was not started by "
+                            f"`{PROG} fit --out {folder}` (or it finished and was cleaned up); start the fit again")
+    try:
+        saved = json.loads(recorded.read_text(encoding="utf-8"))
+        return argparse.Namespace(**{**vars(args), **saved["args"], "resume": None, "out": str(folder)})
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise DataPathError(f"{recorded} is damaged ({error}); start the fit again") from None
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     from .config import validate
     from .estimator import TransferClassifier
+    from .model import write_json
     from .strategies import STRATEGIES
 
+    if args.resume:
+        args = _resume_args(args)
+    if not args.data or not args.out:
+        raise DataPathError(f"`{PROG} fit` needs DATA and --out RUN_DIR (or --resume RUN_DIR)")
     params = _fit_params(args)
+    out = Path(args.out).expanduser()
+    if params.get("checkpoint_dir") is None:
+        params["checkpoint_dir"] = str(out / "checkpoint")
     validate(params, STRATEGIES, where="fit")  # option combinations, before the data is read
     _check_backbone_name(params["backbone"])
-    out = Path(args.out).expanduser()
     if out.exists() and not out.is_dir():
         raise DataPathError(f"--out {out} exists and is not a folder; pass a folder path for the run")
-    data = _load(args.data, args, require_labels=True)
+    data = _load(args.data, args, require_labels=True)  # bad data fails before any run folder exists
+    out.mkdir(parents=True, exist_ok=True)
+    recorded = {key: value for key, value in vars(args).items() if key not in ("handler", "resume", "out")}
+    recorded["data"] = str(Path(args.data).expanduser().absolute())
+    if args.target:
+        recorded["target"] = str(Path(args.target).expanduser().absolute())
+    write_json(out / FIT_ARGS_FILE, {"args": recorded})
     if params["verbose"]:
         print(f"[headstart] {len(data)} {data.modality} examples from {data.source}")
-    clf = TransferClassifier(**params).fit(data)
+    target = _load(args.target, args, require_labels=False).inputs if args.target else None
+    clf = TransferClassifier(**params).fit(data, X_target=target)
     folder = clf.save(out)
+    import shutil
+
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)  # the finished model is saved; its checkpoint is spent
     summary = clf.fit_summary_
     val = summary.get("val_accuracy")
     lines = [
         f"strategy:            {summary['strategy']}",
         f"backbone:            {summary['backbone']} ({summary['modality']})",
         f"classes:             {len(clf.classes_)} ({_shorten(', '.join(map(str, clf.classes_)))})",
-        f"train / validation:  {summary['n_train']} / {summary['n_val']} examples",
+        f"train / validation:  {summary['n_train']} / {summary['n_val']} examples" + (" (held-out part of the planner's split)" if "verdict" in summary else ""),
         f"validation accuracy: {_fmt(val)}",
         f"fit time:            {summary['fit_seconds']:.1f} s",
         f"skipped inputs:      {len(clf.skipped_)}",
     ]
     lines += [f"  - {item['where']}: {item['reason']}" for item in clf.skipped_]
+    if "verdict" in summary:
+        lines.append(f"chosen:              {summary['chosen']} — {summary['verdict']} (see plan.json)")
     lines.append(f"run folder:          {Path(folder).absolute()}")
     print("\n".join(lines))
     print(f"next: {PROG} evaluate {shlex.quote(str(folder))} TEST_DATA   |   "
@@ -374,7 +415,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         counts = {label: int((y_true == label).sum()) for label in unseen}
         raise DataError(
             f"{data.source} has label(s) the model in {run_dir} never saw in training: "
-            f"{', '.join(f'{label!r} ({n} rows)' for label, n in counts.items())}. The model knows "
+            f"{', '.join(f'{label!r} ({n} row' + ('s' if n != 1 else '') + ')' for label, n in counts.items())}. The model knows "
             f"{len(known)} classes: {', '.join(map(repr, known))}. Remove those rows, or fit a new model "
             f"that includes them")
     skipped = [{"where": s.where, "reason": s.reason} for s in data.skipped]

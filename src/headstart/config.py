@@ -20,7 +20,9 @@ class FitConfig:
                            "timm:NAME, hf:ID, a local model folder, 'precomputed' for feature vectors, or 'auto' "
                            "(the zoo default for the data's modality).", kind=str)
     strategy: str = option("linear_probe", "How to transfer: linear_probe (frozen backbone + logistic head), "
-                           "finetune, lp_ft (probe then fine-tune), scratch (no transfer: random init).", kind=str)
+                           "finetune, lp_ft (probe then fine-tune), scratch (no transfer: random init), or auto "
+                           "(rank backbones, try the ladder against a no-transfer baseline, keep the best).", kind=str)
+    budget: str | None = option(None, "strategy=auto: time budget, e.g. '90s', '10m', '1h' (default 10m).", kind=str)
     freeze: int | None = option(None, "finetune/lp_ft: freeze the first K layer groups (0 = train all; default 0).",
                                 minimum=0, kind=int)
     epochs: int = option(10, "Maximum training epochs (fine-tuning strategies).", minimum=1, kind=int)
@@ -32,6 +34,14 @@ class FitConfig:
     weight_decay: float = option(0.01, "AdamW weight decay.", minimum=0.0, kind=float)
     batch_size: int = option(32, "Examples per training step.", minimum=1, kind=int)
     patience: int = option(3, "Stop after this many epochs without a better validation accuracy.", minimum=1, kind=int)
+    regularizer: str | None = option(None, "finetune/lp_ft: keep pre-trained knowledge while fine-tuning: l2_sp, delta, "
+                                     "bss, lwf, or several joined by commas.", kind=str)
+    regularizer_weight: float | None = option(None, "Weight of each regularizer's term (default: each method's own).",
+                                              minimum=0.0, kind=float)
+    adapt: str | None = option(None, "finetune/lp_ft with unlabeled target inputs (X_target / --target): align them "
+                               "with coral, mmd, dann, cdan, cdan_e, mcc or self_training.", kind=str)
+    adapt_weight: float | None = option(None, "Weight of the adaptation term (default: the method's own).",
+                                        minimum=0.0, kind=float)
     C: float | None = option(None, "linear_probe: inverse L2 strength of the logistic head (default: chosen on "
                              "validation).", minimum=0.0, kind=float)
     val_size: float = option(0.2, "Fraction (or count, if >= 1) of labeled data held out for validation, stratified.",
@@ -72,13 +82,32 @@ def validate(values: dict, strategies, where: str = "TransferClassifier") -> Non
             raise ConfigError(f"{where}: {name}={value!r} is below its minimum {spec['minimum']}. {spec['help']}")
         if spec["maximum"] is not None and value > spec["maximum"]:
             raise ConfigError(f"{where}: {name}={value!r} is above its maximum {spec['maximum']}. {spec['help']}")
-    if values["strategy"] not in strategies:
+    if values["strategy"] not in strategies and values["strategy"] != "auto":
         strategies.get(values["strategy"])  # raises with close matches
+    if values["budget"] is not None:
+        from .auto import parse_budget
+
+        parse_budget(values["budget"])
+        if values["strategy"] != "auto":
+            raise ConfigError(f"{where}: budget={values['budget']!r} only applies to strategy='auto'; drop it")
     if values["freeze"] is not None and values["strategy"] not in ("finetune", "lp_ft"):
         raise ConfigError(f"{where}: freeze={values['freeze']} only applies to strategy 'finetune' or 'lp_ft', "
                           f"not {values['strategy']!r}; drop freeze or change the strategy")
     if values["C"] is not None and values["strategy"] not in ("linear_probe", "lp_ft"):
         raise ConfigError(f"{where}: C={values['C']} only applies to 'linear_probe' or 'lp_ft'; drop it")
+    for key in ("regularizer", "adapt"):
+        if values[key] is not None and values["strategy"] not in ("finetune", "lp_ft"):
+            raise ConfigError(f"{where}: {key}={values[key]!r} acts while fine-tuning; use strategy 'finetune' or "
+                              f"'lp_ft' (with freeze set to train only the top layers), not {values['strategy']!r}")
+    if values["regularizer"] is not None:
+        from .regularizers import REGULARIZERS
+
+        for name in regularizer_names(values["regularizer"]):
+            REGULARIZERS.get(name)  # raises with close matches
+    if values["adapt"] is not None:
+        from .adapt import ADAPTERS
+
+        ADAPTERS.get(values["adapt"])
     val_size = values["val_size"]
     if not (0 < val_size < 1 or (val_size >= 1 and float(val_size).is_integer())):
         raise ConfigError(f"{where}: val_size={val_size!r} must be a fraction in (0, 1) or a whole count >= 1")
@@ -86,3 +115,7 @@ def validate(values: dict, strategies, where: str = "TransferClassifier") -> Non
 
 def as_dict(config: FitConfig) -> dict:
     return dataclasses.asdict(config)
+
+
+def regularizer_names(value: str) -> list[str]:
+    return [name.strip() for name in str(value).split(",") if name.strip()]

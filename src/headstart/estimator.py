@@ -21,8 +21,9 @@ from . import __version__
 from .config import DEFAULTS, validate
 from .data import LabeledData, check_classification_labels, from_arrays, load_dataset, stratified_split
 from .errors import ConfigError, DataError, NotFittedError
-from .train import TrainSettings, predict_logits, seed_everything
+from .train import TrainSettings, seed_everything
 
+DEFAULT_BUDGET = "10m"
 DEFAULT_BACKBONES = {"image": "efficientnet_lite0", "text": "minilm_l6", "features": "precomputed"}
 
 
@@ -35,15 +36,18 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     training, with reasons), ``n_features_in_`` (precomputed features only).
     """
 
-    def __init__(self, backbone=DEFAULTS.backbone, strategy=DEFAULTS.strategy, freeze=DEFAULTS.freeze,
+    def __init__(self, backbone=DEFAULTS.backbone, strategy=DEFAULTS.strategy, budget=DEFAULTS.budget, freeze=DEFAULTS.freeze,
                  epochs=DEFAULTS.epochs, lr=DEFAULTS.lr, layer_decay=DEFAULTS.layer_decay,
                  weight_decay=DEFAULTS.weight_decay, batch_size=DEFAULTS.batch_size, patience=DEFAULTS.patience,
+                 regularizer=DEFAULTS.regularizer,
+                 regularizer_weight=DEFAULTS.regularizer_weight, adapt=DEFAULTS.adapt, adapt_weight=DEFAULTS.adapt_weight,
                  C=DEFAULTS.C, val_size=DEFAULTS.val_size, image_size=DEFAULTS.image_size,
                  max_length=DEFAULTS.max_length, train_bn=DEFAULTS.train_bn, augment=DEFAULTS.augment, cache_dir=DEFAULTS.cache_dir,
                  checkpoint_dir=DEFAULTS.checkpoint_dir,
                  device=DEFAULTS.device, random_state=DEFAULTS.random_state, verbose=DEFAULTS.verbose):
         self.backbone = backbone
         self.strategy = strategy
+        self.budget = budget
         self.freeze = freeze
         self.epochs = epochs
         self.lr = lr
@@ -51,6 +55,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.patience = patience
+        self.regularizer = regularizer
+        self.regularizer_weight = regularizer_weight
+        self.adapt = adapt
+        self.adapt_weight = adapt_weight
         self.C = C
         self.val_size = val_size
         self.image_size = image_size
@@ -64,55 +72,122 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
 
     # -- fitting ----------------------------------------------------------------------
-    def fit(self, X, y=None):
-        from .cache import FeatureCache
-        from .strategies import STRATEGIES, FitContext
+    def fit(self, X, y=None, X_target=None):
+        """Fit on labeled ``X, y``; ``X_target``: unlabeled inputs of the deployment domain, for ``adapt``."""
+        from .strategies import STRATEGIES
 
-        params = self.get_params()
-        validate(params, STRATEGIES)
+        validate(self.get_params(), STRATEGIES)
         if hasattr(self, "n_features_in_"):
             del self.n_features_in_  # a refit on images or text must not keep a stale feature count
         data = self._read(X, y, require_labels=True)
         labels = np.asarray(data.labels)
         check_classification_labels(labels, data.source)
+        stratified_split(labels, self.val_size, self.random_state)  # refuse unsplittable labels, naming the user's
         self.classes_, encoded = np.unique(labels, return_inverse=True)
-        backbone_name = self._resolve_backbone(data)
-        train_idx, val_idx = stratified_split(labels, self.val_size, self.random_state)  # errors name the user's labels
-        cache = FeatureCache(None if str(self.cache_dir).lower() == "none" else (self.cache_dir or "default"))
+        self.modality_ = data.modality
+        self._target = self._read_target(X_target, data)
         seed_everything(self.random_state)
-        context = FitContext(
+        started = time.perf_counter()
+        if self.strategy == "auto":
+            from .auto import parse_budget, plan_and_fit
+
+            model, winner, self.plan_ = plan_and_fit(self, data, encoded, len(self.classes_),
+                                                     parse_budget(self.budget or DEFAULT_BUDGET))
+            train_part, held_out = self.plan_["split_sizes"]
+            summary = {"strategy": "auto", "chosen": winner.name, "chosen_strategy": winner.strategy,
+                       "backbone": winner.backbone or winner.strategy, "val_accuracy": winner.mean,
+                       "n_train": train_part, "n_val": held_out,
+                       "negative_transfer": self.plan_["negative_transfer"], "verdict": self.plan_["verdict"]}
+            self.history_ = []
+        else:
+            backbone_name = self._resolve_backbone(data)
+            context = self._context(data, encoded, backbone_name, len(self.classes_), freeze=self.freeze)
+            result = STRATEGIES.get(self.strategy)().fit(context)
+            model, summary, self.history_ = result.model, {**result.summary, "strategy": self.strategy,
+                                                            "backbone": backbone_name,
+                                                            "n_train": len(context.train_items),
+                                                            "n_val": len(context.val_items)}, result.history
+        self.skipped_ = [{"where": s.where, "reason": s.reason} for s in data.skipped]
+        self.fit_summary_ = {**summary, "n_labeled": len(labels), "n_skipped": len(data.skipped),
+                             "fit_seconds": time.perf_counter() - started, "modality": data.modality}
+        self._set_model(model)
+        if self.backbone_ is not None:
+            truncated = self.backbone_.count_truncated(data.inputs)
+            self.fit_summary_["n_truncated"] = truncated
+            if truncated:
+                warnings.warn(f"{truncated} of {len(data)} inputs of {data.source} are longer than "
+                              f"{self.backbone_.name}'s {getattr(self.backbone_, 'max_length', '?')} tokens and were "
+                              f"truncated; raise max_length (up to the model's limit) if their ends matter",
+                              UserWarning, stacklevel=2)
+        return self
+
+    def _set_model(self, model) -> None:
+        from .baselines import Baseline
+
+        if isinstance(model, Baseline):
+            self.model_, self.backbone_, self.pretrained_fingerprint_ = model, None, None
+            return
+        self.model_ = model.to(self._device_for_torch())
+        self.backbone_ = self.model_.backbone
+        self.pretrained_fingerprint_ = self.backbone_.weights_fingerprint() if self.backbone_.pretrained else None
+
+    def _cache(self):
+        from .cache import FeatureCache
+
+        return FeatureCache(None if str(self.cache_dir).lower() == "none" else (self.cache_dir or "default"))
+
+    def _context(self, data: LabeledData, encoded: np.ndarray, backbone_name: str, n_classes: int, *, freeze):
+        """A strategy's inputs: a stratified train/validation split of ``data`` and the settings."""
+        from .strategies import FitContext
+
+        train_idx, val_idx = stratified_split(encoded, self.val_size, self.random_state)
+        return FitContext(
             backbone=backbone_name,
             train_items=[data.inputs[i] for i in train_idx], train_y=encoded[train_idx],
             val_items=[data.inputs[i] for i in val_idx], val_y=encoded[val_idx],
-            n_classes=len(self.classes_),
+            n_classes=n_classes,
             settings=TrainSettings(epochs=self.epochs, layer_decay=self.layer_decay, weight_decay=self.weight_decay,
                                    batch_size=self.batch_size, patience=self.patience, augment=self.augment,
                                    train_bn=self.train_bn,
                                    device=self._device(), seed=self.random_state, progress=self.verbose > 0),
-            cache=cache, freeze=self.freeze, lr=self.lr, C=self.C, image_size=self.image_size,
+            cache=self._cache(), freeze=freeze, lr=self.lr, C=self.C, image_size=self.image_size,
             max_length=self.max_length, feature_dim=self.n_features_in_ if data.modality == "features" else None,
             log=self._log, checkpoint_dir=self.checkpoint_dir,
             run_key=self._run_key(data, backbone_name) if self.checkpoint_dir else "",
+            make_terms=self._make_terms, target_items=self._target,
         )
-        started = time.perf_counter()
-        result = STRATEGIES.get(self.strategy)().fit(context)
-        self.model_ = result.model.to(self._device_for_torch())
-        self.backbone_ = self.model_.backbone
-        self.history_ = result.history
-        self.skipped_ = [{"where": s.where, "reason": s.reason} for s in data.skipped]
-        self.fit_summary_ = {
-            **result.summary, "strategy": self.strategy, "backbone": backbone_name,
-            "n_train": len(train_idx), "n_val": len(val_idx), "n_skipped": len(data.skipped),
-            "fit_seconds": time.perf_counter() - started, "modality": data.modality,
-        }
-        self.pretrained_fingerprint_ = self.backbone_.weights_fingerprint() if self.backbone_.pretrained else None
-        truncated = self.backbone_.count_truncated(data.inputs)
-        self.fit_summary_["n_truncated"] = truncated
-        if truncated:
-            warnings.warn(f"{truncated} of {len(data)} inputs of {data.source} are longer than {backbone_name}'s "
-                          f"{getattr(self.backbone_, 'max_length', '?')} tokens and were truncated; raise max_length "
-                          f"(up to the model's limit) if their ends matter", UserWarning, stacklevel=2)
-        return self
+
+    def _read_target(self, X_target, data: LabeledData):
+        if X_target is None:
+            if self.adapt is not None:
+                raise ConfigError(f"adapt={self.adapt!r} aligns the training data with unlabeled target data; pass "
+                                  f"fit(X, y, X_target=...) (CLI: --target PATH)")
+            return None
+        target = self._read(X_target, None, require_labels=False)
+        if target.modality != data.modality:
+            raise DataError(f"X_target holds {target.modality} inputs ({target.source}) but the training data holds "
+                            f"{data.modality}; pass target inputs of the same kind")
+        if self.adapt is None:
+            warnings.warn("X_target was given but adapt is None, so it is not used; set adapt='coral' (or another "
+                          "method) to align with it", UserWarning, stacklevel=3)
+        return list(target.inputs)
+
+    def _make_terms(self, backbone, n_classes: int) -> list:
+        """Fresh loss terms for one training run: the regularizers, then the adaptation method."""
+        from .config import regularizer_names
+
+        terms = []
+        if self.regularizer:
+            from .regularizers import REGULARIZERS
+
+            for name in regularizer_names(self.regularizer):
+                cls = REGULARIZERS.get(name)
+                terms.append(cls() if self.regularizer_weight is None else cls(weight=self.regularizer_weight))
+        if self.adapt:
+            from .adapt import build
+
+            terms.append(build(self.adapt, backbone.feature_dim, n_classes, weight=self.adapt_weight))
+        return terms
 
     def _read(self, X, y, *, require_labels: bool) -> LabeledData:
         if isinstance(X, LabeledData):
@@ -139,13 +214,19 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         from sklearn.utils.multiclass import check_classification_targets
         from sklearn.utils.validation import validate_data
 
-        if require_labels:
-            if y is None:
-                raise DataError(f"{type(self).__name__} requires y to be passed, but the target y is None")
-            X, y = validate_data(self, X, y, reset=True, dtype=[np.float32, np.float64])
-            check_classification_targets(y)
-        else:
-            X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        try:
+            if require_labels:
+                if y is None:
+                    raise DataError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+                X, y = validate_data(self, X, y, reset=True, dtype=[np.float32, np.float64])
+                check_classification_targets(y)
+            else:
+                X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        except DataError:
+            raise
+        except ValueError as error:  # scikit-learn's wording, kept (its checks expect it), as our error type
+            raise DataError(f"{error} (backbone='precomputed' takes a 2-D array of finite numbers, one row per "
+                            f"example)") from error
         return LabeledData(inputs=list(np.asarray(X, dtype=np.float32)), labels=y, modality="features",
                            source="array X")
 
@@ -212,11 +293,15 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         if data.skipped:
             raise DataError(f"cannot predict: {len(data.skipped)} input(s) unreadable, first {data.skipped[0].where}: "
                             f"{data.skipped[0].reason}; fix or remove them")
-        expected = self.backbone_.modality
+        expected = self.modality_
         if data.modality != expected:
             raise DataError(f"this model was trained on {expected} inputs but received {data.modality} "
                             f"({data.source}); pass {expected} inputs")
-        return predict_logits(self.model_, data.inputs, batch_size=max(64, self.batch_size))
+        if self.backbone_ is not None and (truncated := self.backbone_.count_truncated(data.inputs)):
+            warnings.warn(f"{truncated} of {len(data)} inputs are longer than {self.backbone_.name}'s "
+                          f"{getattr(self.backbone_, 'max_length', '?')} tokens and were truncated before predicting",
+                          UserWarning, stacklevel=3)
+        return np.asarray(self.model_.predict_logits(data.inputs, batch_size=max(64, self.batch_size)))
 
     def predict_proba(self, X) -> np.ndarray:
         logits = torch.from_numpy(self._logits(X))
@@ -228,43 +313,46 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
     # -- persistence --------------------------------------------------------------------
     def save(self, path, *, metrics: dict | None = None) -> Path:
-        """Write a run folder: model.safetensors, config.json, metrics.json, history.json."""
-        from .model import save_model
+        """Write a run folder: weights (safetensors), config.json, metrics.json, history.json, plan.json."""
+        from .model import save_run
 
         self._check_fitted()
         config = {
             "classes": self.classes_.tolist(),
             "classes_dtype": self.classes_.dtype.str,
             "strategy": self.strategy,
+            "modality": self.modality_,
             "params": self.get_params(),
             "pretrained_fingerprint": self.pretrained_fingerprint_,
             "n_features_in": getattr(self, "n_features_in_", None),
         }
-        return save_model(self.model_, path, config, metrics={**self.fit_summary_, **(metrics or {}),
-                          "skipped": self.skipped_}, history=self.history_)
+        return save_run(self.model_, path, config, metrics={**self.fit_summary_, **(metrics or {}),
+                        "skipped": self.skipped_}, history=self.history_, plan=getattr(self, "plan_", None))
 
     @classmethod
     def load(cls, path) -> "TransferClassifier":
         """Rebuild a fitted classifier from a run folder written by :meth:`save` or ``headstart fit``."""
         import json
 
-        from .model import load_model
+        from .model import load_run
 
-        model, config = load_model(path)
+        model, config = load_run(path)
         params = {k: v for k, v in config["params"].items() if k in cls._get_param_names()}
         estimator = cls(**params)
         dtype = np.dtype(config.get("classes_dtype", "O"))
         estimator.classes_ = np.asarray(config["classes"], dtype=dtype if dtype.kind != "O" else object)
-        estimator.model_ = model.to(estimator._device_for_torch())
-        estimator.backbone_ = model.backbone
-        estimator.pretrained_fingerprint_ = config["pretrained_fingerprint"]
+        estimator._set_model(model)
+        estimator.modality_ = config.get("modality") or model.backbone.modality
+        estimator.pretrained_fingerprint_ = config.get("pretrained_fingerprint")
         if config.get("n_features_in") is not None:
             estimator.n_features_in_ = int(config["n_features_in"])
-        history = Path(path) / "history.json"
-        estimator.history_ = json.loads(history.read_text()) if history.is_file() else []
-        metrics = Path(path) / "metrics.json"
-        estimator.fit_summary_ = json.loads(metrics.read_text()) if metrics.is_file() else {}
+        folder = Path(path)
+        read = lambda name, default: json.loads((folder / name).read_text()) if (folder / name).is_file() else default
+        estimator.history_ = read("history.json", [])
+        estimator.fit_summary_ = read("metrics.json", {})
         estimator.skipped_ = estimator.fit_summary_.pop("skipped", [])
+        if (folder / "plan.json").is_file():
+            estimator.plan_ = read("plan.json", None)
         estimator.headstart_version_ = config["headstart_version"]
         return estimator
 

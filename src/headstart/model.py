@@ -27,6 +27,8 @@ from .errors import RunFolderError
 
 FORMAT_VERSION = 1
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+_REQUIRED_BASELINE = {"format_version": int, "headstart_version": str, "baseline": str, "classes": list,
+                      "params": dict}
 _REQUIRED = {
     "format_version": int, "headstart_version": str, "backbone": str, "pretrained": bool,
     "frozen_groups": int, "feature_dim": int, "classes": list, "strategy": str, "params": dict,
@@ -47,6 +49,11 @@ class TransferModel(nn.Module):
         features = self.backbone(batch)
         logits = self.head(features)
         return (logits, features) if return_features else logits
+
+    def predict_logits(self, items, batch_size: int = 64):
+        from .train import predict_logits
+
+        return predict_logits(self, items, batch_size=batch_size)
 
     def frozen_keys(self) -> set[str]:
         """state_dict keys of the frozen layer groups (parameters and BatchNorm buffers)."""
@@ -132,11 +139,13 @@ def read_config(folder) -> dict:
         raise RunFolderError(f"{path} is not valid JSON ({error}); the file is damaged or was edited by hand, re-save the model") from None
     if not isinstance(config, dict):
         raise RunFolderError(f"{path} must hold a JSON object, found {type(config).__name__}")
-    for key, kind in _REQUIRED.items():
+    required = _REQUIRED_BASELINE if config.get("model_kind") == "baseline" else _REQUIRED
+    for key, kind in required.items():
         if key not in config:
             raise RunFolderError(f"{path} lacks the field {key!r}; re-save the model with headstart {__version__}")
         if not isinstance(config[key], kind) or (kind is int and isinstance(config[key], bool)):
             raise RunFolderError(f"{path}: field {key!r} has the wrong type ({config[key]!r}); the file was edited or damaged")
+    _check_values(config, path)
     if config["format_version"] > FORMAT_VERSION:
         raise RunFolderError(
             f"{path} was written by headstart {config['headstart_version']} in run-folder format "
@@ -146,12 +155,59 @@ def read_config(folder) -> dict:
     return config
 
 
+def _check_values(config: dict, path: Path) -> None:
+    """Values a well-formed file can still get wrong (edited or tampered): refuse them here, not
+    deep inside numpy or torch."""
+    def bad(field, why):
+        raise RunFolderError(f"{path}: field {field!r} = {config.get(field)!r} {why}; the file was edited or damaged, re-save the model")
+
+    if config["format_version"] < 1:
+        bad("format_version", "must be >= 1")
+    classes = config["classes"]
+    if len(classes) < 2 or not all(isinstance(c, (str, int, float, bool)) for c in classes):
+        bad("classes", "must list at least two class labels (strings or numbers)")
+    if "classes_dtype" in config:
+        import numpy as np
+
+        try:
+            np.asarray(classes, dtype=np.dtype(config["classes_dtype"]))
+        except (TypeError, ValueError):
+            bad("classes_dtype", "is not a dtype the classes can be read as")
+    if config.get("n_features_in") is not None and (not isinstance(config["n_features_in"], int) or config["n_features_in"] < 1):
+        bad("n_features_in", "must be a positive integer or null")
+    if config.get("model_kind") == "baseline":
+        return
+    if config["feature_dim"] < 1:
+        bad("feature_dim", "must be >= 1")
+    if config["frozen_groups"] < 0:
+        bad("frozen_groups", "must be >= 0")
+    for field in ("image_size", "max_length"):
+        if config[field] is not None and config[field] < 1:
+            bad(field, "must be null or >= 1")
+
+
+def _check_head_shape(weights_path: Path, config: dict) -> None:
+    """Compare the head's stored shape with the config before building anything of that size."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights_path), framework="pt") as handle:
+            shape = tuple(handle.get_slice("head.weight").get_shape()) if "head.weight" in handle.keys() else None
+    except Exception as error:
+        raise RunFolderError(f"{weights_path} is not a readable safetensors file ({error}); it is truncated or tampered with, re-save the model") from None
+    expected = (len(config["classes"]), config["feature_dim"])
+    if shape != expected:
+        raise RunFolderError(f"{weights_path}: the head has shape {shape}, but config.json describes {expected} "
+                             f"(classes x feature_dim); one of the two files was tampered with or comes from another run")
+
+
 def load_model(folder) -> tuple[TransferModel, dict]:
     folder = Path(folder)
     config = read_config(folder)
     weights_path = folder / WEIGHTS_FILE
     if not weights_path.is_file():
         raise RunFolderError(f"{weights_path} is missing; the run folder is incomplete, re-save the model")
+    _check_head_shape(weights_path, config)
     try:
         tensors = load_file(str(weights_path))
     except Exception as error:
@@ -181,3 +237,37 @@ def load_model(folder) -> tuple[TransferModel, dict]:
     model.load_state_dict(tensors, strict=False)
     model.eval()
     return model, config
+
+
+def save_run(model, folder, config: dict, metrics=None, history=None, plan=None) -> Path:
+    """Save a fitted model of either kind (TransferModel or a no-transfer baseline) as a run folder."""
+    from .baselines import Baseline
+
+    folder = Path(folder)
+    if isinstance(model, Baseline):
+        folder.mkdir(parents=True, exist_ok=True)
+        model.save(folder)
+        write_json(folder / CONFIG_FILE, {"format_version": FORMAT_VERSION, "headstart_version": __version__,
+                                          "model_kind": "baseline", "baseline": model.name,
+                                          "environment": environment(), **config})
+        for name, data in (("metrics.json", metrics), ("history.json", history)):
+            if data is not None:
+                write_json(folder / name, data)
+    else:
+        save_model(model, folder, {"model_kind": "transfer", **config}, metrics=metrics, history=history)
+    if plan is not None:
+        write_json(folder / "plan.json", plan)
+    return folder
+
+
+def load_run(folder):
+    """``(model, config)`` of a run folder of either kind."""
+    config = read_config(folder)
+    if config.get("model_kind") == "baseline":
+        from .baselines import BASELINES
+
+        if config["baseline"] not in BASELINES:
+            raise RunFolderError(f"{Path(folder) / CONFIG_FILE} names an unknown baseline {config['baseline']!r}; "
+                                 f"it was written by another headstart version or edited")
+        return BASELINES.get(config["baseline"]).load(folder), config
+    return load_model(folder)

@@ -189,7 +189,7 @@ def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val
         epoch_loss, batches = 0.0, 0
         target_batches = epoch_batches(len(target_items), settings.batch_size, settings.seed + 1, epoch) if target_items else []
         for index, indices in enumerate(tqdm(epoch_batches(len(train_items), settings.batch_size, settings.seed, epoch),
-                                             desc=f"epoch {epoch}/{settings.epochs}", leave=False, disable=not settings.progress)):
+                                             desc=f"epoch {epoch}/{settings.epochs}", leave=False, disable=None if settings.progress else True)):
             batch = _preprocess(unwrapped.backbone, train_items, indices, settings.augment, device)
             labels = torch.as_tensor(train_y[indices], dtype=torch.long, device=device)
             logits, features = model(batch, return_features=True)

@@ -1,0 +1,196 @@
+"""The planner behind ``strategy="auto"``: rank, try the strategy ladder, keep the best, and say why.
+
+1. Rank the candidate backbones (all installed zoo models of the data's modality, or the one asked
+   for) with LogME on every layer group, from one cached forward pass each; keep the best two, and
+   read a suggested freeze depth off the per-layer scores.
+2. Score candidates on held-out data they never saw: each is fit on the planner's training part
+   (with its own inner split for C or early stopping) and scored on the planner's validation part;
+   with tiny data (fewer than 30 examples in some class) over 3 repeated stratified splits.
+   The ladder: the no-transfer baseline of the modality, a linear probe per kept backbone, then,
+   on the best backbone, fine-tuning at the suggested freeze depth, LP-FT, and full fine-tuning
+   when there are at least 100 examples per class. A rung that the remaining budget cannot pay
+   for (estimated from the rungs already run) is skipped and recorded as such.
+3. The best mean score wins; ties go to the cheaper candidate. If the baseline matches or beats
+   every transfer candidate, that is negative transfer: it is said plainly and the baseline is kept.
+4. The winner is refit on all labeled data. ``plan_`` records every candidate's scores, time and
+   why it won or lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.model_selection import StratifiedShuffleSplit
+
+from .baselines import baseline_for
+from .backbones import ZOO
+
+TINY_PER_CLASS = 30
+PLENTIFUL_PER_CLASS = 100
+
+
+@dataclass
+class Candidate:
+    name: str
+    kind: str  # "transfer" | "baseline"
+    strategy: str
+    backbone: str | None = None
+    freeze: int | None = None
+    scores: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    status: str = "pending"  # "scored" | "skipped" | "failed"
+    reason: str = ""
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.scores) if self.scores else float("nan")
+
+    @property
+    def std(self) -> float:
+        return statistics.pstdev(self.scores) if len(self.scores) > 1 else 0.0
+
+
+def parse_budget(budget) -> float:
+    """'10m', '90s', '1h', or a number of seconds."""
+    from .errors import ConfigError
+
+    if isinstance(budget, (int, float)) and not isinstance(budget, bool):
+        return float(budget)
+    text = str(budget).strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+    except (ValueError, IndexError):
+        raise ConfigError(f"budget={budget!r} is not a duration; write e.g. '90s', '10m' or '1h'") from None
+
+
+def planner_splits(encoded: np.ndarray, val_size: float, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    counts = np.bincount(encoded)
+    n_splits = 3 if counts.min() < TINY_PER_CLASS else 1
+    test_size = max(float(val_size), len(counts) / len(encoded))
+    splitter = StratifiedShuffleSplit(n_splits=n_splits, test_size=test_size, random_state=seed)
+    return list(splitter.split(np.zeros(len(encoded)), encoded))
+
+
+def rank(estimator, data, encoded, backbones: list[str]) -> tuple[list[dict], dict[str, int]]:
+    """LogME per (backbone, layer group); returns rows best first and a freeze depth per backbone."""
+    from .selection.rank import rank_backbones, suggest_freeze
+
+    rows = rank_backbones(data.inputs, encoded, backbones, layers="all", cache=estimator._cache(),
+                          image_size=estimator.image_size, max_length=estimator.max_length, score="logme")
+    freeze = {name: suggest_freeze([r for r in rows if r.backbone == name]) for name in backbones}
+    return [dataclasses.asdict(r) for r in rows], freeze
+
+
+def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_seconds: float):
+    """Run the ladder; return ``(fitted model, plan dict)``."""
+    started = time.perf_counter()
+    modality = data.modality
+    if estimator.backbone == "auto":
+        backbones = [n for n in ZOO if ZOO.get(n).info.modality == modality and ZOO.get(n).installed]
+    else:
+        backbones = [estimator.backbone]
+    ranking, freeze_depths = rank(estimator, data, encoded, backbones) if backbones else ([], {})
+    # A linear probe reads the last layer, so its LogME decides which backbones are worth trying.
+    last_index = {r["backbone"]: max(q["layer_index"] for q in ranking if q["backbone"] == r["backbone"]) for r in ranking}
+    last_layer_score = {r["backbone"]: r["score"] for r in ranking if r["layer_index"] == last_index[r["backbone"]]}
+    kept = sorted(backbones, key=lambda b: -last_layer_score.get(b, -np.inf))[:2]
+    candidates = []
+    baseline = baseline_for(modality)
+    if baseline is not None:
+        candidates.append(Candidate(f"baseline:{baseline.name}", "baseline", baseline.name,
+                                    reason="no-transfer baseline"))
+    for name in kept:
+        candidates.append(Candidate(f"linear_probe@{name}", "transfer", "linear_probe", name))
+    if kept:
+        best = kept[0]
+        depth = freeze_depths.get(best, 0)
+        candidates.append(Candidate(f"finetune(freeze={depth})@{best}", "transfer", "finetune", best, depth))
+        candidates.append(Candidate(f"lp_ft@{best}", "transfer", "lp_ft", best, 0))
+        if np.bincount(encoded).min() >= PLENTIFUL_PER_CLASS and depth != 0:
+            candidates.append(Candidate(f"finetune(freeze=0)@{best}", "transfer", "finetune", best, 0))
+    splits = planner_splits(encoded, estimator.val_size, estimator.random_state)
+    seconds_per_fit: dict[str, float] = {}
+    for candidate in candidates:
+        spent = time.perf_counter() - started
+        expected = _expected_cost(candidate, seconds_per_fit) * len(splits) * 2  # scoring + the final refit
+        if expected and spent + expected > budget_seconds:
+            candidate.status = "skipped"
+            candidate.reason = (f"skipped: about {expected:.0f} s needed, {max(0, budget_seconds - spent):.0f} s of "
+                                f"the {budget_seconds:.0f} s budget left")
+            continue
+        t0 = time.perf_counter()
+        for train_idx, val_idx in splits:
+            model = _fit_candidate(estimator, candidate, data, encoded, train_idx, n_classes)
+            logits = model.predict_logits([data.inputs[i] for i in val_idx])
+            candidate.scores.append(float((np.asarray(logits).argmax(1) == encoded[val_idx]).mean()))
+        candidate.seconds = time.perf_counter() - t0
+        seconds_per_fit[candidate.strategy] = candidate.seconds / len(splits)
+        candidate.status = "scored"
+    scored = [c for c in candidates if c.status == "scored"]
+    # Ties (within a hair) go to the candidate that took less time: it is the cheaper model to keep.
+    winner = max(scored, key=lambda c: (round(c.mean, 6), -c.seconds))
+    transfer = [c for c in scored if c.kind == "transfer"]
+    base = next((c for c in scored if c.kind == "baseline"), None)
+    best_transfer = max(transfer, key=lambda c: c.mean) if transfer else None
+    negative = bool(base and (best_transfer is None or base.mean >= best_transfer.mean))
+    for c in scored:
+        if c is winner:
+            c.reason = f"won: best held-out accuracy {c.mean:.3f}" + (f" ± {c.std:.3f}" if c.std else "")
+        else:
+            c.reason = f"lost: {c.mean:.3f} vs the winner's {winner.mean:.3f}" + (" (no-transfer baseline)" if c.kind == "baseline" else "")
+    if negative:
+        verdict = (f"negative transfer: the no-transfer baseline ({base.name}, {base.mean:.3f}) matches or beats the "
+                   f"best transfer candidate ({best_transfer.name if best_transfer else 'none'}, "
+                   f"{best_transfer.mean if best_transfer else float('nan'):.3f}); keeping the baseline")
+    elif base:
+        verdict = (f"transfer helped: {best_transfer.name} {best_transfer.mean:.3f} vs the no-transfer baseline "
+                   f"{base.name} {base.mean:.3f} ({100 * (best_transfer.mean - base.mean):+.1f} points)")
+    else:
+        verdict = "no baseline exists for this modality; transfer was not compared"
+    estimator._log(verdict)
+    final = _fit_candidate(estimator, winner, data, encoded, np.arange(len(encoded)), n_classes)
+    plan = {
+        "budget_seconds": budget_seconds, "spent_seconds": time.perf_counter() - started,
+        "splits": len(splits), "split_sizes": [len(splits[0][0]), len(splits[0][1])], "split_kind": "repeated stratified" if len(splits) > 1 else "stratified hold-out",
+        "ranking": ranking, "freeze_suggestions": freeze_depths, "kept_backbones": kept,
+        "candidates": [dict(dataclasses.asdict(c), mean=c.mean, std=c.std) for c in candidates],
+        "winner": winner.name, "baseline": base.name if base else None,
+        "negative_transfer": negative, "verdict": verdict,
+    }
+    return final, winner, plan
+
+
+def _expected_cost(candidate: Candidate, seconds_per_fit: dict[str, float]) -> float:
+    if candidate.strategy in seconds_per_fit:
+        return seconds_per_fit[candidate.strategy]
+    if candidate.strategy in ("lp_ft", "finetune") and "finetune" in seconds_per_fit:
+        return seconds_per_fit["finetune"]
+    return 0.0  # unknown yet: the first of its kind always runs
+
+
+def _fit_candidate(estimator, candidate: Candidate, data, encoded, train_idx, n_classes):
+    from .baselines import BASELINES
+    from .strategies import STRATEGIES
+
+    items = [data.inputs[i] for i in train_idx]
+    if candidate.kind == "baseline":
+        inner_train, inner_val = _inner_split(encoded[train_idx], estimator)
+        model = BASELINES.get(candidate.strategy)()
+        model.fit([items[i] for i in inner_train], encoded[train_idx][inner_train],
+                  [items[i] for i in inner_val], encoded[train_idx][inner_val], n_classes)
+        return model
+    sub = dataclasses.replace(data, inputs=items, labels=encoded[train_idx])
+    context = estimator._context(sub, encoded[train_idx], candidate.backbone, n_classes,
+                                 freeze=candidate.freeze if candidate.strategy != "linear_probe" else None)
+    return STRATEGIES.get(candidate.strategy)().fit(context).model
+
+
+def _inner_split(labels, estimator):
+    from .data import stratified_split
+
+    return stratified_split(labels, estimator.val_size, estimator.random_state)

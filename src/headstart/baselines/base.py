@@ -1,0 +1,71 @@
+"""What a no-transfer baseline is: a classic model fit on the raw inputs, saved without pickle.
+
+Baselines answer "did transfer help at all?". They are not torch models: each keeps its learned
+state as JSON (settings, vocabularies) plus arrays (safetensors), and predicts logits like a
+:class:`~headstart.model.TransferModel` does, so the estimator and the planner treat both alike.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from ..errors import RunFolderError
+from ..strategies.linear_probe import choose_C, fit_logistic_head
+
+STATE_FILE, ARRAYS_FILE = "baseline.json", "baseline.safetensors"
+
+
+class Baseline:
+    name: str = ""
+    modality: str = ""
+
+    # -- subclasses -----------------------------------------------------------------
+    def fit_transform(self, items) -> np.ndarray:
+        raise NotImplementedError
+
+    def transform(self, items) -> np.ndarray:
+        raise NotImplementedError
+
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        raise NotImplementedError
+
+    def set_state(self, settings: dict, arrays: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    # -- shared -------------------------------------------------------------------------
+    def fit(self, train_items, train_y, val_items, val_y, n_classes: int) -> dict:
+        """Choose C on validation, refit on train + validation; return the C search's record."""
+        train_f = self.fit_transform(list(train_items) + list(val_items))
+        n = len(train_items)
+        C, history, start = choose_C(train_f[:n], train_y, train_f[n:], val_y)
+        all_y = np.concatenate([train_y, val_y])
+        self.weight, self.bias = fit_logistic_head(train_f, all_y, n_classes, C, start=start)
+        best = next(h for h in history if h["C"] == C)
+        return {"C": C, "val_accuracy": best["val_accuracy"], "history": history}
+
+    def predict_logits(self, items, batch_size: int = 0) -> np.ndarray:
+        return self.transform(items) @ self.weight.T + self.bias
+
+    def save(self, folder) -> None:
+        settings, arrays = self.state()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({"weight": self.weight, "bias": self.bias, **arrays}, str(folder / ARRAYS_FILE))
+        (folder / STATE_FILE).write_text(json.dumps({"name": self.name, **settings}), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder) -> "Baseline":
+        folder = Path(folder)
+        try:
+            settings = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+            arrays = load_file(str(folder / ARRAYS_FILE))
+        except (OSError, ValueError) as error:
+            raise RunFolderError(f"the baseline model in {folder} is missing or damaged ({error}); re-save the model") from None
+        baseline = cls()
+        baseline.weight, baseline.bias = arrays.pop("weight"), arrays.pop("bias")
+        baseline.set_state(settings, arrays)
+        return baseline

@@ -1,0 +1,83 @@
+"""The planner: ranking, the ladder, the no-transfer baseline, negative transfer, the budget."""
+
+import json
+
+import numpy as np
+import pytest
+
+from headstart import TransferClassifier
+from headstart.auto import parse_budget
+from headstart.datasets import load_digits_images
+from headstart.errors import ConfigError
+
+from helpers import tiny_texts
+
+
+@pytest.fixture(scope="module")
+def digits_10_per_class():
+    X, y = load_digits_images()
+    rng = np.random.default_rng(0)
+    train = np.concatenate([rng.choice(np.flatnonzero(y == c), 10, replace=False) for c in np.unique(y)])
+    test = np.setdiff1d(np.arange(len(y)), train)[::4]
+    return X[train], y[train], X[test], y[test]
+
+
+@pytest.fixture(scope="module")
+def digits_plan(digits_10_per_class):
+    X, y, _, _ = digits_10_per_class
+    return TransferClassifier(strategy="auto", image_size=32, epochs=2, budget="5m", verbose=0).fit(X, y)
+
+
+def test_auto_detects_negative_transfer_on_digits_and_keeps_the_baseline(digits_plan, digits_10_per_class):
+    _, _, X_test, y_test = digits_10_per_class
+    plan = digits_plan.plan_
+    assert plan["negative_transfer"] is True
+    assert plan["winner"] == "baseline:pixel_logistic"
+    assert plan["verdict"].startswith("negative transfer: the no-transfer baseline")
+    assert digits_plan.score(X_test, y_test) > 0.8
+
+
+def test_auto_records_every_candidate_with_scores_time_and_reason(digits_plan):
+    candidates = digits_plan.plan_["candidates"]
+    names = [c["name"] for c in candidates]
+    assert names[0] == "baseline:pixel_logistic"
+    assert any(n.startswith("linear_probe@") for n in names) and any(n.startswith("finetune(") for n in names)
+    for c in candidates:
+        assert c["status"] in ("scored", "skipped") and c["reason"]
+        if c["status"] == "scored":
+            assert len(c["scores"]) == digits_plan.plan_["splits"] == 3  # tiny data: repeated splits
+    assert {r["backbone"] for r in digits_plan.plan_["ranking"]} == {"efficientnet_lite0", "mobilenetv2_100"}
+
+
+def test_auto_plan_is_saved_and_a_baseline_winner_reloads_to_identical_predictions(digits_plan, digits_10_per_class, tmp_path):
+    _, _, X_test, _ = digits_10_per_class
+    digits_plan.save(tmp_path)
+    assert json.loads((tmp_path / "plan.json").read_text())["winner"] == "baseline:pixel_logistic"
+    loaded = TransferClassifier.load(tmp_path)
+    np.testing.assert_array_equal(loaded.predict_proba(X_test), digits_plan.predict_proba(X_test))
+    assert loaded.plan_["negative_transfer"] is True
+
+
+def test_auto_skips_rungs_the_budget_cannot_pay_for():
+    X, y = tiny_texts(8)
+    clf = TransferClassifier(strategy="auto", budget="1s", epochs=1, verbose=0).fit(X, y)
+    statuses = {c["name"]: c["status"] for c in clf.plan_["candidates"]}
+    assert any(s == "skipped" for s in statuses.values())
+    skipped = next(c for c in clf.plan_["candidates"] if c["status"] == "skipped")
+    assert "budget" in skipped["reason"]
+
+
+@pytest.mark.parametrize("text,seconds", [("90s", 90), ("10m", 600), ("1h", 3600), ("45", 45), (30, 30)])
+def test_budget_parses_durations(text, seconds):
+    assert parse_budget(text) == seconds
+
+
+def test_budget_that_is_not_a_duration_says_how_to_write_one():
+    with pytest.raises(ConfigError, match=r"budget='soon' is not a duration; write e.g. '90s'"):
+        parse_budget("soon")
+
+
+def test_budget_without_auto_is_refused():
+    X, y = tiny_texts(4)
+    with pytest.raises(ConfigError, match=r"budget='1m' only applies to strategy='auto'"):
+        TransferClassifier(budget="1m").fit(X, y)

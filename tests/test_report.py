@@ -1,0 +1,176 @@
+"""The comparative report: one self-contained HTML page per run folder, and its numbers in metrics.json."""
+
+import base64
+import io
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from headstart import TransferClassifier
+from headstart.cli import main
+from headstart.datasets import load_digits_images
+from headstart.errors import ConfigError, RunFolderError
+from headstart.report import build_report, check_curve_sizes
+
+PNG_SRC = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+SECTIONS = ("What was chosen and why", "Candidates", "Backbone and layer ranking", "Test accuracy",
+            "Per-class scores and confusion matrix", "Data needed: learning curve", "Training time")
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    """A tiny strategy="auto" run on 10 digits per class, and 20 other digits per class as PNG folders."""
+    X, y = load_digits_images()
+    rng = np.random.default_rng(0)
+    train = np.concatenate([rng.choice(np.flatnonzero(y == c), 10, replace=False) for c in np.unique(y)])
+    rest = np.setdiff1d(np.arange(len(y)), train)
+    test = np.concatenate([rng.choice(rest[y[rest] == c], 20, replace=False) for c in np.unique(y)])
+    root = tmp_path_factory.mktemp("report")
+    # One backbone keeps the fit short (the ladder still has a baseline, a probe and fine-tuning rungs); a disk
+    # feature cache lets the probe reuse the ranking's features and the CLI test reuse the first report's.
+    clf = TransferClassifier(strategy="auto", backbone="mobilenetv2_100", image_size=32, epochs=1, budget="2m",
+                             verbose=0, cache_dir=str(root / "features")).fit(X[train], y[train])
+    run = clf.save(root / "run")
+    data = root / "test_digits"
+    for i in test:
+        (data / y[i]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(X[i]).save(data / y[i] / f"{i}.png")
+    return run, data
+
+
+@pytest.fixture(scope="module")
+def report_page(digits_run):
+    run, data = digits_run
+    path = build_report(run, data)
+    return path, path.read_text(encoding="utf-8"), json.loads((run / "metrics.json").read_text())
+
+
+def test_report_has_every_section_and_four_inline_png_plots(report_page, digits_run):
+    path, html, _ = report_page
+    run, _ = digits_run
+    assert path == run / "report.html"
+    for heading in SECTIONS:
+        assert f">{heading}</h2>" in html, heading
+    assert html.count("<img ") == 4
+    assert html.count('<img alt="') == 4 and len(PNG_SRC.findall(html)) == 4
+    assert "http://" not in html and "https://" not in html  # self-contained: nothing fetched
+    plan = json.loads((run / "plan.json").read_text())
+    for candidate in plan["candidates"]:
+        assert candidate["name"] in html and candidate["status"] in html
+    assert "split 50/50" in html and "stratified" in html
+    assert ("Negative transfer." if plan["negative_transfer"] else "Transfer helped.") in html
+    assert "20 per class skipped: larger than the smallest class of the training half (10)" in html
+
+
+def test_report_numbers_go_into_metrics_json_next_to_the_fit_summary(report_page, digits_run):
+    _, _, metrics = report_page
+    assert metrics["strategy"] == "auto" and "fit_seconds" in metrics  # the fit's own numbers are kept
+    report = metrics["report"]
+    curve = report["learning_curve"]
+    assert curve["sizes_used"] == [1, 2, 5, 10] and curve["split"]["n_train"] == curve["split"]["n_test"] == 100
+    kinds = {c["kind"]: c for c in curve["curves"]}
+    assert set(kinds) == {"transfer", "baseline"}
+    for c in kinds.values():
+        assert [p["per_class"] for p in c["points"]] == [1, 2, 5, 10]
+        for p in c["points"]:
+            assert len(p["scores"]) == 3 and 0 <= p["mean"] <= 1 and p["std"] >= 0 and p["n_train"] == 10 * p["per_class"]
+    test = report["test"]
+    assert test["n_examples"] == 200 and test["low"] <= test["accuracy"] <= test["high"]
+    assert len(test["per_class"]) == 10 and np.sum(test["confusion_matrix"]["matrix"]) == 200
+    rows = report["comparison"]["rows"]
+    assert [r["kind"] for r in rows] == ["chosen", "chosen", "transfer", "baseline"]
+    assert sorted(report["figures"]) == ["candidates", "confusion", "learning_curve", "ranking"]
+    assert {c["name"] for c in report["plan"]["candidates"]} == {c["name"] for c in
+                                                                 json.loads((digits_run[0] / "plan.json").read_text())["candidates"]}
+
+
+def test_report_without_data_shows_the_plan_only(digits_run, tmp_path):
+    run, _ = digits_run
+    path = build_report(run, out=tmp_path / "plan_only.html")
+    html = path.read_text(encoding="utf-8")
+    assert "No test data was given" in html and html.count("<img ") == 2  # candidates and ranking
+    assert json.loads((run / "metrics.json").read_text())["report"]["test"] is None
+
+
+def test_report_refuses_bad_curve_sizes():
+    assert check_curve_sizes("5, 1,2,2") == [1, 2, 5]
+    with pytest.raises(ConfigError, match="positive whole numbers"):
+        check_curve_sizes("1,0")
+    with pytest.raises(ConfigError, match="positive whole numbers"):
+        check_curve_sizes("1,two")
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium; "
+                                              "`make setup` installs it when run as root)")
+def test_report_renders_in_headless_chromium(report_page, tmp_path):
+    path, html, _ = report_page
+    shot = tmp_path / "shot.png"
+    common = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    subprocess.run([*common, f"--screenshot={shot}", "--window-size=1200,3000", path.absolute().as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    assert shot.is_file()
+    with Image.open(shot) as image:
+        assert image.size == (1200, 3000)
+        colours = image.convert("RGB").getcolors(maxcolors=1_000_000)
+    assert colours is not None and len(colours) > 50  # text, tables and plots, not a blank page
+
+    dom = subprocess.run([*common, "--dump-dom", path.absolute().as_uri()], check=True, capture_output=True,
+                         text=True, timeout=120).stdout
+    assert ">What was chosen and why</h2>" in dom
+    payloads = PNG_SRC.findall(dom)
+    assert len(payloads) == dom.count("<img ") == 4
+    for payload in payloads:  # every inline image is a whole, decodable PNG
+        with Image.open(io.BytesIO(base64.b64decode(payload, validate=True))) as image:
+            assert image.format == "PNG"
+            image.load()
+            assert image.width > 200 and image.height > 100
+
+
+def test_report_cli_writes_the_page(digits_run, tmp_path, capsys):
+    run, data = digits_run
+    out = tmp_path / "cli.html"
+    assert main(["report", str(run), str(data), "--out", str(out), "--curve-sizes", "1,5"]) == 0
+    printed = capsys.readouterr().out
+    assert str(out) in printed and "metrics.json" in printed
+    assert out.read_text(encoding="utf-8").count("<img ") == 4
+    assert json.loads((run / "metrics.json").read_text())["report"]["learning_curve"]["sizes_used"] == [1, 5]
+
+
+def test_report_cli_on_a_missing_run_folder_exits_2_with_the_reason(tmp_path, capsys):
+    missing = tmp_path / "no_such_run"
+    assert main(["report", str(missing)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("headstart: error: run folder") and "does not exist" in error and str(missing) in error
+    with pytest.raises(RunFolderError, match="does not exist"):
+        build_report(missing)
+
+
+def test_report_cli_refuses_bad_curve_sizes(tmp_path, capsys):
+    assert main(["report", str(tmp_path), "--curve-sizes", "0,3"]) == 2
+    assert "positive whole numbers" in capsys.readouterr().err
+
+
+def test_report_on_a_non_auto_run_shows_its_strategy_and_validation_accuracy(tmp_path):
+    X, y = load_digits_images()
+    features = X.reshape(len(X), -1).astype(np.float32) / 255.0
+    clf = TransferClassifier(backbone="precomputed", strategy="linear_probe", verbose=0).fit(features[:300], y[:300])
+    run = clf.save(tmp_path / "run")
+    path = build_report(run, (features[300:500], y[300:500]), curve_sizes=(1, 3))
+    html = path.read_text(encoding="utf-8")
+    assert "<strong>linear_probe</strong> on precomputed" in html and "validation accuracy" in html
+    assert ">Candidates</h2>" not in html and "No ranking" in html
+    assert html.count("<img ") == len(PNG_SRC.findall(html)) == 2  # confusion matrix and learning curve
+    report = json.loads((run / "metrics.json").read_text())["report"]
+    assert [c["kind"] for c in report["learning_curve"]["curves"]] == ["transfer"]  # no baseline for features
+    assert "no baseline curve" in report["learning_curve"]["notes"][-1]
+    assert report["comparison"]["difference"] is None

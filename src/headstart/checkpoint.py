@@ -1,6 +1,8 @@
 """Training checkpoints: one safetensors file per run, replaced atomically after every epoch.
 
-Tensors (model, loss terms, optimizer moments, the best epoch's weights) go in the file's tensors;
+Tensors (model, loss terms, optimizer moments, the best epoch's weights, and for checkpoint
+averaging the trainable weights and buffers of the best epochs so far, ``avg/<rank>/<name>``) go in
+the file's tensors;
 everything else (epoch, step, history, scheduler, early-stopping state, a key identifying the fit)
 goes as JSON in the file's own metadata. One file means one atomic ``os.replace``: a reader, or a
 resumed run, sees the previous complete epoch or the new one, never a mixture. Nothing is pickled.
@@ -26,19 +28,24 @@ def _flat(prefix: str, state: dict) -> dict[str, torch.Tensor]:
     return {f"{prefix}/{k}": v.detach().cpu().clone().contiguous() for k, v in state.items()}
 
 
-def save_checkpoint(folder, *, model, terms, optimizer, scheduler, best_state, meta: dict) -> Path:
+def save_checkpoint(folder, *, model, terms, optimizer, scheduler, best_state, meta: dict,
+                    average_states: list[dict] | None = None) -> Path:
+    """``average_states``: the states kept for checkpoint averaging, best first (their ranking,
+    epochs and scores belong in ``meta``)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = _flat("model", model.state_dict())
     tensors.update(_flat("terms", terms.state_dict()))
     if best_state is not None:
         tensors.update(_flat("best", best_state))
+    for rank, state in enumerate(average_states or []):
+        tensors.update(_flat(f"avg/{rank}", state))
     optimizer_state = optimizer.state_dict()
     for index, values in optimizer_state["state"].items():
         for name, value in values.items():
             tensors[f"optim/{index}/{name}"] = torch.as_tensor(value).detach().cpu().clone()
     meta = {**meta, "param_groups": optimizer_state["param_groups"], "scheduler": scheduler.state_dict(),
-            "has_best": best_state is not None}
+            "has_best": best_state is not None, "n_average_states": len(average_states or [])}
     path = folder / CHECKPOINT_FILE
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".checkpoint.", suffix=".tmp")
     os.close(handle)
@@ -52,17 +59,27 @@ def save_checkpoint(folder, *, model, terms, optimizer, scheduler, best_state, m
 
 
 def load_checkpoint(folder) -> tuple[dict, dict[str, dict[str, torch.Tensor]]] | None:
-    """``(meta, {"model": …, "terms": …, "best": …, "optim": {index/name: tensor}})`` or None."""
+    """``(meta, {"model": …, "terms": …, "best": …, "optim": {index/name: tensor}, "avg": [state, …]})``
+    or None; ``avg`` lists the checkpoint-averaging states by rank (empty when none were saved)."""
     path = Path(folder) / CHECKPOINT_FILE
     if not path.is_file():
         return None
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta = json.loads(handle.metadata()["headstart"])
-            groups: dict[str, dict[str, torch.Tensor]] = {"model": {}, "terms": {}, "best": {}, "optim": {}}
+            groups: dict = {"model": {}, "terms": {}, "best": {}, "optim": {}}
+            ranked: dict[int, dict[str, torch.Tensor]] = {}
             for key in handle.keys():
                 prefix, name = key.split("/", 1)
-                groups[prefix][name] = handle.get_tensor(key)
+                if prefix == "avg":
+                    rank, name = name.split("/", 1)
+                    ranked.setdefault(int(rank), {})[name] = handle.get_tensor(key)
+                else:
+                    groups[prefix][name] = handle.get_tensor(key)
+            n_average = meta.get("n_average_states", 0)
+            if sorted(ranked) != list(range(n_average)):
+                raise ValueError(f"expected {n_average} averaging states, found ranks {sorted(ranked)}")
+            groups["avg"] = [ranked[rank] for rank in range(n_average)]
     except Exception as error:
         raise RunFolderError(f"{path} is not a readable headstart checkpoint ({type(error).__name__}: {error}); "
                              f"delete it to train from the start") from None

@@ -171,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=cmd_demo)
 
     _add_rank_parser(commands)
+    _add_report_parser(commands)
 
     parser.set_defaults(handler=lambda args: _usage(parser))
     return parser
@@ -255,6 +256,7 @@ def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
 def cmd_fit(args: argparse.Namespace) -> int:
     from .config import validate
     from .estimator import TransferClassifier
+    from .intervals import format_accuracy, needs_interval, wilson_interval
     from .model import write_json
     from .strategies import STRATEGIES
 
@@ -287,12 +289,17 @@ def cmd_fit(args: argparse.Namespace) -> int:
     shutil.rmtree(out / "checkpoint", ignore_errors=True)  # the finished model is saved; its checkpoint is spent
     summary = clf.fit_summary_
     val = summary.get("val_accuracy")
+    val_text = _fmt(val)
+    if val_text != "n/a" and summary.get("n_val") and needs_interval(summary["n_val"]):
+        # a Wilson interval from the accuracy and the count (the validation predictions are gone)
+        n_val = int(summary["n_val"])
+        val_text = format_accuracy(val, *wilson_interval(round(val * n_val), n_val)) + " (95% interval)"
     lines = [
         f"strategy:            {summary['strategy']}",
         f"backbone:            {summary['backbone']} ({summary['modality']})",
         f"classes:             {len(clf.classes_)} ({_shorten(', '.join(map(str, clf.classes_)))})",
         f"train / validation:  {summary['n_train']} / {summary['n_val']} examples" + (" (held-out part of the planner's split)" if "verdict" in summary else ""),
-        f"validation accuracy: {_fmt(val)}",
+        f"validation accuracy: {val_text}",
         f"fit time:            {summary['fit_seconds']:.1f} s",
         f"skipped inputs:      {len(clf.skipped_)}",
     ]
@@ -404,6 +411,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
     from .estimator import TransferClassifier
+    from .intervals import accuracy_interval, format_accuracy, needs_interval
 
     run_dir = Path(args.run_dir).expanduser()
     clf = TransferClassifier.load(run_dir)
@@ -424,6 +432,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     predicted = np.array([str(label) for label in clf.predict(data)], dtype=object)
     seconds = time.perf_counter() - started
     accuracy = float(accuracy_score(y_true, predicted))
+    _, low, high = accuracy_interval(y_true, predicted)  # Wilson, 95%
     macro_f1 = float(f1_score(y_true, predicted, average="macro", zero_division=0))
     precision, recall, f1, support = precision_recall_fscore_support(y_true, predicted, labels=known,
                                                                      zero_division=0)
@@ -431,7 +440,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     per_class = {label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
                  for label, p, r, f, s in zip(known, precision, recall, f1, support)}
     report = {
-        "data": data.source, "n_examples": len(y_true), "accuracy": accuracy, "macro_f1": macro_f1,
+        "data": data.source, "n_examples": len(y_true), "accuracy": accuracy,
+        "accuracy_interval": {"low": low, "high": high, "confidence": 0.95, "method": "wilson"}, "macro_f1": macro_f1,
         "macro_f1_note": "averaged over the classes present in the labels or the predictions",
         "per_class": per_class,
         "confusion_matrix": {"labels": known, "rows": "true class", "columns": "predicted class",
@@ -440,7 +450,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     print(f"evaluated {run_dir} on {len(y_true)} examples of {data.source}")
-    print(f"accuracy:  {accuracy:.4f}")
+    shown = format_accuracy(accuracy, low, high) + " (95% interval)" if needs_interval(len(y_true)) else f"{accuracy:.4f}"
+    print(f"accuracy:  {shown}")
     print(f"macro-F1:  {macro_f1:.4f}")
     if skipped:
         print(f"skipped {len(skipped)} unreadable input(s):")
@@ -611,6 +622,56 @@ def cmd_rank(args: argparse.Namespace) -> int:
         print(f"  {name}: --freeze {k} (best layer: {best.layer}, group {k}){note}")
     return 0
 
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _curve_sizes(text: str) -> list[int]:
+    from .report import check_curve_sizes
+
+    try:
+        return check_curve_sizes(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _add_report_parser(commands) -> None:
+    report = commands.add_parser(
+        "report", help="Write an HTML report: what a run chose and why, against the no-transfer baseline.",
+        description="Write one self-contained HTML page about the run in RUN_DIR: what was chosen and why (the "
+                    "planner's candidates and its negative-transfer verdict), the backbone/layer ranking and the "
+                    "training times; with labeled test DATA also test accuracy with 95% intervals for the chosen "
+                    "model and the no-transfer baseline, the confusion matrix, per-class scores and a learning "
+                    "curve (accuracy against labeled examples per class). The numbers also go into "
+                    "RUN_DIR/metrics.json under 'report'.",
+        epilog="Example: headstart report runs/photos test_photos/ --curve-sizes 1,5,20",
+    )
+    report.add_argument("run_dir", metavar="RUN_DIR", help="A run folder written by `headstart fit`.")
+    report.add_argument("data", metavar="DATA", nargs="?",
+                        help="Optional labeled test data the run never saw: " + DATA_HELP + ". The learning curve "
+                             "splits it 50/50 (stratified): one half trains, the other scores.")
+    report.add_argument("--out", "-o", metavar="FILE.html", help="Where to write the page (default: RUN_DIR/report.html).")
+    report.add_argument("--curve-sizes", type=_curve_sizes, default="1,2,5,10,20", metavar="N,N,...",
+                        help="Labeled examples per class for the learning curve; sizes above the smallest class of "
+                             "the training half are skipped (default: %(default)s).")
+    _add_column_options(report, labels=True)
+    report.set_defaults(handler=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .errors import RunFolderError
+    from .report import build_report
+
+    run_dir = Path(args.run_dir).expanduser()
+    if not run_dir.is_dir():  # before reading DATA, which may take a while
+        raise RunFolderError(f"run folder {str(run_dir)!r} does not exist; pass the --out folder of `{PROG} fit` "
+                             f"or a `clf.save()` path")
+    data = _load(args.data, args, require_labels=True) if args.data else None
+    target = build_report(run_dir, data, out=args.out, curve_sizes=args.curve_sizes)
+    print(f"wrote {target}")
+    print(f"the same numbers are in {run_dir / 'metrics.json'} under 'report'")
+    return 0
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

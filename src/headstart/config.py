@@ -39,7 +39,8 @@ class FitConfig:
     regularizer_weight: float | None = option(None, "Weight of each regularizer's term (default: each method's own).",
                                               minimum=0.0, kind=float)
     adapt: str | None = option(None, "finetune/lp_ft with unlabeled target inputs (X_target / --target): align them "
-                               "with coral, mmd, dann, cdan, cdan_e, mcc or self_training.", kind=str)
+                               "with coral, mmd, dann, cdan, cdan_e, mcc, self_training, or auto (each method and "
+                               "source-only, judged on the target inputs without labels).", kind=str)
     adapt_weight: float | None = option(None, "Weight of the adaptation term (default: the method's own).",
                                         minimum=0.0, kind=float)
     C: float | None = option(None, "linear_probe: inverse L2 strength of the logistic head (default: chosen on "
@@ -53,6 +54,25 @@ class FitConfig:
     train_bn: bool = option(False, "finetune/lp_ft: update BatchNorm running statistics while training (off: small "
                             "batches of a new domain overwrite the pretrained statistics).", kind=bool)
     augment: bool = option(True, "Augment training images (mild random crops and colour jitter).", kind=bool)
+    randaugment: bool = option(False, "Training images also go through RandAugment (timm's rand-m9-mstd0.5: two random "
+                               "operations of magnitude about 9 per image), replacing the colour jitter. Image "
+                               "backbones; fine-tuning strategies.", kind=bool)
+    mixup: float = option(0.0, "mixup alpha: train on blends of two images and of their labels, the blend weight drawn "
+                          "from Beta(alpha, alpha) per batch (e.g. 0.2; 0 = off). Image backbones; fine-tuning "
+                          "strategies.", minimum=0.0, kind=float)
+    cutmix: float = option(0.0, "CutMix alpha: paste a box of another image, labels mixed by its area (e.g. 1.0; 0 = "
+                           "off). With mixup too, each batch uses one of the two at random. Image backbones; "
+                           "fine-tuning strategies.", minimum=0.0, kind=float)
+    token_dropout: float = option(0.0, "Replace this fraction of each training text's tokens with [MASK] (deleted when "
+                                  "the tokenizer has no mask token); special tokens are kept (0 = off). Text "
+                                  "backbones; fine-tuning strategies.", minimum=0.0, maximum=0.5, kind=float)
+    label_smoothing: float = option(0.0, "Train towards targets that give this much probability mass to the other "
+                                    "classes, spread evenly (e.g. 0.1; 0 = off). Fine-tuning strategies.",
+                                    minimum=0.0, maximum=0.5, kind=float)
+    average_checkpoints: int = option(0, "At the end of training, average the weights of the K best epochs by "
+                                      "validation accuracy and keep the average if it scores at least as well as "
+                                      "the best epoch on validation (0 or 1 = off). Fine-tuning strategies.",
+                                      minimum=0, kind=int)
     cache_dir: str | None = option(None, "Folder of the feature cache (default: $HEADSTART_CACHE or "
                                    "~/.cache/headstart); 'none' keeps features in memory only.", kind=str)
     checkpoint_dir: str | None = option(None, "Save a training checkpoint here after every epoch; a fit started "
@@ -63,6 +83,8 @@ class FitConfig:
 
 
 DEFAULTS = FitConfig()
+# Options that only the fine-tuning loop (train_classifier) applies.
+TRAINING_LOOP_OPTIONS = ("randaugment", "mixup", "cutmix", "token_dropout", "label_smoothing", "average_checkpoints")
 
 
 def validate(values: dict, strategies, where: str = "TransferClassifier") -> None:
@@ -95,6 +117,11 @@ def validate(values: dict, strategies, where: str = "TransferClassifier") -> Non
                           f"not {values['strategy']!r}; drop freeze or change the strategy")
     if values["C"] is not None and values["strategy"] not in ("linear_probe", "lp_ft"):
         raise ConfigError(f"{where}: C={values['C']} only applies to 'linear_probe' or 'lp_ft'; drop it")
+    loop_options = [name for name in TRAINING_LOOP_OPTIONS if values[name] != getattr(DEFAULTS, name)]
+    if loop_options and values["strategy"] == "linear_probe":
+        shown = ", ".join(f"{name}={values[name]!r}" for name in loop_options)
+        raise ConfigError(f"{where}: {shown} act(s) in the fine-tuning loop, which linear_probe does not run; use "
+                          f"strategy 'finetune', 'lp_ft' or 'scratch', or drop the option")
     for key in ("regularizer", "adapt"):
         if values[key] is not None and values["strategy"] not in ("finetune", "lp_ft"):
             raise ConfigError(f"{where}: {key}={values[key]!r} acts while fine-tuning; use strategy 'finetune' or "
@@ -107,7 +134,8 @@ def validate(values: dict, strategies, where: str = "TransferClassifier") -> Non
     if values["adapt"] is not None:
         from .adapt import ADAPTERS
 
-        ADAPTERS.get(values["adapt"])
+        if values["adapt"] != "auto":
+            ADAPTERS.get(values["adapt"])
     val_size = values["val_size"]
     if not (0 < val_size < 1 or (val_size >= 1 and float(val_size).is_integer())):
         raise ConfigError(f"{where}: val_size={val_size!r} must be a fraction in (0, 1) or a whole count >= 1")

@@ -5,7 +5,8 @@ then ``linear_probe`` and ``finetune`` (transfer from a pretrained backbone) and
 same architecture from random weights: the no-transfer baseline) are fitted on the rest and scored
 on the test split. The best transfer model of each data set (chosen on its validation accuracy,
 not on the test split) is saved with its test accuracy, and every row goes to
-``demo_results.json``.
+``demo_results.json``. Accuracies measured on fewer than 1,000 examples are shown with their 95%
+(Wilson) interval, as the test and validation splits here are small.
 
 * images: :func:`~headstart.datasets.load_digits_images` (8x8 handwritten digits, 10 classes),
   resized to 64 px so that it runs on a laptop CPU; backbone ``efficientnet_lite0``.
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .intervals import accuracy_interval, format_accuracy, needs_interval, wilson_interval
 
 STRATEGIES = ("linear_probe", "finetune", "scratch")
 BASELINE = "scratch"
@@ -83,15 +85,17 @@ def run_demo(out_dir="runs/demo", quick: bool = False, *, verbose: bool = True) 
             if strategy != "linear_probe":
                 params["epochs"] = epochs
             clf = TransferClassifier(**params).fit(X_train, y_train)
-            test_accuracy = float(clf.score(X_test, y_test))
+            test_accuracy, test_low, test_high = accuracy_interval(y_test, clf.predict(X_test))
             row = {"dataset": name, "strategy": strategy, "transfer": strategy != BASELINE,
                    "backbone": clf.fit_summary_["backbone"], "test_accuracy": test_accuracy,
+                   "test_accuracy_interval": [test_low, test_high],
                    "fit_seconds": float(clf.fit_summary_["fit_seconds"]),
                    "val_accuracy": _number(clf.fit_summary_.get("val_accuracy")),
                    "epochs_run": clf.fit_summary_.get("epochs_run"),
                    "n_train": int(clf.fit_summary_["n_train"]), "n_val": int(clf.fit_summary_["n_val"]),
                    "n_test": len(y_test)}
-            say(f"   {strategy}: fitted in {row['fit_seconds']:.1f} s, test accuracy {test_accuracy:.3f}", flush=True)
+            row["val_accuracy_interval"] = _interval(row["val_accuracy"], row["n_val"])
+            say(f"   {strategy}: fitted in {row['fit_seconds']:.1f} s, test accuracy {_test_text(row)}", flush=True)
             rows.append(row)
             models[strategy] = clf
         transfer = [r for r in rows if r["transfer"]]
@@ -123,18 +127,42 @@ def run_demo(out_dir="runs/demo", quick: bool = False, *, verbose: bool = True) 
 def _verdict(best: dict, baseline: dict) -> str:
     gain = 100 * (best["test_accuracy"] - baseline["test_accuracy"])
     if gain > 0:
-        return (f"transfer beat the no-transfer baseline: test accuracy {best['test_accuracy']:.3f} vs "
-                f"{baseline['test_accuracy']:.3f} ({gain:+.1f} points)")
+        return (f"transfer beat the no-transfer baseline: test accuracy {_test_text(best)} vs "
+                f"{_test_text(baseline)} ({gain:+.1f} points)")
     if gain == 0:
-        return f"transfer tied the no-transfer baseline at test accuracy {best['test_accuracy']:.3f}"
-    return (f"transfer did NOT beat the no-transfer baseline: test accuracy {best['test_accuracy']:.3f} vs "
-            f"{baseline['test_accuracy']:.3f} ({gain:+.1f} points)")
+        return f"transfer tied the no-transfer baseline at test accuracy {_test_text(best)}"
+    return (f"transfer did NOT beat the no-transfer baseline: test accuracy {_test_text(best)} vs "
+            f"{_test_text(baseline)} ({gain:+.1f} points)")
+
+
+def _interval(accuracy, n: int) -> list[float] | None:
+    """The 95% Wilson interval of an accuracy measured on ``n`` examples (None if there is none)."""
+    if accuracy is None or not n:
+        return None
+    return list(wilson_interval(round(accuracy * n), n))
+
+
+def _accuracy_text(accuracy, interval, n: int) -> str:
+    """``0.812 [0.774, 0.846]`` under 1,000 examples (95% interval), else ``0.812``; ``n/a`` if unknown."""
+    if accuracy is None:
+        return "n/a"
+    if interval is not None and needs_interval(n):
+        return format_accuracy(accuracy, *interval)
+    return f"{accuracy:.3f}"
+
+
+def _test_text(row: dict) -> str:
+    return _accuracy_text(row["test_accuracy"], row.get("test_accuracy_interval"), row["n_test"])
+
+
+def _val_text(row: dict) -> str:
+    return _accuracy_text(row["val_accuracy"], row.get("val_accuracy_interval"), row["n_val"])
 
 
 def _table(rows: list[dict]) -> str:
-    header = ["strategy", "test accuracy", "fit seconds", "val accuracy"]
-    cells = [[r["strategy"] + ("" if r["transfer"] else " (baseline)"), f"{r['test_accuracy']:.3f}",
-              f"{r['fit_seconds']:.1f}", "n/a" if r["val_accuracy"] is None else f"{r['val_accuracy']:.3f}"]
+    header = ["strategy", "test accuracy [95% interval]", "fit seconds", "val accuracy [95% interval]"]
+    cells = [[r["strategy"] + ("" if r["transfer"] else " (baseline)"), _test_text(r),
+              f"{r['fit_seconds']:.1f}", _val_text(r)]
              for r in rows]
     widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
 

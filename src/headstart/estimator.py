@@ -24,7 +24,7 @@ from .errors import ConfigError, DataError, NotFittedError
 from .train import TrainSettings, seed_everything
 
 DEFAULT_BUDGET = "10m"
-DEFAULT_BACKBONES = {"image": "efficientnet_lite0", "text": "minilm_l6", "features": "precomputed"}
+DEFAULT_BACKBONES = {"image": "efficientnet_lite0", "text": "minilm_l6", "audio": "resemblyzer_ge2e", "features": "precomputed"}
 
 
 class TransferClassifier(ClassifierMixin, BaseEstimator):
@@ -42,7 +42,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                  regularizer=DEFAULTS.regularizer,
                  regularizer_weight=DEFAULTS.regularizer_weight, adapt=DEFAULTS.adapt, adapt_weight=DEFAULTS.adapt_weight,
                  C=DEFAULTS.C, val_size=DEFAULTS.val_size, image_size=DEFAULTS.image_size,
-                 max_length=DEFAULTS.max_length, train_bn=DEFAULTS.train_bn, augment=DEFAULTS.augment, cache_dir=DEFAULTS.cache_dir,
+                 max_length=DEFAULTS.max_length, train_bn=DEFAULTS.train_bn, augment=DEFAULTS.augment,
+                 randaugment=DEFAULTS.randaugment, mixup=DEFAULTS.mixup, cutmix=DEFAULTS.cutmix,
+                 token_dropout=DEFAULTS.token_dropout, label_smoothing=DEFAULTS.label_smoothing,
+                 average_checkpoints=DEFAULTS.average_checkpoints, cache_dir=DEFAULTS.cache_dir,
                  checkpoint_dir=DEFAULTS.checkpoint_dir,
                  device=DEFAULTS.device, random_state=DEFAULTS.random_state, verbose=DEFAULTS.verbose):
         self.backbone = backbone
@@ -65,6 +68,12 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.max_length = max_length
         self.train_bn = train_bn
         self.augment = augment
+        self.randaugment = randaugment
+        self.mixup = mixup
+        self.cutmix = cutmix
+        self.token_dropout = token_dropout
+        self.label_smoothing = label_smoothing
+        self.average_checkpoints = average_checkpoints
         self.cache_dir = cache_dir
         self.checkpoint_dir = checkpoint_dir
         self.device = device
@@ -72,8 +81,14 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
 
     # -- fitting ----------------------------------------------------------------------
-    def fit(self, X, y=None, X_target=None):
-        """Fit on labeled ``X, y``; ``X_target``: unlabeled inputs of the deployment domain, for ``adapt``."""
+    def fit(self, X, y=None, X_target=None, y_target=None):
+        """Fit on labeled ``X, y``; ``X_target``: unlabeled inputs of the deployment domain, for ``adapt``.
+
+        ``y_target``: labels of some target inputs (one per ``X_target`` row, None where unknown);
+        with ``adapt="auto"`` they decide between methods instead of the unsupervised validator.
+        """
+        if self.adapt == "auto":
+            return self._fit_choosing_adaptation(X, y, X_target, y_target)
         from .strategies import STRATEGIES
 
         validate(self.get_params(), STRATEGIES)
@@ -121,6 +136,26 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                               UserWarning, stacklevel=2)
         return self
 
+    def _fit_choosing_adaptation(self, X, y, X_target, y_target):
+        from sklearn.base import clone
+
+        from .adapt.select import select_adaptation
+
+        if X_target is None:
+            raise ConfigError("adapt='auto' chooses how to align the training data with unlabeled target data; pass "
+                              "fit(X, y, X_target=...) (CLI: --target PATH)")
+        target_items = self._read(X_target, None, require_labels=False).inputs
+
+        def fit_candidate(method):
+            candidate = clone(self).set_params(adapt=method)
+            return candidate.fit(X, y, X_target=X_target if method else None)
+
+        best, record = select_adaptation(fit_candidate, target_items, y_target, log=self._log)
+        self.__dict__.update({k: v for k, v in best.__dict__.items() if k.endswith("_") and not k.startswith("__")})
+        self.adaptation_ = record
+        self.fit_summary_ = {**self.fit_summary_, "adaptation": record}
+        return self
+
     def _set_model(self, model) -> None:
         from .baselines import Baseline
 
@@ -134,7 +169,9 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     def _cache(self):
         from .cache import FeatureCache
 
-        return FeatureCache(None if str(self.cache_dir).lower() == "none" else (self.cache_dir or "default"))
+        if self.cache_dir is None:
+            return FeatureCache("default")  # $HEADSTART_CACHE or ~/.cache/headstart
+        return FeatureCache(None if str(self.cache_dir).lower() == "none" else self.cache_dir)
 
     def _context(self, data: LabeledData, encoded: np.ndarray, backbone_name: str, n_classes: int, *, freeze):
         """A strategy's inputs: a stratified train/validation split of ``data`` and the settings."""
@@ -148,7 +185,9 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             n_classes=n_classes,
             settings=TrainSettings(epochs=self.epochs, layer_decay=self.layer_decay, weight_decay=self.weight_decay,
                                    batch_size=self.batch_size, patience=self.patience, augment=self.augment,
-                                   train_bn=self.train_bn,
+                                   train_bn=self.train_bn, randaugment=self.randaugment, mixup=self.mixup,
+                                   cutmix=self.cutmix, token_dropout=self.token_dropout,
+                                   label_smoothing=self.label_smoothing, average_checkpoints=self.average_checkpoints,
                                    device=self._device(), seed=self.random_state, progress=self.verbose > 0),
             cache=self._cache(), freeze=freeze, lr=self.lr, C=self.C, image_size=self.image_size,
             max_length=self.max_length, feature_dim=self.n_features_in_ if data.modality == "features" else None,
@@ -250,12 +289,12 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     def _resolve_backbone(self, data: LabeledData) -> str:
         if self.backbone == "auto":
             return DEFAULT_BACKBONES[data.modality]
-        from .backbones import ZOO
+        from .backbones import ZOO, backbone_modality
 
         if self.backbone in ZOO:
             expected = ZOO.get(self.backbone).info.modality
         else:
-            prefixes = {"precomputed": "features", "timm:": "image", "hf:": "text"}
+            prefixes = {"precomputed": "features", "timm:": "image", "hf:": backbone_modality(self.backbone)}
             expected = next((m for p, m in prefixes.items() if self.backbone.startswith(p)), None)
         if expected and expected != data.modality:
             raise ConfigError(

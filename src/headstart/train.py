@@ -7,6 +7,13 @@ so the same loop runs on a CPU or a GPU without the strategies knowing. Batches 
 for multi-GPU runs. Optimisation: AdamW with layer-wise learning-rate decay (the head at ``head_lr``,
 the last trainable group at ``lr``, each earlier group ``layer_decay`` times the next), a linear
 warm-up then cosine decay, and early stopping on validation accuracy that restores the best epoch.
+
+Data-side regularization (:mod:`headstart.augment`): the backbone is told the training-time
+preprocessing options (RandAugment, token dropout) and applies the ones it supports; mixup / CutMix
+mix the batch tensor the backbone names and train against soft targets. Checkpoint averaging
+(``average_checkpoints=k``) keeps the trainable weights and buffers of the k best epochs on the CPU
+(and in the checkpoint), averages them at the end, and keeps the average only if it scores at least
+as well on validation as the best single epoch.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
+
+from .augment import DEFAULT_AUGMENTATION, configure_augmentation, make_batch_mixer, uses_training_preprocessing
 from .checkpoint import load_checkpoint, restore_optimizer, save_checkpoint
 from .errors import ConfigError, RunFolderError
 from .model import TransferModel
@@ -39,6 +48,11 @@ class TrainSettings:
     patience: int = 3
     label_smoothing: float = 0.0
     augment: bool = True
+    randaugment: bool = False
+    mixup: float = 0.0  # mixup alpha; 0 = off
+    cutmix: float = 0.0  # CutMix alpha; 0 = off
+    token_dropout: float = 0.0
+    average_checkpoints: int = 0  # average the k best epochs' weights at the end; 0/1 = off
     train_bn: bool = False
     device: str = "auto"
     precision: str = "no"  # Accelerate's mixed_precision: "no" | "fp16" | "bf16"
@@ -53,6 +67,7 @@ class TrainResult:
     best_val_accuracy: float = float("nan")
     seconds: float = 0.0
     examples_per_second: float = 0.0
+    checkpoint_average: dict | None = None  # what averaging the best epochs gave, and whether it was kept
 
 
 def make_accelerator(device: str = "auto", precision: str = "no"):
@@ -126,6 +141,49 @@ def predict_logits(model: TransferModel, items, *, batch_size: int = 64, device=
     return np.concatenate(chunks) if chunks else np.zeros((0, model.head.out_features), np.float32)
 
 
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """CPU copies of what training changes: the trainable parameters and every buffer."""
+    trainable = {name for name, p in model.named_parameters(remove_duplicate=False) if p.requires_grad}
+    trainable.update(name for name, _ in model.named_buffers(remove_duplicate=False))
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if k in trainable}
+
+
+def average_states(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of floating-point tensors; other tensors (counters) from the first."""
+    averaged = {}
+    for name, first in states[0].items():
+        if first.is_floating_point():
+            total = torch.zeros_like(first, dtype=torch.float64)
+            for state in states:
+                total += state[name].to(torch.float64)
+            averaged[name] = (total / len(states)).to(first.dtype)
+        else:
+            averaged[name] = first.clone()
+    return averaged
+
+
+def _rank(key: tuple, epoch: int) -> tuple:
+    """Sort order of the averaging pool: best validation key first, the earlier epoch on ties."""
+    return tuple(-x for x in key), epoch
+
+
+def _enters_pool(pool: list, key: tuple, epoch: int, k: int) -> bool:
+    return len(pool) < k or _rank(key, epoch) < _rank(*pool[-1][:2])
+
+
+def _add_to_pool(pool: list, entry: tuple, k: int) -> list:
+    """The k best ``(key, epoch, state)`` entries, best first."""
+    return sorted([*pool, entry], key=lambda e: _rank(*e[:2]))[:k]
+
+
+def _evaluate(model: TransferModel, items, y: np.ndarray, batch_size: int) -> tuple[float, float]:
+    """(accuracy, loss) on ``items``."""
+    logits = predict_logits(model, items, batch_size=max(64, batch_size))
+    loss = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.as_tensor(y, dtype=torch.long)))
+    accuracy = float((logits.argmax(1) == y).mean()) if len(y) else float("nan")
+    return accuracy, loss
+
+
 def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val_items, val_y: np.ndarray,
                      settings: TrainSettings, *, terms: Sequence[LossTerm] = (), target_items=None,
                      checkpoint_dir=None, run_key: str = "") -> TrainResult:
@@ -144,6 +202,11 @@ def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val
                           f"pass X_target (API) or --target (CLI)")
     seed_everything(settings.seed)
     model.backbone.batchnorm_stats_frozen = not settings.train_bn
+    configure_augmentation(model.backbone, augment=settings.augment, randaugment=settings.randaugment,
+                           token_dropout=settings.token_dropout)
+    mixer, mix_key = make_batch_mixer(settings, model.backbone, model.head.out_features) or (None, None)
+    train_preprocessing = uses_training_preprocessing(settings)
+    average_k = settings.average_checkpoints if settings.average_checkpoints >= 2 else 0
     accelerator = make_accelerator(settings.device, settings.precision)
     device = accelerator.device
     groups = parameter_groups(model, settings)
@@ -160,6 +223,11 @@ def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val
     for term in terms:
         term.setup(unwrapped)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    if mixer:
+        from timm.loss import SoftTargetCrossEntropy
+
+        soft_loss_fn = SoftTargetCrossEntropy()  # the mixer's targets carry the label smoothing
+    average_pool: list = []  # (key, epoch, trainable state) of the best epochs, for checkpoint averaging
     result = TrainResult()
     best_state, best_key, stale, step, seen, first_epoch, stopped = None, None, 0, 0, 0, 1, False
     restored = load_checkpoint(checkpoint_dir) if checkpoint_dir else None
@@ -178,6 +246,8 @@ def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val
         result.history = meta["history"]
         result.best_epoch, result.best_val_accuracy = meta["best_epoch"], meta["best_val_accuracy"]
         first_epoch = meta["epoch"] + 1
+        average_pool = [(tuple(entry[0]), entry[1], state)
+                        for entry, state in zip(meta.get("average_pool", []), tensors["avg"])]
     started = time.perf_counter()
     elapsed_before = result.history[-1]["seconds"] if result.history else 0.0
     for epoch in range(first_epoch, settings.epochs + 1):
@@ -190,16 +260,18 @@ def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val
         target_batches = epoch_batches(len(target_items), settings.batch_size, settings.seed + 1, epoch) if target_items else []
         for index, indices in enumerate(tqdm(epoch_batches(len(train_items), settings.batch_size, settings.seed, epoch),
                                              desc=f"epoch {epoch}/{settings.epochs}", leave=False, disable=None if settings.progress else True)):
-            batch = _preprocess(unwrapped.backbone, train_items, indices, settings.augment, device)
+            batch = _preprocess(unwrapped.backbone, train_items, indices, train_preprocessing, device)
             labels = torch.as_tensor(train_y[indices], dtype=torch.long, device=device)
+            if mixer:  # labels stay the hard labels for loss terms; the loss uses the mixed targets
+                batch[mix_key], targets = mixer(batch[mix_key], labels)
             logits, features = model(batch, return_features=True)
-            loss = loss_fn(logits, labels)
+            loss = soft_loss_fn(logits, targets) if mixer else loss_fn(logits, labels)
             if terms:
                 outputs = StepOutputs(batch=batch, features=features, logits=logits, labels=labels,
                                       step=step, total_steps=total_steps)
                 if target_batches:
                     target_indices = target_batches[index % len(target_batches)]
-                    outputs.target_batch = _preprocess(unwrapped.backbone, target_items, target_indices, settings.augment, device)
+                    outputs.target_batch = _preprocess(unwrapped.backbone, target_items, target_indices, train_preprocessing, device)
                     outputs.target_logits, outputs.target_features = model(outputs.target_batch, return_features=True)
                 for term in terms:
                     loss = loss + term.weight * term(outputs, unwrapped)
@@ -211,9 +283,7 @@ def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val
             batches += 1
             step += 1
             seen += len(indices)
-        logits = predict_logits(unwrapped, val_items, batch_size=max(64, settings.batch_size))
-        val_loss = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.as_tensor(val_y, dtype=torch.long)))
-        val_accuracy = float((logits.argmax(1) == val_y).mean()) if len(val_y) else float("nan")
+        val_accuracy, val_loss = _evaluate(unwrapped, val_items, val_y, settings.batch_size)
         result.history.append({"epoch": epoch, "train_loss": epoch_loss / max(1, batches),
                                "val_loss": val_loss, "val_accuracy": val_accuracy,
                                "seconds": elapsed_before + time.perf_counter() - started})
@@ -225,9 +295,12 @@ def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val
         else:
             stale += 1
             stopped = stale >= settings.patience
+        if average_k and not math.isnan(val_accuracy) and _enters_pool(average_pool, key, epoch, average_k):
+            average_pool = _add_to_pool(average_pool, (key, epoch, trainable_state(unwrapped)), average_k)
         if checkpoint_dir:
             save_checkpoint(checkpoint_dir, model=unwrapped, terms=terms, optimizer=optimizer, scheduler=scheduler,
-                            best_state=best_state, meta={
+                            best_state=best_state, average_states=[state for _, _, state in average_pool], meta={
+                                "average_pool": [[list(k), e] for k, e, _ in average_pool],
                                 "run_key": run_key, "epoch": epoch, "step": step, "seen": seen, "stale": stale,
                                 "stopped": stopped, "best_key": list(best_key) if best_key else None,
                                 "best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy,
@@ -236,8 +309,30 @@ def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val
         term.teardown(unwrapped)
     if best_state is not None:
         unwrapped.load_state_dict(best_state)
+        if len(average_pool) >= 2:
+            _try_average(unwrapped, average_pool, best_state, val_items, val_y, settings, result)
     unwrapped.eval()
     unwrapped.backbone.batchnorm_stats_frozen = False
+    unwrapped.backbone.augmentation = DEFAULT_AUGMENTATION
     result.seconds = time.perf_counter() - started
     result.examples_per_second = seen / max(result.seconds, 1e-9)
     return result
+
+
+def _try_average(model: TransferModel, pool: list, best_state: dict, val_items, val_y: np.ndarray,
+                 settings: TrainSettings, result: TrainResult) -> None:
+    """Load the average of the pool's states into ``model`` if it scores at least as well on validation
+    as the best epoch (already loaded), else reload the best epoch; record the outcome in ``result``
+    and in the last history entry."""
+    model.load_state_dict({**best_state, **average_states([state for _, _, state in pool])})
+    accuracy, loss = _evaluate(model, val_items, val_y, settings.batch_size)
+    kept = accuracy >= result.best_val_accuracy  # False for NaN (no validation examples)
+    record = {"k": settings.average_checkpoints, "epochs": [epoch for _, epoch, _ in pool], "val_accuracy": accuracy,
+              "val_loss": loss, "best_epoch_val_accuracy": result.best_val_accuracy, "kept": bool(kept)}
+    if kept:
+        result.best_val_accuracy = accuracy
+    else:
+        model.load_state_dict(best_state)
+    result.checkpoint_average = record
+    if result.history:
+        result.history[-1]["checkpoint_average"] = record

@@ -68,6 +68,11 @@ class Backbone(nn.Module):
     """Base class: subclasses implement ``preprocess``, ``preprocess_signature``, ``_layer_groups``
     and ``_pooled_outputs``."""
 
+    # Training-time options this backbone applies (see headstart.augment); others are refused.
+    augmentations: tuple[str, ...] = ()
+    # The batch key mixup/CutMix may blend (images: "pixel_values"); None: not mixable.
+    mixable_input_key: str | None = None
+
     def __init__(self, info: ModelInfo, *, pretrained: bool):
         super().__init__()
         self.info = info

@@ -31,6 +31,8 @@ def _find_attr(root, dotted: str):
 class HFTextBackbone(Backbone):
     """A transformers ``AutoModel`` encoder plus its tokenizer."""
 
+    augmentations = ("token_dropout",)  # training-time options it applies; see headstart.augment
+
     def __init__(self, info: ModelInfo, model, tokenizer, *, pretrained: bool, max_length=None):
         super().__init__(info, pretrained=pretrained)
         self.model = model
@@ -65,14 +67,22 @@ class HFTextBackbone(Backbone):
         }
 
     def preprocess(self, items: Sequence[str], *, train: bool = False) -> dict[str, torch.Tensor]:
+        from ..augment import augmentation_of, drop_tokens
+
+        dropout = augmentation_of(self).token_dropout if train else 0.0
         encoded = self.tokenizer(
             list(items),
             padding=True,
             truncation=True,
             max_length=self.max_length,
             return_tensors="pt",
+            return_special_tokens_mask=dropout > 0,
         )
-        return {k: v for k, v in encoded.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        batch = {k: v for k, v in encoded.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        if dropout > 0:  # training only: drop (mask, or delete) that fraction of the non-special tokens
+            batch = drop_tokens(batch, encoded["special_tokens_mask"], dropout,
+                                mask_token_id=self.tokenizer.mask_token_id, pad_token_id=self.tokenizer.pad_token_id or 0)
+        return batch
 
     def count_truncated(self, items: Sequence[str]) -> int:
         lengths = self.tokenizer(list(items), truncation=False, add_special_tokens=True)["input_ids"]

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 
 from .._torchvision_fix import ensure_torchvision_importable
+from ..augment import RANDAUGMENT, augmentation_of
 from .base import Backbone, LayerGroup
 from .info import ModelInfo
 
@@ -41,13 +42,16 @@ def _widen(prefix: str, modules: dict, group_params: set[str]) -> str:
 class TimmBackbone(Backbone):
     """A timm model with its classifier removed (``num_classes=0``): ``model(x)`` is pooled features."""
 
+    augmentations = ("randaugment",)  # beyond the mild crops of ``augment``; see headstart.augment
+    mixable_input_key = "pixel_values"  # mixup / CutMix mix this batch tensor
+
     def __init__(self, info: ModelInfo, model: torch.nn.Module, *, pretrained: bool, image_size=None):
         super().__init__(info, pretrained=pretrained)
         self.model = model
         size = int(image_size) if image_size else info.input_size[1]
         self.image_size = size
         self._groups = self._build_groups()
-        self._transforms: dict[bool, object] = {}
+        self._transforms: dict[tuple, object] = {}
 
     def _build_groups(self) -> list[LayerGroup]:
         from timm.models._manipulate import group_modules, group_parameters
@@ -86,7 +90,10 @@ class TimmBackbone(Backbone):
         }
 
     def _transform(self, train: bool):
-        if train not in self._transforms:
+        augmentation = augmentation_of(self)
+        crops, randaugment = train and augmentation.augment, train and augmentation.randaugment
+        key = (crops, randaugment)
+        if key not in self._transforms:
             from timm.data import create_transform
 
             common = dict(
@@ -95,15 +102,19 @@ class TimmBackbone(Backbone):
                 mean=self.info.mean,
                 std=self.info.std,
             )
-            if train:
+            if crops or randaugment:
                 # Mild crops and no flips: with few examples, and for digits, text or X-rays,
-                # aggressive crops or mirroring can change what the label means.
-                self._transforms[train] = create_transform(
-                    is_training=True, scale=(0.6, 1.0), hflip=0.0, color_jitter=0.1, **common
+                # aggressive crops or mirroring can change what the label means. RandAugment
+                # (training only) replaces the colour jitter, as in timm's own recipes; without
+                # ``augment`` its crop is the whole image (scale and ratio 1).
+                crop = dict(scale=(0.6, 1.0)) if crops else dict(scale=(1.0, 1.0), ratio=(1.0, 1.0))
+                self._transforms[key] = create_transform(
+                    is_training=True, hflip=0.0, color_jitter=0.1 if crops else None,
+                    auto_augment=RANDAUGMENT if randaugment else None, **crop, **common
                 )
             else:
-                self._transforms[train] = create_transform(is_training=False, crop_pct=1.0, **common)
-        return self._transforms[train]
+                self._transforms[key] = create_transform(is_training=False, crop_pct=1.0, **common)
+        return self._transforms[key]
 
     def preprocess(self, items: Sequence, *, train: bool = False) -> dict[str, torch.Tensor]:
         from ..data import load_image

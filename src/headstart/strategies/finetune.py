@@ -43,6 +43,7 @@ def run_finetune(context: FitContext, model: TransferModel, *, default_freeze: i
         "head_lr": settings.head_lr,
         "layer_decay": settings.layer_decay,
         "loss_terms": [f"{t.name} (weight {t.weight:g})" for t in terms],
+        "checkpoint_average": getattr(result, "checkpoint_average", None),
     }
     return StrategyResult(model, result.history, summary)
 

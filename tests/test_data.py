@@ -538,3 +538,10 @@ def test_check_classification_labels_refuses_unhashable_labels():
     labels[:] = [[1], [0], [1]]
     with pytest.raises(DataError, match=r"label at index 0 of y is a list \(\[1\]\); a label must be a single"):
         check_classification_labels(labels, "y")
+
+
+def test_split_accepts_a_whole_float_count_as_from_the_command_line():
+    from headstart.data import stratified_split
+
+    train, val = stratified_split(np.array(["a", "b"] * 6), 4.0, 0)
+    assert len(val) == 4 and len(train) == 8

@@ -87,3 +87,12 @@ def test_linear_probe_C_search_stops_after_scores_fall_past_the_best():
     assert C == history[best]["C"] and C in C_GRID
     assert len(history) == len(C_GRID) or len(history) == best + 1 + PAST_BEST
     assert solution[1].shape == (3, 20)
+
+
+def test_default_cache_dir_keeps_features_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setenv("HEADSTART_CACHE", str(tmp_path))
+    X, y = tiny_inputs("text", per_class=4)
+    TransferClassifier(strategy="linear_probe", verbose=0, val_size=2).fit(X, y)
+    assert list(tmp_path.rglob("chunk-*.safetensors")), "cache_dir=None must mean the disk cache, not memory only"
+    second = TransferClassifier(strategy="linear_probe", verbose=0, val_size=2).fit(X, y)
+    assert second.fit_summary_["inputs_run_through_backbone"] == 0

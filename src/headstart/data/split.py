@@ -131,6 +131,8 @@ def stratified_split(labels, val_size=0.2, random_state=0) -> tuple[np.ndarray, 
 def _val_count(val_size, n: int) -> int:
     if isinstance(val_size, bool) or not isinstance(val_size, Real):
         raise ConfigError(f"val_size must be a fraction in (0, 1) or a count of examples; got {val_size!r}.")
+    if isinstance(val_size, float) and val_size >= 1 and val_size.is_integer():
+        val_size = int(val_size)  # "--val-size 4" arrives as 4.0: a whole number of examples
     if isinstance(val_size, Integral):
         if not 1 <= val_size < n:
             raise ConfigError(f"val_size={val_size} examples is not possible with {n} examples; use 1..{n - 1}.")

@@ -14,8 +14,14 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools
-	$(PY) -m pip install -q $(TORCH_PINS) -e ".[test]"
+	$(PY) -m pip install -q $(TORCH_PINS) -e ".[test,audio]"
 	$(PY) -m headstart models pull --all
+	command -v espeak-ng >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng; } || echo "espeak-ng not installed: tests/test_audio.py skips its spoken-word tests"
+# Debian's chromium renders the HTML report in tests/test_report.py; only root can install it (others: skipped).
+	command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] \
+	  || DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 \
+	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } \
+	  || echo "warning: could not install chromium; the report's browser test will be skipped" >&2
 	touch $(STAMP)
 
 demo: setup

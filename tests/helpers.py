@@ -19,4 +19,18 @@ def tiny_texts(per_class: int = 6):
 
 
 def tiny_inputs(modality: str, per_class: int = 6):
+    if modality == "audio":
+        return tiny_tones(per_class)
     return tiny_images(per_class) if modality == "image" else tiny_texts(per_class)
+
+
+def tiny_tones(per_class: int = 6, classes=("low", "high")):
+    """Synthetic 16 kHz waveforms (0.3-0.5 s tones), low vs high pitch: ``(list of 1-D arrays, labels)``."""
+    rng = np.random.default_rng(0)
+    X, y = [], []
+    for label, base in zip(classes, (200.0, 1200.0)):
+        for i in range(per_class):
+            t = np.arange(int(16000 * (0.3 + 0.2 * rng.random()))) / 16000
+            X.append((0.3 * np.sin(2 * np.pi * base * (1 + 0.1 * i) * t)).astype(np.float32))
+            y.append(label)
+    return X, np.array(y)

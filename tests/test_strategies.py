@@ -96,3 +96,12 @@ def test_default_cache_dir_keeps_features_on_disk(tmp_path, monkeypatch):
     assert list(tmp_path.rglob("chunk-*.safetensors")), "cache_dir=None must mean the disk cache, not memory only"
     second = TransferClassifier(strategy="linear_probe", verbose=0, val_size=2).fit(X, y)
     assert second.fit_summary_["inputs_run_through_backbone"] == 0
+
+
+@pytest.mark.parametrize("modality", ["image", "text"])
+def test_partly_frozen_finetune_saves_and_reloads_to_identical_predictions(modality, tmp_path):
+    X, y = tiny_inputs(modality, per_class=6)
+    clf = TransferClassifier(strategy="finetune", freeze=2, lr=1e-2, **FAST).fit(X, y)
+    clf.save(tmp_path)
+    loaded = TransferClassifier.load(tmp_path)
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))

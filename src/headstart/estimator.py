@@ -164,7 +164,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             return
         self.model_ = model.to(self._device_for_torch())
         self.backbone_ = self.model_.backbone
-        self.pretrained_fingerprint_ = self.backbone_.weights_fingerprint() if self.backbone_.pretrained else None
+        self.pretrained_fingerprint_ = self.backbone_.pretrained_fingerprint  # of the weights before training
 
     def _cache(self):
         from .cache import FeatureCache

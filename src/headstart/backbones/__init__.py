@@ -16,7 +16,7 @@ from .zoo import ZOO, ZooEntry, map_state_dict_by_order, pull
 
 __all__ = [
     "Backbone", "FreezeReport", "LayerGroup", "ModelInfo", "ZOO", "ZooEntry",
-    "create_backbone", "list_models", "pull",
+    "backbone_modality", "create_backbone", "list_models", "pull",
 ]
 
 PROVIDERS = ("timm:", "hf:")
@@ -53,8 +53,25 @@ def create_backbone(
     """Build a backbone by name; ``pretrained=False`` gives the same architecture, randomly initialised.
 
     Never falls back to random weights on its own: missing weights raise
-    :class:`~headstart.errors.WeightsNotFoundError` with the way to get them.
+    :class:`~headstart.errors.WeightsNotFoundError` with the way to get them. The backbone's
+    ``pretrained_fingerprint`` identifies the weights as loaded, before any training changes them:
+    a saved model whose frozen layers are rebuilt from the installed weights is checked against it.
     """
+    backbone = _build(name, pretrained=pretrained, image_size=image_size, max_length=max_length,
+                      feature_dim=feature_dim)
+    backbone.pretrained_fingerprint = backbone.weights_fingerprint() if pretrained else None
+    return backbone
+
+
+def _build(
+    name: str,
+    *,
+    pretrained: bool = True,
+    image_size: int | None = None,
+    max_length: int | None = None,
+    feature_dim: int | None = None,
+) -> Backbone:
+    """The backbone named ``name``, as loaded (see :func:`create_backbone`)."""
     if isinstance(name, os.PathLike):
         name = os.fspath(name)
     if not isinstance(name, str) or not name:
@@ -82,6 +99,11 @@ def create_backbone(
 
 def _create_from_zoo(entry: ZooEntry, pretrained, image_size, max_length) -> Backbone:
     info = entry.info
+    if info.architecture.startswith("resemblyzer:"):  # audio: resemblyzer's VoiceEncoder, weights in its wheel
+        from .audio import ResemblyzerBackbone
+
+        entry.require_installed()
+        return ResemblyzerBackbone(info, pretrained=pretrained, window_seconds=info.extra.get("window_seconds"))
     if info.modality == "image":
         from .timm_backbone import TimmBackbone, create_timm_model
 
@@ -146,6 +168,10 @@ def _create_hf_text(path_or_id: str, name: str, pretrained: bool, max_length) ->
             f"from the Hub on first use: run once with network access, pass a local model directory, "
             f"or use the offline zoo model minilm_l6"
         ) from error
+    from .audio import is_audio_config
+
+    if is_audio_config(config):  # wav2vec2, HuBERT, Whisper, AST…: decided by model_type / architectures
+        return _load_hf_audio(path_or_id, name, config, pretrained)
     info = ModelInfo(
         name=name,
         modality="text",
@@ -186,3 +212,60 @@ def _load_hf_text(info: ModelInfo, path: str, pretrained: bool, max_length) -> B
     if not info.params_millions:
         info = ModelInfo(**{**info.to_dict(), "params_millions": round(sum(p.numel() for p in model.parameters()) / 1e6, 2)})
     return HFTextBackbone(info, model, tokenizer, pretrained=pretrained, max_length=max_length)
+
+
+def _load_hf_audio(path: str, name: str, config, pretrained: bool) -> Backbone:
+    """A transformers audio encoder (``AutoFeatureExtractor`` + ``AutoModel``; Whisper: its encoder)."""
+    from .._torchvision_fix import ensure_torchvision_importable
+
+    ensure_torchvision_importable()
+    from transformers import AutoFeatureExtractor, AutoModel
+    from transformers.utils import logging as hf_logging
+
+    from .audio import HFAudioBackbone
+
+    feature_extractor = AutoFeatureExtractor.from_pretrained(path)
+    bar_was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model = AutoModel.from_pretrained(path) if pretrained else AutoModel.from_config(config)
+    finally:
+        if bar_was_enabled:
+            hf_logging.enable_progress_bar()
+    if hasattr(model, "get_encoder") and getattr(config, "is_encoder_decoder", False):
+        model = model.get_encoder()  # Whisper: the encoder only
+    hidden = getattr(config, "d_model", None) or getattr(config, "hidden_size")
+    info = ModelInfo(
+        name=name,
+        modality="audio",
+        architecture=f"hf:{getattr(config, 'model_type', 'unknown')}",
+        license="see the model card",
+        feature_dim=int(hidden),
+        params_millions=round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+        size_mb=0.0,
+        description=f"Hugging Face audio encoder {path}",
+        source=path,
+        finetune_lr=5e-5,
+        extra={"sample_rate": int(getattr(feature_extractor, "sampling_rate", 16000))},
+    )
+    return HFAudioBackbone(info, model, feature_extractor, pretrained=pretrained)
+
+
+def backbone_modality(name: str) -> str | None:
+    """The modality a backbone name takes, without loading weights; None when unknown (e.g. offline hub ids)."""
+    if name == "precomputed":
+        return "features"
+    if name in ZOO:
+        return ZOO.get(name).info.modality
+    if name.startswith("timm:"):
+        return "image"
+    if name.startswith("hf:") or os.path.isdir(name):
+        try:
+            from transformers import AutoConfig
+
+            from .audio import is_audio_config
+
+            return "audio" if is_audio_config(AutoConfig.from_pretrained(name.removeprefix("hf:"))) else "text"
+        except Exception:
+            return "text" if name.startswith("hf:") else None
+    return None

@@ -79,6 +79,7 @@ class Backbone(nn.Module):
         self.pretrained = pretrained
         self.frozen_groups = 0
         self.batchnorm_stats_frozen = False  # set by fine-tuning; see train()
+        self.pretrained_fingerprint: str | None = None  # set by create_backbone, before any training
 
     # -- what every backbone tells about itself -------------------------------------------
     @property

@@ -122,6 +122,29 @@ ZOO.register("minilm_l6", ZooEntry(ModelInfo(
 ), _minilm_l6_directory))
 
 
+def _resemblyzer_weights():
+    from .audio import resemblyzer_weights
+
+    return resemblyzer_weights()
+
+
+ZOO.register("resemblyzer_ge2e", ZooEntry(ModelInfo(
+    name="resemblyzer_ge2e",
+    modality="audio",
+    architecture="resemblyzer:VoiceEncoder",
+    license="Apache-2.0",
+    feature_dim=256,
+    params_millions=1.4,
+    size_mb=16.0,
+    description="Resemblyzer GE2E speaker encoder: 3-layer LSTM over 40-channel mel frames, 1.6 s windows, 16 kHz",
+    pip_packages=("resemblyzer==0.1.4",),  # its code needs librosa + webrtcvad: pip install 'headstart[audio]'
+    weights_module="resemblyzer",
+    source="Wan et al. 2018 (GE2E); resemble-ai/Resemblyzer pretrained.pt, shipped in the wheel",
+    finetune_lr=1e-4,
+    extra={"sample_rate": 16000, "window_seconds": 1.6},
+), _resemblyzer_weights))
+
+
 def map_state_dict_by_order(source: dict, target: dict, model_name: str) -> dict:
     """Rename ``source``'s tensors to ``target``'s keys, pairing them in order.
 

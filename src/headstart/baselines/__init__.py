@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from ..registry import Registry
+from .audio import LogMelLogistic
 from .base import Baseline
 from .pixels import PixelLogistic
 from .tfidf import TfidfLogistic
 
 BASELINES: Registry[type[Baseline]] = Registry("baseline")
-for _baseline in (TfidfLogistic, PixelLogistic):
+for _baseline in (TfidfLogistic, PixelLogistic, LogMelLogistic):
     BASELINES.register(_baseline.name, _baseline)
 
 

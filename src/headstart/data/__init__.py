@@ -5,18 +5,21 @@ arrays. Both return a :class:`LabeledData`. ``load_image`` turns any image input
 ``stratified_split`` and ``check_classification_labels`` prepare labels for training.
 """
 
+from .audio import AUDIO_EXTENSIONS, load_audio
 from .images import IMAGE_EXTENSIONS, load_image
 from .inputs import LabeledData, SkippedInput, from_arrays, load_dataset
 from .split import check_classification_labels, stratified_split
 from .tables import TABLE_EXTENSIONS
 
 __all__ = [
+    "AUDIO_EXTENSIONS",
     "IMAGE_EXTENSIONS",
     "TABLE_EXTENSIONS",
     "LabeledData",
     "SkippedInput",
     "check_classification_labels",
     "from_arrays",
+    "load_audio",
     "load_dataset",
     "load_image",
     "stratified_split",

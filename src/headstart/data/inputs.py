@@ -17,6 +17,7 @@ from PIL import Image
 
 from headstart.errors import DataError, DataPathError, did_you_mean
 
+from .audio import audio_items, find_audio_column, is_audio_folder, list_audio_folder, screen_audio
 from .images import image_problem, is_image_path, list_image_folder
 from .tables import TABLE_EXTENSIONS, read_table
 
@@ -101,8 +102,14 @@ def load_dataset(
     label_column: str | None = None,
     require_labels: bool = True,
     strict: bool = False,
+    audio_column: str | None = None,
 ) -> LabeledData:
     """Load an image folder (``root/<class>/<image>``) or a table (.csv .tsv .jsonl .json .parquet).
+
+    A folder of audio files (``root/<class>/<file>.wav|.flac|.ogg``, no images) or a table whose
+    ``audio`` (or ``path``/``file``…, all audio file names) column, or ``audio_column``, names audio
+    files gives modality ``"audio"``: the items stay file paths, each checked to decode (see
+    :mod:`headstart.data.audio`).
 
     Columns are found automatically unless named (see :mod:`headstart.data.tables`). Image files are
     decoded once to check them; unreadable ones are skipped with a warning and listed in
@@ -114,6 +121,12 @@ def load_dataset(
     if not root.exists():
         raise DataPathError(_not_found_message(root))
     if root.is_dir():
+        if is_audio_folder(root):  # root/<class>/<audio file>: modality "audio", files kept as paths
+            paths, labels = list_audio_folder(root)
+            keep, skipped = screen_audio(paths, paths, strict, stacklevel=2)
+            return LabeledData(
+                [paths[i] for i in keep], np.array([labels[i] for i in keep]), "audio", str(root), skipped
+            )
         paths, labels = list_image_folder(root)
         keep, skipped = _screen_images(paths, paths, strict, stacklevel=2)
         return LabeledData(
@@ -134,11 +147,19 @@ def load_dataset(
             f"cannot read {root}: {ext or 'no extension'} is not a supported format. Pass a folder of "
             f"images laid out as <root>/<class>/<image>, or a table: {', '.join(TABLE_EXTENSIONS)}.{hint}"
         )
+    if audio_column is None and text_column is None and image_column is None:
+        audio_column = find_audio_column(root)
     table = read_table(
-        root, text_column=text_column, image_column=image_column,
+        root, text_column=text_column, image_column=audio_column or image_column,
         label_column=label_column, require_labels=require_labels,
     )
     inputs, labels, skipped = table.inputs, table.labels, []
+    if audio_column is not None:  # a column of audio file paths, resolved like image paths
+        wheres = [f"{p} ({w})" for p, w in zip(table.inputs, table.wheres)]
+        keep, skipped = screen_audio(table.inputs, wheres, strict, stacklevel=2)
+        inputs = [inputs[i] for i in keep]
+        labels = None if labels is None else labels[keep]
+        return LabeledData(inputs, labels, "audio", str(root), skipped)
     if table.modality == "image":
         wheres = [f"{p} ({w})" for p, w in zip(table.inputs, table.wheres)]
         keep, skipped = _screen_images(table.inputs, wheres, strict, stacklevel=2)
@@ -160,7 +181,9 @@ def _not_found_message(root: Path) -> str:
 # --------------------------------------------------------------------------- from_arrays
 
 
-def from_arrays(X, y=None, *, strict: bool = False, name: str = "X") -> LabeledData:
+def from_arrays(
+    X, y=None, *, strict: bool = False, name: str = "X", modality: str | None = None, sample_rate: int | None = None
+) -> LabeledData:
     """Wrap in-memory inputs, inferring the modality.
 
     Accepted ``X``: a list/tuple/array of str (text, or image file paths if every one is an existing
@@ -168,6 +191,12 @@ def from_arrays(X, y=None, *, strict: bool = False, name: str = "X") -> LabeledD
     a uint8 (or uint16) array ``(n, h, w)`` or ``(n, h, w, c)`` with c in 1, 3, 4 (images); a 2-D
     numeric array (modality ``"features"``, rows as float32, for ``backbone="precomputed"``).
     Unreadable image files are skipped (and ``y`` filtered alike) or raise with ``strict=True``.
+
+    Audio (modality ``"audio"``): a list of 1-D float arrays of differing lengths (waveforms), or a
+    list of existing audio file paths. Equal-length 1-D float arrays still read as a feature matrix
+    unless ``modality="audio"`` is passed (then a 2-D array is one clip per row). Waveforms are taken
+    to be sampled at ``sample_rate`` (default 16000 Hz; passing it also marks the arrays as audio)
+    and are resampled to 16 kHz here, the rate every in-memory audio item is held at.
     """
     source = f"array {name}"
     if X is None:
@@ -181,6 +210,14 @@ def from_arrays(X, y=None, *, strict: bool = False, name: str = "X") -> LabeledD
         X = X.iloc[:, 0]
     if hasattr(X, "to_numpy"):  # pandas Series or DataFrame
         X = X.to_numpy()
+    audio = audio_items(X, name, modality=modality, sample_rate=sample_rate)
+    if audio is not None:
+        labels = _labels(y, len(audio), name)
+        skipped: list[SkippedInput] = []
+        if isinstance(audio[0], str):
+            keep, skipped = screen_audio(audio, [f"{name}[{i}] ({p})" for i, p in enumerate(audio)], strict, 2)
+            audio, labels = [audio[i] for i in keep], None if labels is None else labels[keep]
+        return LabeledData(audio, labels, "audio", source, skipped)
     if isinstance(X, np.ndarray) and X.ndim == 0:
         raise DataError(
             f"{name} is a single value (a 0-d array of dtype {X.dtype}: {_short(X)}), not a collection of "

@@ -1,6 +1,5 @@
 """adapt='auto': each method and source-only, judged on the target inputs."""
 
-import numpy as np
 import pytest
 
 from headstart import TransferClassifier

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
 
+from .atomic import write_atomic
 from .backbones import Backbone
 
 
@@ -130,10 +130,7 @@ class FeatureCache:
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {"hashes": np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(len(hashes), 32)}
         tensors.update({f"layer:{name}": np.ascontiguousarray(m, dtype=np.float32) for name, m in computed.items()})
-        handle, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        os.close(handle)
-        save_file(tensors, temporary)
-        os.replace(temporary, folder / f"chunk-{uuid.uuid4().hex}.safetensors")
+        write_atomic(folder / f"chunk-{uuid.uuid4().hex}.safetensors", lambda temporary: save_file(tensors, temporary))
 
 
 def extract_features(

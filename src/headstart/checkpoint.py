@@ -11,14 +11,13 @@ resumed run, sees the previous complete epoch or the new one, never a mixture. N
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .atomic import write_atomic
 from .errors import RunFolderError
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -47,14 +46,7 @@ def save_checkpoint(folder, *, model, terms, optimizer, scheduler, best_state, m
     meta = {**meta, "param_groups": optimizer_state["param_groups"], "scheduler": scheduler.state_dict(),
             "has_best": best_state is not None, "n_average_states": len(average_states or [])}
     path = folder / CHECKPOINT_FILE
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".checkpoint.", suffix=".tmp")
-    os.close(handle)
-    try:
-        save_file(tensors, temporary, metadata={"headstart": json.dumps(meta, default=float)})
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    write_atomic(path, lambda temporary: save_file(tensors, temporary, metadata={"headstart": json.dumps(meta, default=float)}))
     return path
 
 

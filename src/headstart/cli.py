@@ -20,13 +20,13 @@ import json
 import os
 import shlex
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
 from . import __version__
 from .config import FitConfig
+from .atomic import write_text_atomic
 from .errors import ConfigError, DataError, DataPathError, HeadstartError
 
 PROG = "headstart"
@@ -385,22 +385,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if not target.parent.is_dir():
             raise DataPathError(f"cannot write {target.absolute()}: the folder {target.parent.absolute()} "
                                 f"does not exist")
-        _write_atomic(target, buffer.getvalue())
+        write_text_atomic(target, buffer.getvalue())
         print(f"wrote {len(names)} predictions to {target}")
     else:
         sys.stdout.write(buffer.getvalue())
     return 0
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -464,7 +453,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print("confusion matrix (rows: true class, columns: predicted class)")
     print(_table(["true \\ predicted", *known], [[label, *row] for label, row in zip(known, matrix.tolist())]))
     target = run_dir / "evaluation.json"
-    _write_atomic(target, json.dumps(report, indent=2) + "\n")
+    write_text_atomic(target, json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {target}")
     return 0
 

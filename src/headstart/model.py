@@ -13,8 +13,6 @@ A run folder holds:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -23,6 +21,7 @@ from torch import nn
 
 from . import __version__
 from .backbones import Backbone, create_backbone
+from .atomic import write_atomic, write_json
 from .errors import RunFolderError
 
 FORMAT_VERSION = 1
@@ -80,25 +79,6 @@ def environment() -> dict:
     return versions
 
 
-def _write_atomic(path: Path, write) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
-def write_json(path: Path, data) -> None:
-    def write(temporary):
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=False, default=str)
-            handle.write("\n")
-    _write_atomic(Path(path), write)
-
-
 def save_model(model: TransferModel, folder, config: dict, metrics: dict | None = None, history=None) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -117,7 +97,7 @@ def save_model(model: TransferModel, folder, config: dict, metrics: dict | None 
         "environment": environment(),
         **config,
     }
-    _write_atomic(folder / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    write_atomic(folder / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
     write_json(folder / CONFIG_FILE, config)
     if metrics is not None:
         write_json(folder / "metrics.json", metrics)

@@ -34,6 +34,7 @@ from torch import nn
 from ..data.audio import fit_length, load_audio
 from ..errors import ConfigError
 from .base import Backbone, LayerGroup
+from .hf_text import _find_attr
 from .info import ModelInfo
 
 # --------------------------------------------------------------------------- resemblyzer
@@ -80,7 +81,7 @@ def resemblyzer_weights() -> dict:
     import resemblyzer
 
     path = Path(resemblyzer.__file__).resolve().parent / "pretrained.pt"
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)  # plain tensors: no unpickling needed
     return checkpoint["model_state"]
 
 
@@ -161,15 +162,6 @@ def is_audio_config(config) -> bool:
     if getattr(config, "model_type", None) in AUDIO_MODEL_TYPES:
         return True
     return any(word in arch for arch in (getattr(config, "architectures", None) or []) for word in _AUDIO_ARCHITECTURE_WORDS)
-
-
-def _find_attr(root, dotted: str):
-    obj = root
-    for part in dotted.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            return None
-    return obj
 
 
 class HFAudioBackbone(Backbone):

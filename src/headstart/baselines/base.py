@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from ..atomic import write_atomic, write_text_atomic
 from ..errors import RunFolderError
 from ..strategies.linear_probe import choose_C, fit_logistic_head
 
@@ -54,8 +55,9 @@ class Baseline:
         settings, arrays = self.state()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        save_file({"weight": self.weight, "bias": self.bias, **arrays}, str(folder / ARRAYS_FILE))
-        (folder / STATE_FILE).write_text(json.dumps({"name": self.name, **settings}), encoding="utf-8")
+        tensors = {"weight": self.weight, "bias": self.bias, **arrays}
+        write_atomic(folder / ARRAYS_FILE, lambda temporary: save_file(tensors, temporary))
+        write_text_atomic(folder / STATE_FILE, json.dumps({"name": self.name, **settings}))
 
     @classmethod
     def load(cls, folder) -> "Baseline":

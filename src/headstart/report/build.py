@@ -11,7 +11,6 @@ import json
 import math
 import os
 import statistics
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..atomic import write_text_atomic
 from ..errors import ConfigError, DataError, DataPathError, HeadstartError, RunFolderError
 
 DEFAULT_CURVE_SIZES = (1, 2, 5, 10, 20)
@@ -66,11 +66,11 @@ def build_report(run_dir, data=None, out=None, curve_sizes=DEFAULT_CURVE_SIZES, 
     report["figures"] = _figures(report)
 
     html = render(report)
-    _write_text_atomic(target, html)
+    write_text_atomic(target, html)
     numbers = {key: value for key, value in report.items() if key != "figures"}
     numbers["figures"] = sorted(report["figures"])
     numbers["html"] = str(target.absolute())
-    _write_text_atomic(metrics_path, json.dumps({**stored_metrics, "report": _jsonable(numbers)}, indent=2) + "\n")
+    write_text_atomic(metrics_path, json.dumps({**stored_metrics, "report": _jsonable(numbers)}, indent=2) + "\n")
     return target
 
 
@@ -523,17 +523,6 @@ def _read_json(path: Path) -> dict:
     if not isinstance(value, dict):
         raise RunFolderError(f"{path} must hold a JSON object, found {type(value).__name__}")
     return value
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def _jsonable(value):

@@ -1,0 +1,40 @@
+"""Atomic file writes: write a temporary file beside the target, then rename it over the target.
+
+A reader, or a run resumed after a crash, sees the old file or the new one, never half of one.
+No torch here, so the CLI can use it without paying torch's import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_atomic(path: Path, write) -> None:
+    """Call ``write(temporary_path)``, then move the result over ``path`` in one rename."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def write_text_atomic(path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step: readers see the old file or the new, never half."""
+    def write(temporary):
+        with open(temporary, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+    write_atomic(Path(path), write)
+
+
+def write_json(path: Path, data) -> None:
+    def write(temporary):
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=False, default=str)
+            handle.write("\n")
+    write_atomic(Path(path), write)

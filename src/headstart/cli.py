@@ -405,16 +405,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir).expanduser()
     clf = TransferClassifier.load(run_dir)
     data = _load(args.data, args, require_labels=True)
+    from .data import check_labels_known
+
+    y_true = check_labels_known(data.labels, clf.classes_, data.source, run_dir)
     known = [str(c) for c in clf.classes_]
-    y_true = np.array([str(label) for label in data.labels], dtype=object)
-    unseen = sorted(set(y_true) - set(known))
-    if unseen:
-        counts = {label: int((y_true == label).sum()) for label in unseen}
-        raise DataError(
-            f"{data.source} has label(s) the model in {run_dir} never saw in training: "
-            f"{', '.join(f'{label!r} ({n} row' + ('s' if n != 1 else '') + ')' for label, n in counts.items())}. The model knows "
-            f"{len(known)} classes: {', '.join(map(repr, known))}. Remove those rows, or fit a new model "
-            f"that includes them")
     skipped = [{"where": s.where, "reason": s.reason} for s in data.skipped]
     data = dataclasses.replace(data, skipped=[])  # unreadable images are left out and reported below
     started = time.perf_counter()

@@ -8,7 +8,7 @@ arrays. Both return a :class:`LabeledData`. ``load_image`` turns any image input
 from .audio import AUDIO_EXTENSIONS, load_audio
 from .images import IMAGE_EXTENSIONS, load_image
 from .inputs import LabeledData, SkippedInput, from_arrays, load_dataset
-from .split import check_classification_labels, stratified_split
+from .split import check_classification_labels, check_labels_known, stratified_split
 from .tables import TABLE_EXTENSIONS
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "LabeledData",
     "SkippedInput",
     "check_classification_labels",
+    "check_labels_known",
     "from_arrays",
     "load_audio",
     "load_dataset",

@@ -16,7 +16,6 @@ Reading needs ``soundfile`` (``pip install headstart[audio]``); nothing here imp
 from __future__ import annotations
 
 import os
-import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -132,36 +131,11 @@ def audio_problem(path: str | os.PathLike) -> str | None:
 
 
 def screen_audio(paths: list[str], wheres: list[str], strict: bool, stacklevel: int):
-    """Check every file; return ``(indices that decode, [SkippedInput])``; see ``_screen_images``."""
-    from .inputs import SkippedInput
+    """Check every file; return ``(indices that decode, [SkippedInput])``, as images are screened."""
+    from .inputs import screen_files
 
-    keep, skipped = [], []
-    for i, (path, where) in enumerate(zip(paths, wheres)):
-        reason = audio_problem(path)
-        if reason is None:
-            keep.append(i)
-        elif strict:
-            raise DataError(
-                f"cannot read audio {where}: {reason}. Delete or re-export the file, or leave strict off to skip it."
-            )
-        else:
-            skipped.append(SkippedInput(where, reason))
-    if skipped and not keep:
-        raise DataError(
-            f"none of the {len(paths)} audio files could be read; the first, {skipped[0].where}: "
-            f"{skipped[0].reason}. Check that these are audio files (WAV, FLAC, OGG); audio paths in a "
-            "table are resolved relative to the table's folder."
-        )
-    if skipped:
-        shown = "; ".join(f"{s.where} ({s.reason})" for s in skipped[:3])
-        more = f"; … and {len(skipped) - 3} more" if len(skipped) > 3 else ""
-        warnings.warn(
-            f"skipped {len(skipped)} of {len(paths)} audio files that could not be read: {shown}{more}. "
-            "All are listed in the returned data's .skipped (pass strict=True to fail instead).",
-            UserWarning,
-            stacklevel=stacklevel + 1,
-        )
-    return keep, skipped
+    return screen_files(paths, wheres, audio_problem, singular="audio", plural="audio files",
+                        hint="audio files (WAV, FLAC, OGG)", strict=strict, stacklevel=stacklevel + 1)
 
 
 # --------------------------------------------------------------------------- folders and tables

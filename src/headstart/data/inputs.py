@@ -52,43 +52,53 @@ class LabeledData:
 # --------------------------------------------------------------------------- unreadable images
 
 
-def _screen_images(
-    paths: list[str], wheres: list[str], strict: bool, stacklevel: int
+def screen_files(
+    paths: list[str], wheres: list[str], problem, *, singular: str, plural: str, hint: str,
+    strict: bool, stacklevel: int, threads: bool = False,
 ) -> tuple[list[int], list[SkippedInput]]:
-    """Decode every image; return the indices that decode and a SkippedInput for each that does not."""
+    """Check every file with ``problem(path) -> reason | None``; return the indices that pass and a
+    SkippedInput for each that does not, warning once about them (``strict``: raise at the first)."""
     workers = min(8, os.cpu_count() or 1)
-    if len(paths) > 32 and workers > 1:  # decoding releases the GIL
+    if threads and len(paths) > 32 and workers > 1:  # decoding releases the GIL
         with ThreadPoolExecutor(workers) as pool:
-            problems = list(pool.map(image_problem, paths))
+            problems = list(pool.map(problem, paths))
     else:
-        problems = [image_problem(p) for p in paths]
+        problems = [problem(p) for p in paths]
     keep, skipped = [], []
     for i, (where, reason) in enumerate(zip(wheres, problems)):
         if reason is None:
             keep.append(i)
         elif strict:
             raise DataError(
-                f"cannot read image {where}: {reason}. Delete or re-export the file, or leave strict "
+                f"cannot read {singular} {where}: {reason}. Delete or re-export the file, or leave strict "
                 "off to skip it."
             )
         else:
             skipped.append(SkippedInput(where, reason))
     if skipped and not keep:
         raise DataError(
-            f"none of the {len(paths)} images could be read; the first, {skipped[0].where}: "
-            f"{skipped[0].reason}. Check that these are image files (re-export them); image paths in a "
+            f"none of the {len(paths)} {plural} could be read; the first, {skipped[0].where}: "
+            f"{skipped[0].reason}. Check that these are {hint}; {singular} paths in a "
             "table are resolved relative to the table's folder."
         )
     if skipped:
         shown = "; ".join(f"{s.where} ({s.reason})" for s in skipped[:3])
         more = f"; … and {len(skipped) - 3} more" if len(skipped) > 3 else ""
         warnings.warn(
-            f"skipped {len(skipped)} of {len(paths)} images that could not be read: {shown}{more}. "
+            f"skipped {len(skipped)} of {len(paths)} {plural} that could not be read: {shown}{more}. "
             "All are listed in the returned data's .skipped (pass strict=True to fail instead).",
             UserWarning,
             stacklevel=stacklevel + 1,
         )
     return keep, skipped
+
+
+def _screen_images(
+    paths: list[str], wheres: list[str], strict: bool, stacklevel: int
+) -> tuple[list[int], list[SkippedInput]]:
+    """Decode every image; return the indices that decode and a SkippedInput for each that does not."""
+    return screen_files(paths, wheres, image_problem, singular="image", plural="images",
+                        hint="image files (re-export them)", strict=strict, stacklevel=stacklevel + 1, threads=True)
 
 
 # --------------------------------------------------------------------------- load_dataset

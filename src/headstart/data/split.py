@@ -140,3 +140,20 @@ def _val_count(val_size, n: int) -> int:
     if not 0.0 < val_size < 1.0:
         raise ConfigError(f"val_size={val_size!r} must be a fraction strictly between 0 and 1, or a count.")
     return math.ceil(val_size * n)
+
+
+def check_labels_known(labels, classes, where: str, model_where: str) -> np.ndarray:
+    """Labels as strings, after refusing any the model never saw (naming them, their row counts,
+    and the classes it knows); for scoring a fitted model on labeled data."""
+    known = [str(c) for c in classes]
+    y_true = np.array([str(label) for label in labels], dtype=object)
+    unseen = sorted(set(y_true) - set(known))
+    if unseen:
+        counts = {label: int((y_true == label).sum()) for label in unseen}
+        raise DataError(
+            f"{where} has label(s) the model in {model_where} never saw in training: "
+            + ", ".join(f"{label!r} ({n} row{'s' if n != 1 else ''})" for label, n in counts.items())
+            + f". The model knows {len(known)} classes: {', '.join(map(repr, known))}. Remove those rows, or fit "
+              f"a new model that includes them"
+        )
+    return y_true

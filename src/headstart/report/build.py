@@ -191,16 +191,10 @@ def score_chosen_model(clf, data, folder: Path) -> dict:
 
     from ..intervals import accuracy_interval, format_accuracy
 
+    from ..data import check_labels_known
+
+    y_true = check_labels_known(data.labels, clf.classes_, data.source, folder)
     known = [str(c) for c in clf.classes_]
-    y_true = np.array([str(label) for label in data.labels], dtype=object)
-    unseen = sorted(set(y_true) - set(known))
-    if unseen:
-        counts = {label: int((y_true == label).sum()) for label in unseen}
-        raise DataError(
-            f"{data.source} has label(s) the model in {folder} never saw in training: "
-            + ", ".join(f"{label!r} ({n} row{'s' if n != 1 else ''})" for label, n in counts.items())
-            + f". The model knows {len(known)} classes: {', '.join(map(repr, known))}. Remove those rows, or fit "
-              f"a new model that includes them")
     started = time.perf_counter()
     predicted = np.array([str(label) for label in clf.predict(data)], dtype=object)
     seconds = time.perf_counter() - started

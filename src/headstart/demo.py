@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .intervals import accuracy_interval, format_accuracy, needs_interval, wilson_interval
+from .intervals import accuracy_interval, format_accuracy, needs_interval, paired_bootstrap_difference, wilson_interval
 
 STRATEGIES = ("linear_probe", "finetune", "scratch")
 BASELINE = "scratch"
@@ -77,7 +77,7 @@ def run_demo(out_dir="runs/demo", quick: bool = False, *, verbose: bool = True) 
         say(f"   {len(y_train)} train (of which 20% validation) / {len(y_test)} test examples, "
             f"backbone {spec['params']['backbone']}"
             + (f", images resized to {spec['params']['image_size']} px" if "image_size" in spec["params"] else ""))
-        rows, models = [], {}
+        rows, models, predictions = [], {}, {}
         for strategy in STRATEGIES:
             say(f"   fitting {strategy} ...", flush=True)  # a full line: progress bars on stderr may use \r
             params = {**spec["params"], "strategy": strategy, "random_state": 0, "verbose": 0,
@@ -85,7 +85,8 @@ def run_demo(out_dir="runs/demo", quick: bool = False, *, verbose: bool = True) 
             if strategy != "linear_probe":
                 params["epochs"] = epochs
             clf = TransferClassifier(**params).fit(X_train, y_train)
-            test_accuracy, test_low, test_high = accuracy_interval(y_test, clf.predict(X_test))
+            predictions[strategy] = clf.predict(X_test)
+            test_accuracy, test_low, test_high = accuracy_interval(y_test, predictions[strategy])
             row = {"dataset": name, "strategy": strategy, "transfer": strategy != BASELINE,
                    "backbone": clf.fit_summary_["backbone"], "test_accuracy": test_accuracy,
                    "test_accuracy_interval": [test_low, test_high],
@@ -104,7 +105,8 @@ def run_demo(out_dir="runs/demo", quick: bool = False, *, verbose: bool = True) 
         folder = out / name
         models[best["strategy"]].save(folder, metrics={"test_accuracy": best["test_accuracy"],
                                                        "test_examples": len(y_test)})
-        verdict = _verdict(best, baseline)
+        difference = paired_bootstrap_difference(y_test, predictions[best["strategy"]], predictions[BASELINE])
+        verdict = _verdict(best, baseline, difference)
         say()
         say(_table(rows))
         say(f"   no-transfer baseline: {BASELINE} (same architecture, random initial weights)")
@@ -114,7 +116,7 @@ def run_demo(out_dir="runs/demo", quick: bool = False, *, verbose: bool = True) 
             "description": spec["description"], "n_train": len(y_train), "n_test": len(y_test),
             "params": spec["params"], "best_transfer": best["strategy"], "saved_to": str(folder),
             "baseline_test_accuracy": baseline["test_accuracy"], "best_transfer_test_accuracy": best["test_accuracy"],
-            "transfer_beat_baseline": best["test_accuracy"] > baseline["test_accuracy"], "verdict": verdict,
+            "transfer_beat_baseline": bool(difference[1] > 0), "difference_interval": list(difference), "verdict": verdict,
         }
         results["rows"] += rows
     results["total_seconds"] = time.perf_counter() - started
@@ -124,15 +126,17 @@ def run_demo(out_dir="runs/demo", quick: bool = False, *, verbose: bool = True) 
     return results
 
 
-def _verdict(best: dict, baseline: dict) -> str:
-    gain = 100 * (best["test_accuracy"] - baseline["test_accuracy"])
-    if gain > 0:
-        return (f"transfer beat the no-transfer baseline: test accuracy {_test_text(best)} vs "
-                f"{_test_text(baseline)} ({gain:+.1f} points)")
-    if gain == 0:
-        return f"transfer tied the no-transfer baseline at test accuracy {_test_text(best)}"
-    return (f"transfer did NOT beat the no-transfer baseline: test accuracy {_test_text(best)} vs "
-            f"{_test_text(baseline)} ({gain:+.1f} points)")
+def _verdict(best: dict, baseline: dict, difference: tuple[float, float, float]) -> str:
+    """Win or loss only when the paired 95% interval of the difference (same test examples) excludes 0."""
+    gain, low, high = (100 * v for v in difference)
+    scores = f"test accuracy {_test_text(best)} vs {_test_text(baseline)}"
+    spread = f"{gain:+.1f} points, paired 95% interval [{low:+.1f}, {high:+.1f}]"
+    if low > 0:
+        return f"transfer beat the no-transfer baseline: {scores} ({spread})"
+    if high < 0:
+        return f"transfer did NOT beat the no-transfer baseline: {scores} ({spread})"
+    return (f"transfer and the no-transfer baseline are within noise of each other on this test set: {scores} "
+            f"({spread}, which includes 0)")
 
 
 def _interval(accuracy, n: int) -> list[float] | None:

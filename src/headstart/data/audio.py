@@ -167,13 +167,9 @@ def list_audio_folder(root: Path) -> tuple[list[str], list[str]]:
             f"must sit in one subfolder per class, {root}/<class>/<file>, e.g. {root}/yes/1.wav; the subfolder "
             "name is the label."
         )
-    paths, labels = [], []
-    for class_dir in (p for p in entries if p.is_dir()):
-        for dirpath, dirnames, filenames in os.walk(class_dir):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(f for f in filenames if not f.startswith(".") and is_audio_path(f)):
-                paths.append(str(Path(dirpath) / name))
-                labels.append(class_dir.name)
+    from .images import walk_class_folders
+
+    paths, labels, _ = walk_class_folders(root, entries, is_audio_path)
     if not paths:
         raise DataPathError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) found in {root}/<class>/<file>.")
     return paths, labels

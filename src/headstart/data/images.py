@@ -193,19 +193,7 @@ def list_image_folder(root: Path) -> tuple[list[str], list[str]]:
             "subfolder name is the label. Move them into class folders (or point at a table with a "
             "label column)."
         )
-    paths: list[str] = []
-    labels: list[str] = []
-    other: list[str] = []
-    for class_dir in (p for p in entries if p.is_dir()):
-        for dirpath, dirnames, filenames in os.walk(class_dir):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(f for f in filenames if not f.startswith(".")):
-                full = Path(dirpath) / name
-                if is_image_path(name):
-                    paths.append(str(full))
-                    labels.append(class_dir.name)
-                else:
-                    other.append(str(full.relative_to(root)))
+    paths, labels, other = walk_class_folders(root, entries, is_image_path)
     if not paths:
         other = [p.name for p in entries if p.is_file()] + other
         found = f"found {len(other)} file(s): {_first(other)}" if other else "found no files at all"
@@ -216,6 +204,26 @@ def list_image_folder(root: Path) -> tuple[list[str], list[str]]:
             f"{root}/<class>/<image>, but {found}.{hint}"
         )
     return paths, labels
+
+
+def walk_class_folders(root: Path, entries: list[Path], wanted) -> tuple[list[str], list[str], list[str]]:
+    """Walk every class subfolder among ``entries`` (sorted, hidden entries skipped): the files for
+    which ``wanted(name)`` holds with their class (the subfolder's name), and the other files
+    relative to ``root``. Shared by image and audio folders."""
+    paths: list[str] = []
+    labels: list[str] = []
+    other: list[str] = []
+    for class_dir in (p for p in entries if p.is_dir()):
+        for dirpath, dirnames, filenames in os.walk(class_dir):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(f for f in filenames if not f.startswith(".")):
+                full = Path(dirpath) / name
+                if wanted(name):
+                    paths.append(str(full))
+                    labels.append(class_dir.name)
+                else:
+                    other.append(str(full.relative_to(root)))
+    return paths, labels, other
 
 
 def _first(names: list[str], n: int = 5) -> str:

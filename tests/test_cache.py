@@ -37,3 +37,16 @@ def test_cache_ignores_a_damaged_chunk_and_recomputes(tmp_path):
     again = FeatureCache(tmp_path)
     again.features(backbone, items)
     assert again.last_computed == len(items)
+
+
+def test_cache_reads_only_the_chunks_holding_the_inputs_asked_for(tmp_path):
+    backbone = create_backbone("mobilenetv2_100", image_size=32)
+    images = list(tiny_inputs("image", per_class=4)[0])
+    first, second = images[:4], images[4:]
+    FeatureCache(tmp_path).features(backbone, first)
+    FeatureCache(tmp_path).features(backbone, second)
+    fresh = FeatureCache(tmp_path)
+    fresh.features(backbone, second)
+    assert fresh.last_computed == 0
+    held = {h for bucket in next(iter(fresh._memory.values())).values() for h in bucket}
+    assert held == {content_hash(item, "image") for item in second}  # the first data set stayed on disk

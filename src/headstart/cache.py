@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file, save_file
+from safetensors import safe_open
+from safetensors.numpy import save_file
 
 from .atomic import write_atomic
 from .backbones import Backbone
@@ -64,6 +65,7 @@ class FeatureCache:
             directory = default_cache_dir()
         self.directory = Path(directory) if directory else None
         self._memory: dict[str, dict[str, dict[bytes, np.ndarray]]] = {}
+        self._chunks_read: dict[str, set[str]] = {}
         self.last_computed = 0  # inputs run through the backbone by the last call (for tests/bench)
 
     def backbone_key(self, backbone: Backbone) -> str:
@@ -88,8 +90,8 @@ class FeatureCache:
         layers = list(layers) if layers else [backbone.layer_names[-1]]
         backbone.check_layers(layers)
         key = self.backbone_key(backbone)
-        store = self._load(key)
         hashes = [content_hash(item, backbone.modality) for item in items]
+        store = self._load(key, set(hashes))
         missing = sorted({i for i, h in enumerate(hashes) for layer in layers if h not in store.get(layer, {})})
         self.last_computed = len(missing)
         # One chunk per block: a crash during a long extraction keeps every finished block.
@@ -105,22 +107,31 @@ class FeatureCache:
             self._write_chunk(key, new_hashes, computed)
         return {layer: np.stack([store[layer][h] for h in hashes]) for layer in layers}
 
-    def _load(self, key: str) -> dict[str, dict[bytes, np.ndarray]]:
-        if key in self._memory:
-            return self._memory[key]
-        store: dict[str, dict[bytes, np.ndarray]] = {}
+    def _load(self, key: str, needed: set[bytes]) -> dict[str, dict[bytes, np.ndarray]]:
+        """The features of ``key`` held in memory, after reading the chunks that hold any ``needed`` input.
+
+        The cache outlives any one data set, so a folder can hold many chunks this call does not
+        need: only each chunk's small hash list is read to tell, and its feature matrices only if so.
+        """
+        store = self._memory.setdefault(key, {})
+        done = self._chunks_read.setdefault(key, set())
         folder = self.directory / key if self.directory else None
-        if folder and folder.is_dir():
-            for chunk in sorted(folder.glob("chunk-*.safetensors"), key=lambda p: p.stat().st_mtime):
-                try:
-                    tensors = load_file(str(chunk))
-                except Exception:  # a foreign or damaged file: ignore it, it will be recomputed
-                    continue
-                hashes = [bytes(row) for row in tensors.pop("hashes")]
-                for name, matrix in tensors.items():
-                    bucket = store.setdefault(name.removeprefix("layer:"), {})
-                    bucket.update(zip(hashes, matrix))
-        self._memory[key] = store
+        if not (folder and folder.is_dir()):
+            return store
+        for chunk in sorted(folder.glob("chunk-*.safetensors"), key=lambda p: p.stat().st_mtime):
+            if chunk.name in done:
+                continue
+            try:
+                with safe_open(str(chunk), framework="numpy") as handle:
+                    hashes = [bytes(row) for row in handle.get_tensor("hashes")]
+                    if needed.isdisjoint(hashes):
+                        continue
+                    for name in handle.keys():
+                        if name != "hashes":
+                            store.setdefault(name.removeprefix("layer:"), {}).update(zip(hashes, handle.get_tensor(name)))
+            except Exception:  # a foreign or damaged file: ignore it, what it held is recomputed
+                continue
+            done.add(chunk.name)
         return store
 
     def _write_chunk(self, key: str, hashes: list[bytes], computed: dict[str, np.ndarray]) -> None:

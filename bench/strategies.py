@@ -60,12 +60,12 @@ def load_task(name: str, seed: int, smoke: bool):
     return pick(train), y[train].astype(str), pick(test), y[test].astype(str)
 
 
-def run_method(method: str, X, y, Xt, yt, seed: int, args) -> dict:
+def run_method(method: str, X, y, Xt, yt, seed: int, args, modality: str | None = None) -> dict:
     started = time.perf_counter()
     common = dict(random_state=seed, verbose=0, image_size=args.image_size, epochs=args.epochs,
                   cache_dir=args.cache_dir)
     if method == "baseline":
-        modality = "text" if isinstance(X, list) else "image"
+        modality = modality or ("text" if isinstance(X, list) else "image")
         model = baseline_for(modality)()
         classes, encoded = np.unique(y, return_inverse=True)
         from headstart.data import stratified_split

@@ -81,3 +81,12 @@ def test_budget_without_auto_is_refused():
     X, y = tiny_texts(4)
     with pytest.raises(ConfigError, match=r"budget='1m' only applies to strategy='auto'"):
         TransferClassifier(budget="1m").fit(X, y)
+
+
+def test_auto_too_few_examples_per_class_names_the_class():
+    from headstart.errors import DataError
+
+    X = np.random.default_rng(0).random((8, 4)).astype(np.float32)
+    y = np.array(["cat", "cat", "cat", "dog", "dog", "dog", "emu", "emu"])
+    with pytest.raises(DataError, match=r"at least 3 labeled examples per class; too few for: 'emu' \(2\)"):
+        TransferClassifier(strategy="auto", backbone="precomputed", verbose=0).fit(X, y)

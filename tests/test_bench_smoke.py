@@ -17,3 +17,21 @@ def test_strategies_benchmark_smoke_runs_every_method(tmp_path, monkeypatch, cap
     results = json.loads((tmp_path / "bench" / "results" / "strategies-smoke.json").read_text())["results"]
     assert set(results["digits@10"]) == {*strategies.FIXED, "auto"}
     assert "| digits@10 |" in capsys.readouterr().out
+
+
+def test_audio_benchmark_smoke_runs_every_part(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    import pytest
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    from bench import audio, datasets
+
+    monkeypatch.setattr(audio, "ROOT", tmp_path)
+    monkeypatch.setenv(datasets.CACHE_ENV, str(tmp_path / "data"))
+    assert audio.main(["--smoke", "--cache-dir", str(tmp_path / "cache")]) == 0
+    results = json.loads((tmp_path / "bench" / "results" / "audio-smoke.json").read_text())["results"]
+    assert set(results["words@3"]) == {*audio.FIXED, "auto"}
+    assert set(results["clean→noisy"]) == {"source_only", "auto"}
+    assert "| words@3 |" in capsys.readouterr().out

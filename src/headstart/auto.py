@@ -30,6 +30,7 @@ from .baselines import baseline_for
 from .backbones import ZOO
 
 TINY_PER_CLASS = 30
+MIN_PER_CLASS = 3  # one held-out example, and two to train (one of them for the inner validation split)
 PLENTIFUL_PER_CLASS = 100
 
 
@@ -89,6 +90,7 @@ def rank(estimator, data, encoded, backbones: list[str]) -> tuple[list[dict], di
 def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_seconds: float):
     """Run the ladder; return ``(fitted model, plan dict)``."""
     started = time.perf_counter()
+    _check_enough_per_class(encoded, estimator.classes_)
     modality = data.modality
     if estimator.backbone == "auto":
         backbones = [n for n in ZOO if ZOO.get(n).info.modality == modality and ZOO.get(n).installed]
@@ -163,6 +165,19 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
         "negative_transfer": negative, "verdict": verdict,
     }
     return final, winner, plan
+
+
+def _check_enough_per_class(encoded: np.ndarray, classes) -> None:
+    from .data.split import _py
+    from .errors import DataError
+
+    counts = np.bincount(encoded, minlength=len(classes))
+    short = [f"{_py(classes[i])!r} ({counts[i]})" for i in np.flatnonzero(counts < MIN_PER_CLASS)]
+    if short:
+        raise DataError(f"strategy='auto' scores every candidate on held-out examples, so it needs at least "
+                        f"{MIN_PER_CLASS} labeled examples per class; too few for: {', '.join(short[:10])}"
+                        f"{' …' if len(short) > 10 else ''}. Add examples of those classes, or pick a strategy "
+                        f"yourself (e.g. strategy='linear_probe').")
 
 
 def _expected_cost(candidate: Candidate, seconds_per_fit: dict[str, float]) -> float:

@@ -1,0 +1,163 @@
+"""Spoken words: transfer against the no-transfer baseline, and clean → noisy adaptation.
+
+``python -m bench.audio`` builds the espeak-ng data set of :mod:`bench.audio_data` once (18 words ×
+14 voices × 3 speeds × 3 pitches, plus a pink-noise copy at ``--snr`` dB) under the bench cache
+folder, then runs two kinds of task, each over ``--seeds`` (the labeled draw and the training seed
+change together). The split is speaker-independent: the test voices are never heard in training.
+
+* ``words@5`` / ``words@20``: 5 / 20 clean clips per word from the training voices; test = every
+  clean clip of the test voices. Methods: the no-transfer baseline (log-mel statistics + logistic
+  regression), ``linear_probe``, ``finetune``, ``lp_ft``, ``scratch`` on ``resemblyzer_ge2e``, and
+  ``auto`` (the planner).
+* ``clean→noisy``: 20 labeled clean clips per word (training voices) as the source, the noisy copies
+  of every training-voice clip as unlabeled target inputs, and the noisy clips of the test voices as
+  the test set. Methods: ``source_only`` (fine-tune, no target inputs), each adapter alone at its
+  default weight, ``adapt=auto`` (chosen without target labels), and ``target_labeled``: the same
+  fine-tune on the noisy copies of the labeled clips, an upper bound no user without noisy labels has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from headstart import TransferClassifier, __version__
+
+from . import audio_data, datasets
+from .report import write_section
+from .strategies import FIXED, run_method
+
+ROOT = Path(__file__).resolve().parent.parent
+ADAPTERS = ("coral", "mmd", "dann", "mcc", "self_training")
+SHIFT_METHODS = ("source_only", *ADAPTERS, "auto", "target_labeled")
+
+
+def spoken_words(snr: float, smoke: bool) -> dict:
+    """Build (once) and read the espeak-ng set: train/test paths and labels, clean and noisy."""
+    words = ("yes", "no", "up", "down") if smoke else audio_data.WORDS
+    voices = ("en+m1", "en+m3", "en+f1", "en+f2") if smoke else audio_data.VOICES
+    tag = f"espeak-{len(words)}w{len(voices)}v-snr{snr:g}"
+    root = datasets.data_dir() / tag
+    if not (root / "split.csv").is_file():
+        print(f"[bench.audio] speaking {len(words)} words in {len(voices)} voices with espeak-ng into {root}", flush=True)
+        audio_data.build(root, words=words, voices=voices, noisy_snr=snr, noise="pink")
+    rows = list(csv.DictReader(open(root / "split.csv", encoding="utf-8")))
+    out = {}
+    for split in ("train", "test"):
+        chosen = [r for r in rows if r["split"] == split]
+        out[split] = {"clean": [str(root / r["path"]) for r in chosen],
+                      "noisy": [str(root / r["path"].replace("clean/", "noisy/", 1)) for r in chosen],
+                      "y": np.array([r["label"] for r in chosen])}
+    return out
+
+
+def run_shift(method: str, data: dict, labeled: np.ndarray, seed: int, args) -> dict:
+    train, test = data["train"], data["test"]
+    pick = lambda items: [items[i] for i in labeled]
+    options = dict(backbone="resemblyzer_ge2e", strategy="finetune", random_state=seed, verbose=0,
+                   epochs=args.epochs, cache_dir=args.cache_dir)
+    started = time.perf_counter()
+    if method == "target_labeled":
+        clf = TransferClassifier(**options).fit(pick(train["noisy"]), train["y"][labeled])
+    elif method == "source_only":
+        clf = TransferClassifier(**options).fit(pick(train["clean"]), train["y"][labeled])
+    else:
+        clf = TransferClassifier(**options, adapt=method).fit(pick(train["clean"]), train["y"][labeled],
+                                                              X_target=train["noisy"])
+    seconds = time.perf_counter() - started
+    accuracy = float((clf.predict(test["noisy"]) == test["y"]).mean())
+    extra = {"chosen": clf.adaptation_["chosen"]} if method == "auto" else {}
+    return {"accuracy": accuracy, "seconds": seconds, **extra}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.audio", description=__doc__.splitlines()[0])
+    parser.add_argument("--per-class", default="5,20", help="labeled clips per word for the transfer-vs-baseline rows")
+    parser.add_argument("--shift-per-class", type=int, default=20, help="labeled clean clips per word for clean→noisy")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--snr", type=float, default=0.0, help="signal-to-noise ratio (dB) of the noisy copy")
+    parser.add_argument("--budget", default="10m", help="the planner's time budget")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: words, shift")
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--smoke", action="store_true", help="4 words, 4 voices, 1 seed, 1 epoch: checks the harness")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.seeds, args.epochs, args.budget, args.per_class, args.shift_per_class = 1, 1, "1m", "3", 3
+    args.image_size = 224  # unused for audio; run_method passes it through
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    data = spoken_words(args.snr, args.smoke)
+    train, test = data["train"], data["test"]
+    results: dict = {}
+    for seed in range(args.seeds):
+        for per_class in ([] if "words" in skip else [int(k) for k in args.per_class.split(",")]):
+            labeled = datasets.few_shot(train["y"], per_class, seed)
+            X = [train["clean"][i] for i in labeled]
+            for method in (*FIXED, "auto"):
+                outcome = run_method(method, X, train["y"][labeled], test["clean"], test["y"], seed, args, modality="audio")
+                _record(results, f"words@{per_class}", method, outcome, seed)
+        if "shift" not in skip:
+            labeled = datasets.few_shot(train["y"], args.shift_per_class, seed)
+            for method in (("source_only", "auto") if args.smoke else SHIFT_METHODS):
+                _record(results, "clean→noisy", method, run_shift(method, data, labeled, seed, args), seed)
+    meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+            "torch": torch.__version__, "headstart": __version__, "seeds": args.seeds, "epochs": args.epochs,
+            "snr": args.snr, "budget": args.budget, "shift_per_class": args.shift_per_class, "smoke": args.smoke,
+            "n_train_clips": len(train["y"]), "n_test_clips": len(test["y"]), "words": len(set(train["y"]))}
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ("audio-smoke.json" if args.smoke else "audio.json")).write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    body = render(results, meta)
+    print(body)
+    if not args.smoke:
+        write_section(ROOT / "docs" / "benchmarks.md", "audio", "Spoken words (espeak-ng): transfer, baseline, adaptation", body)
+    return 0
+
+
+def _record(results: dict, task: str, method: str, outcome: dict, seed: int) -> None:
+    results.setdefault(task, {}).setdefault(method, []).append(outcome)
+    print(f"{task} seed {seed} {method:14s} {outcome['accuracy']:.3f} {outcome['seconds']:7.1f} s"
+          + (f"  chose {outcome['chosen']}" if "chosen" in outcome else ""), flush=True)
+
+
+def _cell(rows: list) -> str:
+    accuracies = [r["accuracy"] for r in rows]
+    spread = statistics.pstdev(accuracies) if len(accuracies) > 1 else 0.0
+    return f"{statistics.fmean(accuracies):.3f} ± {spread:.3f} ({statistics.fmean(r['seconds'] for r in rows):.0f} s)"
+
+
+def render(results: dict, meta: dict) -> str:
+    lines = [f"Measured {meta['date']} on {meta['machine']} (CPU), torch {meta['torch']}, headstart {meta['headstart']}; "
+             f"{meta['seeds']} seeds, up to {meta['epochs']} epochs, backbone `resemblyzer_ge2e`. {meta['words']} words; "
+             f"{meta['n_train_clips']} clips from the training voices, {meta['n_test_clips']} from held-out test voices. "
+             f"Test accuracy mean ± std over seeds (mean fit seconds). `python -m bench.audio`.", ""]
+    word_tasks = [t for t in results if t.startswith("words@")]
+    if word_tasks:
+        methods = [m for m in (*FIXED, "auto") if m in results[word_tasks[0]]]
+        lines += ["| task | " + " | ".join(methods) + " | planner chose |", "|---" * (len(methods) + 2) + "|"]
+        for task in word_tasks:
+            chosen = ", ".join(sorted({r["chosen"] for r in results[task].get("auto", [])}))
+            lines.append(f"| {task} | " + " | ".join(_cell(results[task][m]) for m in methods) + f" | {chosen} |")
+        lines.append("")
+    if "clean→noisy" in results:
+        by_method = results["clean→noisy"]
+        lines += [f"Clean → noisy (pink noise at {meta['snr']:g} dB SNR; {meta['shift_per_class']} labeled clean clips "
+                  "per word; every noisy training-voice clip unlabeled; tested on the noisy test voices):", "",
+                  "| method | noisy test accuracy | chosen by adapt=auto |", "|---|---|---|"]
+        for method in SHIFT_METHODS:
+            if method in by_method:
+                chosen = ", ".join(sorted({r["chosen"] for r in by_method[method] if "chosen" in r}))
+                lines.append(f"| {method} | {_cell(by_method[method])} | {chosen} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

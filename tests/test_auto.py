@@ -42,6 +42,9 @@ def test_auto_records_every_candidate_with_scores_time_and_reason(digits_plan):
     names = [c["name"] for c in candidates]
     assert names[0] == "baseline:pixel_logistic"
     assert any(n.startswith("linear_probe@") for n in names) and any(n.startswith("finetune(") for n in names)
+    regularized = [c for c in candidates if "+l2_sp@" in c["name"]]  # tiny data: a regularized rung too
+    assert regularized and regularized[0]["options"] == {"regularizer": "l2_sp"}
+    assert not any(n.startswith("lora@") for n in names)  # convnets have no attention to adapt
     for c in candidates:
         assert c["status"] in ("scored", "skipped") and c["reason"]
         if c["status"] == "scored":
@@ -63,6 +66,7 @@ def test_auto_skips_rungs_the_budget_cannot_pay_for():
     clf = TransferClassifier(strategy="auto", budget="1s", epochs=1, verbose=0).fit(X, y)
     statuses = {c["name"]: c["status"] for c in clf.plan_["candidates"]}
     assert any(s == "skipped" for s in statuses.values())
+    assert "lora@minilm_l6" in statuses  # a transformer backbone gets a LoRA rung
     skipped = next(c for c in clf.plan_["candidates"] if c["status"] == "skipped")
     assert "budget" in skipped["reason"]
 

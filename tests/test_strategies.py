@@ -15,6 +15,13 @@ CASES = [(strategy, modality, backbone) for strategy in STRATEGIES.names()
 @pytest.mark.parametrize("strategy,modality,backbone", CASES)
 def test_strategy_fits_saves_and_reloads_to_identical_predictions(strategy, modality, backbone, tmp_path):
     X, y = tiny_inputs(modality, per_class=6)
+    if strategy == "lora" and modality == "image":  # convnets have no attention projections to adapt
+        from headstart.errors import ConfigError
+
+        with pytest.raises(ConfigError, match=rf"strategy='lora' adapts attention projections, and backbone "
+                                              rf"'{backbone}' has none .*strategy='finetune' with freeze=K"):
+            TransferClassifier(backbone=backbone, strategy=strategy, **FAST).fit(X, y)
+        return
     clf = TransferClassifier(backbone=backbone, strategy=strategy, **FAST).fit(X, y)
     probabilities = clf.predict_proba(X)
     assert probabilities.shape == (len(y), 2)
@@ -105,3 +112,38 @@ def test_partly_frozen_finetune_saves_and_reloads_to_identical_predictions(modal
     clf.save(tmp_path)
     loaded = TransferClassifier.load(tmp_path)
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+def test_lora_trains_only_adapters_and_merging_keeps_the_function():
+    import torch
+
+    from headstart.backbones import create_backbone
+    from headstart.strategies.lora import inject_lora, lora_targets, merge_lora
+
+    backbone = create_backbone("minilm_l6", max_length=16)
+    reference = {k: v.clone() for k, v in backbone.state_dict().items()}
+    targets = inject_lora(backbone, rank=4)
+    assert len(targets) == 12 and all(t.rsplit(".", 1)[-1] in ("query", "value") for t in targets)
+    trainable = [n for n, p in backbone.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    with torch.no_grad():  # a trained-looking update: B is zero at the start, so make it non-zero
+        for name, param in backbone.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.05)
+    backbone.eval()
+    batch = backbone.preprocess(["a fine film", "dull and long"])
+    with torch.no_grad():
+        adapted = backbone(batch)
+    assert merge_lora(backbone) == 12
+    assert not lora_targets(backbone) == [] and set(backbone.state_dict()) == set(reference)
+    with torch.no_grad():
+        torch.testing.assert_close(backbone(batch), adapted, rtol=1e-4, atol=1e-5)
+    changed = [k for k in reference if not torch.equal(reference[k], backbone.state_dict()[k])]
+    assert changed and all(k.rsplit(".", 2)[-2] in ("query", "value") for k in changed)
+
+
+def test_lora_records_rank_and_targets_in_the_summary():
+    X, y = tiny_inputs("text", per_class=6)
+    clf = TransferClassifier(strategy="lora", lora_rank=2, **FAST).fit(X, y)
+    assert clf.fit_summary_["lora_rank"] == 2 and clf.fit_summary_["lora_merged_layers"] == 12
+    assert all(p.requires_grad for p in clf.backbone_.parameters())  # merged back into a plain backbone

@@ -7,8 +7,9 @@
    (with its own inner split for C or early stopping) and scored on the planner's validation part;
    with tiny data (fewer than 30 examples in some class) over 3 repeated stratified splits.
    The ladder: the no-transfer baseline of the modality, a linear probe per kept backbone, then,
-   on the best backbone, fine-tuning at the suggested freeze depth, LP-FT, and full fine-tuning
-   when there are at least 100 examples per class. A rung that the remaining budget cannot pay
+   on the best backbone, fine-tuning at the suggested freeze depth, the same with each of
+   :data:`REGULARIZED_RUNGS` when data is tiny, LP-FT, LoRA when the backbone has attention
+   projections, and full fine-tuning when there are at least 100 examples per class. A rung that the remaining budget cannot pay
    for (estimated from the rungs already run) is skipped and recorded as such.
 3. The best mean score wins; ties go to the cheaper candidate. If the baseline matches or beats
    every transfer candidate, that is negative transfer: it is said plainly and the baseline is kept.
@@ -30,6 +31,8 @@ from .baselines import baseline_for
 from .backbones import ZOO
 
 TINY_PER_CLASS = 30
+# Tried on tiny data only, where fine-tuning overfits most (see docs/benchmarks.md, regularizers).
+REGULARIZED_RUNGS = ({"regularizer": "l2_sp"},)
 MIN_PER_CLASS = 3  # one held-out example, and two to train (one of them for the inner validation split)
 PLENTIFUL_PER_CLASS = 100
 
@@ -41,6 +44,7 @@ class Candidate:
     strategy: str
     backbone: str | None = None
     freeze: int | None = None
+    options: dict = field(default_factory=dict)  # estimator parameters this candidate changes, e.g. a regularizer
     scores: list[float] = field(default_factory=list)
     seconds: float = 0.0
     status: str = "pending"  # "scored" | "skipped" | "failed"
@@ -112,7 +116,14 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
         best = kept[0]
         depth = freeze_depths.get(best, 0)
         candidates.append(Candidate(f"finetune(freeze={depth})@{best}", "transfer", "finetune", best, depth))
+        if np.bincount(encoded).min() < TINY_PER_CLASS:
+            for options in REGULARIZED_RUNGS:
+                tag = ",".join(f"{v}" if k == "regularizer" else f"{k}={v}" for k, v in options.items())
+                candidates.append(Candidate(f"finetune(freeze={depth})+{tag}@{best}", "transfer", "finetune", best,
+                                            depth, options=dict(options)))
         candidates.append(Candidate(f"lp_ft@{best}", "transfer", "lp_ft", best, 0))
+        if _supports_lora(best):
+            candidates.append(Candidate(f"lora@{best}", "transfer", "lora", best))
         if np.bincount(encoded).min() >= PLENTIFUL_PER_CLASS and depth != 0:
             candidates.append(Candidate(f"finetune(freeze=0)@{best}", "transfer", "finetune", best, 0))
     splits = planner_splits(encoded, estimator.val_size, estimator.random_state)
@@ -200,9 +211,22 @@ def _fit_candidate(estimator, candidate: Candidate, data, encoded, train_idx, n_
                   [items[i] for i in inner_val], encoded[train_idx][inner_val], n_classes)
         return model
     sub = dataclasses.replace(data, inputs=items, labels=encoded[train_idx])
-    context = estimator._context(sub, encoded[train_idx], candidate.backbone, n_classes,
-                                 freeze=candidate.freeze if candidate.strategy != "linear_probe" else None)
-    return STRATEGIES.get(candidate.strategy)().fit(context).model
+    saved = {key: getattr(estimator, key) for key in candidate.options}
+    try:
+        estimator.__dict__.update(candidate.options)  # read by _context and _make_terms for this fit only
+        context = estimator._context(sub, encoded[train_idx], candidate.backbone, n_classes,
+                                     freeze=candidate.freeze if candidate.strategy in ("finetune", "lp_ft") else None)
+        return STRATEGIES.get(candidate.strategy)().fit(context).model
+    finally:
+        estimator.__dict__.update(saved)
+
+
+def _supports_lora(backbone_name: str) -> bool:
+    """Whether the backbone has attention projections for LoRA (built without weights: only the shape matters)."""
+    from .backbones import create_backbone
+    from .strategies.lora import lora_targets
+
+    return bool(lora_targets(create_backbone(backbone_name, pretrained=False)))
 
 
 def _inner_split(labels, estimator):

@@ -20,11 +20,13 @@ class FitConfig:
                            "timm:NAME, hf:ID, a local model folder, 'precomputed' for feature vectors, or 'auto' "
                            "(the zoo default for the data's modality).", kind=str)
     strategy: str = option("linear_probe", "How to transfer: linear_probe (frozen backbone + logistic head), "
-                           "finetune, lp_ft (probe then fine-tune), scratch (no transfer: random init), or auto "
+                           "finetune, lp_ft (probe then fine-tune), lora (low-rank adapters in a transformer's attention), scratch (no transfer: random init), or auto "
                            "(rank backbones, try the ladder against a no-transfer baseline, keep the best).", kind=str)
     budget: str | None = option(None, "strategy=auto: time budget, e.g. '90s', '10m', '1h' (default 10m).", kind=str)
     freeze: int | None = option(None, "finetune/lp_ft: freeze the first K layer groups (0 = train all; default 0).",
                                 minimum=0, kind=int)
+    lora_rank: int = option(8, "lora: rank r of the low-rank update added to each attention projection (more = more "
+                            "trainable numbers).", minimum=1, kind=int)
     epochs: int = option(10, "Maximum training epochs (fine-tuning strategies).", minimum=1, kind=int)
     lr: float | None = option(None, "Learning rate of the last backbone layer group; the head gets 10x. "
                               "Default: the backbone's own (e.g. 5e-4 images, 5e-5 text; 1e-3 scratch).",

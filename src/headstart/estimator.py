@@ -37,7 +37,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, backbone=DEFAULTS.backbone, strategy=DEFAULTS.strategy, budget=DEFAULTS.budget, freeze=DEFAULTS.freeze,
-                 epochs=DEFAULTS.epochs, lr=DEFAULTS.lr, layer_decay=DEFAULTS.layer_decay,
+                 lora_rank=DEFAULTS.lora_rank, epochs=DEFAULTS.epochs, lr=DEFAULTS.lr, layer_decay=DEFAULTS.layer_decay,
                  weight_decay=DEFAULTS.weight_decay, batch_size=DEFAULTS.batch_size, patience=DEFAULTS.patience,
                  regularizer=DEFAULTS.regularizer,
                  regularizer_weight=DEFAULTS.regularizer_weight, adapt=DEFAULTS.adapt, adapt_weight=DEFAULTS.adapt_weight,
@@ -52,6 +52,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.strategy = strategy
         self.budget = budget
         self.freeze = freeze
+        self.lora_rank = lora_rank
         self.epochs = epochs
         self.lr = lr
         self.layer_decay = layer_decay
@@ -189,7 +190,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                                    cutmix=self.cutmix, token_dropout=self.token_dropout,
                                    label_smoothing=self.label_smoothing, average_checkpoints=self.average_checkpoints,
                                    device=self._device(), seed=self.random_state, progress=self.verbose > 0),
-            cache=self._cache(), freeze=freeze, lr=self.lr, C=self.C, image_size=self.image_size,
+            cache=self._cache(), freeze=freeze, lr=self.lr, C=self.C, lora_rank=self.lora_rank, image_size=self.image_size,
             max_length=self.max_length, feature_dim=self.n_features_in_ if data.modality == "features" else None,
             log=self._log, checkpoint_dir=self.checkpoint_dir,
             run_key=self._run_key(data, backbone_name) if self.checkpoint_dir else "",

@@ -29,6 +29,7 @@ class FitContext:
     freeze: int | None = None
     lr: float | None = None
     C: float | None = None
+    lora_rank: int = 8
     image_size: int | None = None
     max_length: int | None = None
     feature_dim: int | None = None

@@ -18,10 +18,17 @@ from ..train import train_classifier
 from .base import FitContext, Strategy, StrategyResult
 
 
-def run_finetune(context: FitContext, model: TransferModel, *, default_freeze: int, head_lr=None, **overrides):
+def run_finetune(context: FitContext, model: TransferModel, *, default_freeze: int, head_lr=None, prepared=False,
+                 **overrides):
+    """Train ``model`` with the shared loop. ``prepared=True``: the caller already chose what trains
+    (e.g. LoRA adapters), so the backbone's own freezing is left alone."""
     backbone = model.backbone
     freeze = default_freeze if context.freeze is None else context.freeze
-    report = backbone.freeze(freeze)
+    if prepared:
+        trainable = sum(p.numel() for p in backbone.parameters() if p.requires_grad)
+        report = f"trainable inside the backbone: {trainable:,} numbers chosen by the strategy"
+    else:
+        report = backbone.freeze(freeze)
     context.log(f"{report}")
     settings = context.finetune_settings(backbone, **overrides)
     if head_lr is not None:

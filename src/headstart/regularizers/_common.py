@@ -83,11 +83,18 @@ def zero_channel(output, channel_index: torch.Tensor):
         masked = fmap * keep
     if isinstance(output, torch.Tensor):
         return masked
+    return replace_map(output, masked)
+
+
+def replace_map(output, fmap: torch.Tensor):
+    """``output`` (a tensor, tuple, list or model output) with its main tensor replaced by ``fmap``."""
+    if torch.is_tensor(output):
+        return fmap
     if isinstance(output, tuple):
-        return (masked, *output[1:])
+        return (fmap, *output[1:])
     if isinstance(output, list):
-        return [masked, *output[1:]]
-    output.last_hidden_state = masked
+        return [fmap, *output[1:]]
+    output.last_hidden_state = fmap
     return output
 
 

@@ -237,6 +237,13 @@ def test_every_strategy_on_spoken_words(spoken, strategy, extra, tmp_path):
     X, y, X_test, y_test = _split(spoken)
     clf = TransferClassifier(backbone="resemblyzer_ge2e", strategy=strategy, epochs=1,
                              cache_dir=str(tmp_path / "cache"), verbose=0, **{"batch_size": 8, **extra})
+    if strategy == "lora":  # an LSTM has no attention projections: refused, not trained some other way
+        from headstart.errors import ConfigError
+
+        with pytest.raises(ConfigError, match="strategy='lora' adapts attention projections, and backbone "
+                                              "'resemblyzer_ge2e' has none"):
+            clf.fit(X, y)
+        return
     clf.fit(X, y)
     assert clf.modality_ == "audio"
     scores = clf.decision_function(X_test)
@@ -305,3 +312,26 @@ def test_audio_baseline_roundtrip(tmp_path):
     again = cls.load(tmp_path / "b")
     assert np.allclose(again.predict_logits(items), baseline.predict_logits(items), atol=1e-5)
     assert baseline.transform(items).shape == (6, 186)
+
+
+def test_wave_memo_reads_a_file_once_and_again_after_it_changes(tmp_path):
+    import soundfile as sf
+
+    from headstart.backbones.audio import WaveMemo
+
+    path = tmp_path / "clip.wav"
+    sf.write(str(path), tone(300, 0.2), 16_000)
+    reads = []
+    decode = lambda item: reads.append(item) or np.ones(10, np.float32)
+    memo = WaveMemo()
+    memo.get(str(path), decode), memo.get(str(path), decode)
+    assert len(reads) == 1 and memo.bytes == 40
+    sf.write(str(path), tone(300, 0.3), 16_000)  # edited: new size, so it is read again
+    memo.get(str(path), decode)
+    assert len(reads) == 2
+    array = np.zeros(5, np.float32)
+    memo.get(array, decode), memo.get(array, decode)  # arrays are never kept
+    assert len(reads) == 4
+    small = WaveMemo(max_bytes=20)
+    small.get(str(path), decode), small.get(str(path), decode)  # over budget: decoded every time, not kept
+    assert small.bytes == 0 and len(reads) == 6

@@ -33,5 +33,5 @@ def test_audio_benchmark_smoke_runs_every_part(tmp_path, monkeypatch, capsys):
     assert audio.main(["--smoke", "--cache-dir", str(tmp_path / "cache")]) == 0
     results = json.loads((tmp_path / "bench" / "results" / "audio-smoke.json").read_text())["results"]
     assert set(results["words@3"]) == {*audio.FIXED, "auto"}
-    assert set(results["clean→noisy"]) == {"source_only", "auto"}
+    assert set(results["clean→noisy"]) == {"source_only", "coral", "auto"}
     assert "| words@3 |" in capsys.readouterr().out

@@ -7,14 +7,14 @@ PY := $(VENV)/bin/python
 TORCH_PINS := torch==2.13.0 torchvision==0.28.0
 STAMP := $(VENV)/.headstart-installed
 
-.PHONY: setup demo test bench-speed clean
+.PHONY: setup demo test bench-speed bench-strategies bench-regularizers bench-transferability bench-audio bench-peers clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools
-	$(PY) -m pip install -q $(TORCH_PINS) -e ".[test,audio]"
+	$(PY) -m pip install -q $(TORCH_PINS) -e ".[test,audio,peers]"
 	$(PY) -m headstart models pull --all
 	command -v espeak-ng >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng; } || echo "espeak-ng not installed: tests/test_audio.py skips its spoken-word tests"
 # Debian's chromium renders the HTML report in tests/test_report.py; only root can install it (others: skipped).
@@ -30,8 +30,24 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
+# The full benchmark suites (long: run them by hand on an idle machine); each writes its table to docs/benchmarks.md.
 bench-speed: setup
 	$(PY) -m bench.speed
+
+bench-strategies: setup
+	$(PY) -m bench.strategies
+
+bench-regularizers: setup
+	$(PY) -m bench.regularizers
+
+bench-transferability: setup
+	$(PY) -m bench.transferability
+
+bench-audio: setup
+	$(PY) -m bench.audio
+
+bench-peers: setup
+	$(PY) -m bench.peers
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -35,3 +35,23 @@ def test_audio_benchmark_smoke_runs_every_part(tmp_path, monkeypatch, capsys):
     assert set(results["words@3"]) == {*audio.FIXED, "auto"}
     assert set(results["clean→noisy"]) == {"source_only", "coral", "auto"}
     assert "| words@3 |" in capsys.readouterr().out
+
+
+def test_peers_benchmark_smoke_runs_every_peer_and_speed_row(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    import pytest
+
+    if importlib.util.find_spec("setfit") is None:
+        pytest.skip("the peers group is not installed: pip install -e '.[peers]'")
+    from bench import peers
+
+    monkeypatch.setattr(peers, "ROOT", tmp_path)
+    assert peers.main(["--smoke", "--tasks", "vader@8,digits@10", "--cache-dir", str(tmp_path / "cache"),
+                       "--threads", "1"]) == 0
+    saved = json.loads((tmp_path / "bench" / "results" / "peers-smoke.json").read_text())
+    assert set(saved["accuracy"]["vader@8"]) == {f"headstart:{m}" for m in peers.HEADSTART["text"]} | set(peers.TEXT_PEERS)
+    assert set(saved["accuracy"]["digits@10"]) == {f"headstart:{m}" for m in peers.HEADSTART["image"]} | set(peers.IMAGE_PEERS)
+    assert {k.split(":")[1] for k in saved["speed"]} == {"floor", "extract", "headstart", "plain_loop", "hf_trainer"}
+    assert all(row["examples_per_s"] > 0 and row["peak_mb"] > 0 for row in saved["speed"].values())
+    assert "| vader@8 | setfit |" in capsys.readouterr().out

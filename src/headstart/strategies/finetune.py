@@ -44,6 +44,7 @@ def run_finetune(context: FitContext, model: TransferModel, *, default_freeze: i
         "epochs_run": len(result.history),
         "seconds": time.perf_counter() - started,
         "train_examples_per_second": result.examples_per_second,
+        "batch_examples_per_second": result.batch_examples_per_second,
         "freeze": str(report),
         "frozen_groups": freeze,
         "lr": settings.lr,

@@ -42,8 +42,8 @@ def test_auto_records_every_candidate_with_scores_time_and_reason(digits_plan):
     names = [c["name"] for c in candidates]
     assert names[0] == "baseline:pixel_logistic"
     assert any(n.startswith("linear_probe@") for n in names) and any(n.startswith("finetune(") for n in names)
-    regularized = [c for c in candidates if "+l2_sp@" in c["name"]]  # tiny data: a regularized rung too
-    assert regularized and regularized[0]["options"] == {"regularizer": "l2_sp"}
+    regularized = [c for c in candidates if "+label_smoothing=0.1@" in c["name"]]  # tiny data: a regularized rung
+    assert regularized and regularized[0]["options"] == {"label_smoothing": 0.1}
     assert not any(n.startswith("lora@") for n in names)  # convnets have no attention to adapt
     for c in candidates:
         assert c["status"] in ("scored", "skipped") and c["reason"]

@@ -235,6 +235,16 @@ def test_class_with_too_few_examples_for_a_split():
         TransferClassifier(**FAST).fit(texts[:7], ["positive"] * 3 + ["negative"] * 3 + ["neutral"])
 
 
+def test_auto_with_too_few_examples_per_class():
+    texts, _ = tiny_texts(4)
+    with pytest.raises(DataError, match=r"^strategy='auto' scores every candidate on held-out examples, so it needs at "
+                                        r"least 3 labeled examples per class; too few for: 'neutral' \(2\)\. Add "
+                                        r"examples of those classes, or pick a strategy yourself \(e\.g\. "
+                                        r"strategy='linear_probe'\)\.$"):
+        TransferClassifier(strategy="auto", cache_dir="none", verbose=0).fit(
+            texts[:8], ["positive"] * 3 + ["negative"] * 3 + ["neutral"] * 2)
+
+
 def test_evaluate_with_labels_the_model_never_saw(tmp_path, capsys, text_run):
     _, run, _ = text_run
     path = write_csv(tmp_path / "test.csv", "text,label",
@@ -337,7 +347,7 @@ def test_unknown_backbone_name():
 def test_unknown_strategy_name():
     texts, labels = tiny_texts(3)
     with pytest.raises(UnknownNameError, match=r"^unknown strategy 'fine_tune'\. Did you mean 'finetune'\? Known: "
-                                               r"finetune, linear_probe, lp_ft, scratch"):
+                                               r"finetune, linear_probe, lora, lp_ft, scratch"):
         TransferClassifier(strategy="fine_tune", verbose=0).fit(texts, labels)
 
 

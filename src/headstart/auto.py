@@ -31,8 +31,10 @@ from .baselines import baseline_for
 from .backbones import ZOO
 
 TINY_PER_CLASS = 30
-# Tried on tiny data only, where fine-tuning overfits most (see docs/benchmarks.md, regularizers).
-REGULARIZED_RUNGS = ({"regularizer": "l2_sp"},)
+# Tried on tiny data only, where fine-tuning overfits most. Label smoothing is the one that beat plain
+# fine-tuning in bench.regularizers (Fashion-MNIST, 10 per class, 3 seeds: 0.715 against 0.693; L2-SP,
+# DELTA, BSS, LwF, mixup and checkpoint averaging did not); see docs/benchmarks.md.
+REGULARIZED_RUNGS = ({"label_smoothing": 0.1},)
 MIN_PER_CLASS = 3  # one held-out example, and two to train (one of them for the inner validation split)
 PLENTIFUL_PER_CLASS = 100
 

@@ -101,22 +101,28 @@ def main(argv=None) -> int:
     for task in tasks:
         for seed in range(args.seeds):
             X, y, Xt, yt = load_task(task, seed, args.smoke)
-            for method in (*FIXED, "auto"):
+            for method in (*FIXED, *(("lora",) if isinstance(X, list) else ()), "auto"):
                 outcome = run_method(method, X, y, Xt, yt, seed, args)
                 results.setdefault(task, {}).setdefault(method, []).append(outcome)
                 print(f"{task} seed {seed} {method:12s} {outcome['accuracy']:.3f} {outcome['seconds']:7.1f} s"
                       + (f"  chose {outcome['chosen']}" if "chosen" in outcome else ""), flush=True)
+            _save(results, args)  # a long run that stops keeps what it measured
+    meta = _save(results, args)
+    body = render(results, meta)
+    print(body)
+    if not args.smoke:
+        write_section(ROOT / "docs" / "benchmarks.md", "strategies", "The planner against fixed strategies", body)
+    return 0
+
+
+def _save(results: dict, args) -> dict:
     meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
             "torch": torch.__version__, "headstart": __version__, "seeds": args.seeds, "epochs": args.epochs,
             "image_size": args.image_size, "budget": args.budget, "smoke": args.smoke}
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / ("strategies-smoke.json" if args.smoke else "strategies.json")).write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    body = render(results, meta)
-    print(body)
-    if not args.smoke:
-        write_section(ROOT / "docs" / "benchmarks.md", "strategies", "The planner against fixed strategies", body)
-    return 0
+    return meta
 
 
 def render(results: dict, meta: dict) -> str:
@@ -126,11 +132,13 @@ def render(results: dict, meta: dict) -> str:
              f"{meta['seeds']} seeds, up to {meta['epochs']} epochs, images at {meta['image_size']} px, planner budget "
              f"{meta['budget']}. Test accuracy mean ± std over seeds; wall time is the mean fit time (other work "
              f"shared the 2 cores, so times are indicative). `python -m bench.strategies`.", "",
-             "| task | baseline | linear_probe | finetune | lp_ft | scratch | auto (planner) | oracle | planner − oracle | planner time ÷ oracle's | planner chose |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| task | baseline | linear_probe | finetune | lp_ft | scratch | lora | auto (planner) | oracle | planner − oracle | planner time ÷ oracle's | planner chose |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    cell = lambda rows: f"{mean(rows, 'accuracy'):.3f} ± {std(rows):.3f} ({mean(rows, 'seconds'):.0f} s)" if rows else "–"
     for task, by_method in results.items():
-        cells = [f"{mean(by_method[m], 'accuracy'):.3f} ± {std(by_method[m]):.3f} ({mean(by_method[m], 'seconds'):.0f} s)" for m in (*FIXED, "auto")]
-        oracle = max(FIXED, key=lambda m: mean(by_method[m], "accuracy"))
+        fixed = [m for m in (*FIXED, "lora") if m in by_method]
+        cells = [cell(by_method.get(m)) for m in (*FIXED, "lora", "auto")]
+        oracle = max(fixed, key=lambda m: mean(by_method[m], "accuracy"))
         gap = mean(by_method["auto"], "accuracy") - mean(by_method[oracle], "accuracy")
         ratio = mean(by_method["auto"], "seconds") / max(1e-9, mean(by_method[oracle], "seconds"))
         chosen = ", ".join(sorted({r["chosen"] for r in by_method["auto"]}))

@@ -367,3 +367,50 @@ def test_dev_upweights_source_examples_that_look_like_target():
     assert dev(fv, losses, ft) > losses.mean() + 0.3
     with pytest.raises(DataError, match="per-example losses"):
         dev(fv, losses[:10], ft)
+
+
+# -- on cached frozen features: strategy="linear_probe", adapt=... ---------------------------------
+
+def test_frozen_projection_and_head_fold_into_one_linear_head():
+    from headstart.adapt.frozen import ProjectedFeatures
+
+    torch.manual_seed(0)
+    x = torch.randn(7, 12) * 3 + 1
+    mean, scale = x.mean(0).numpy(), x.std(0).numpy()
+    adapter = ProjectedFeatures(12, 5, mean, scale)
+    head = nn.Linear(5, 3)
+    weight, bias = adapter.folded(head)
+    assert weight.shape == (3, 12) and bias.shape == (3,)
+    torch.testing.assert_close(x @ weight.T + bias, head(adapter({"features": x})), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ADAPTERS.names())
+def test_every_method_adapts_on_cached_frozen_features_and_reloads(name, tmp_path):
+    from headstart import TransferClassifier
+
+    from helpers import tiny_texts
+
+    X, y = tiny_texts(8)
+    target = [text.upper() + "!!" for text in X]  # a shifted domain: same content, other surface form
+    clf = TransferClassifier(strategy="linear_probe", adapt=name, epochs=2, cache_dir=str(tmp_path / "cache"),
+                             verbose=0).fit(X, y, X_target=target)
+    # 384-d sentence features projected onto the principal directions of the 28 source + target rows
+    assert clf.fit_summary_["adapted_on"].startswith("cached frozen features: projection 384 -> 28,")
+    assert f"{name} (weight" in clf.fit_summary_["loss_terms"][0]
+    probabilities = clf.predict_proba(target)
+    clf.save(tmp_path / "run")
+    np.testing.assert_array_equal(TransferClassifier.load(tmp_path / "run").predict_proba(target), probabilities)
+
+
+def test_frozen_coral_moves_target_accuracy_on_a_rotated_domain():
+    """Precomputed features, target rotated by 1 radian: CORAL on the learned projection must not lose to
+    the plain linear probe on the target, and the saved head is still one linear map on raw features."""
+    from headstart import TransferClassifier
+
+    xs, ys, xt, yt = _domains(0, d=8, n_per_class=60)
+    labels, target_labels = ys.numpy().astype(str), yt.numpy().astype(str)
+    plain = TransferClassifier(strategy="linear_probe", backbone="precomputed", verbose=0).fit(xs.numpy(), labels)
+    adapted = TransferClassifier(strategy="linear_probe", backbone="precomputed", adapt="coral", epochs=30,
+                                 verbose=0).fit(xs.numpy(), labels, X_target=xt.numpy())
+    assert adapted.score(xt.numpy(), target_labels) >= plain.score(xt.numpy(), target_labels) - 0.05
+    assert adapted.model_.head.weight.shape == (2, 8)

@@ -40,7 +40,9 @@ class FitConfig:
                                      "bss, lwf, or several joined by commas.", kind=str)
     regularizer_weight: float | None = option(None, "Weight of each regularizer's term (default: each method's own).",
                                               minimum=0.0, kind=float)
-    adapt: str | None = option(None, "finetune/lp_ft with unlabeled target inputs (X_target / --target): align them "
+    adapt: str | None = option(None, "With unlabeled target inputs (X_target / --target): align them (linear_probe: "
+                               "on cached frozen features through a learned projection; finetune/lp_ft: inside "
+                               "the trainable layers) "
                                "with coral, mmd, dann, cdan, cdan_e, mcc, self_training, or auto (each method and "
                                "source-only, judged on the target inputs without labels).", kind=str)
     adapt_weight: float | None = option(None, "Weight of the adaptation term (default: the method's own).",
@@ -124,10 +126,14 @@ def validate(values: dict, strategies, where: str = "TransferClassifier") -> Non
         shown = ", ".join(f"{name}={values[name]!r}" for name in loop_options)
         raise ConfigError(f"{where}: {shown} act(s) in the fine-tuning loop, which linear_probe does not run; use "
                           f"strategy 'finetune', 'lp_ft' or 'scratch', or drop the option")
-    for key in ("regularizer", "adapt"):
-        if values[key] is not None and values["strategy"] not in ("finetune", "lp_ft"):
-            raise ConfigError(f"{where}: {key}={values[key]!r} acts while fine-tuning; use strategy 'finetune' or "
-                              f"'lp_ft' (with freeze set to train only the top layers), not {values['strategy']!r}")
+    if values["regularizer"] is not None and values["strategy"] not in ("finetune", "lp_ft"):
+        raise ConfigError(f"{where}: regularizer={values['regularizer']!r} acts while fine-tuning; use strategy "
+                          f"'finetune' or 'lp_ft' (with freeze set to train only the top layers), not "
+                          f"{values['strategy']!r}")
+    if values["adapt"] is not None and values["strategy"] not in ("finetune", "lp_ft", "linear_probe"):
+        raise ConfigError(f"{where}: adapt={values['adapt']!r} aligns features while training; use strategy "
+                          f"'linear_probe' (on cached frozen features), 'finetune' or 'lp_ft', not "
+                          f"{values['strategy']!r}")
     if values["regularizer"] is not None:
         from .regularizers import REGULARIZERS
 

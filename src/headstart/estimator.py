@@ -194,7 +194,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             max_length=self.max_length, feature_dim=self.n_features_in_ if data.modality == "features" else None,
             log=self._log, checkpoint_dir=self.checkpoint_dir,
             run_key=self._run_key(data, backbone_name) if self.checkpoint_dir else "",
-            make_terms=self._make_terms, target_items=self._target,
+            make_terms=self._make_terms, target_items=self._target if self.adapt else None,
         )
 
     def _read_target(self, X_target, data: LabeledData):

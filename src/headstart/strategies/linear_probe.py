@@ -94,6 +94,16 @@ class LinearProbe(Strategy):
         features = context.cache.features(backbone, items, batch_size=max(64, context.settings.batch_size),
                                           progress=context.settings.progress)[backbone.layer_names[-1]]
         computed = context.cache.last_computed
+        if context.target_items:  # adapt=...: align with the target's cached features instead of a plain head
+            from ..adapt.frozen import fit_on_frozen_features
+
+            target = context.cache.features(backbone, list(context.target_items),
+                                            batch_size=max(64, context.settings.batch_size))[backbone.layer_names[-1]]
+            model, history, summary = fit_on_frozen_features(context, backbone, features, target)
+            summary.update(freeze=str(report), inputs_run_through_backbone=computed + context.cache.last_computed)
+            context.log(f"linear_probe: adapted on cached frozen features ({summary['adapted_on']}); "
+                        f"validation accuracy {summary['val_accuracy']:.3f}")
+            return StrategyResult(model, history, summary)
         n_train = len(context.train_items)
         train_f, val_f = features[:n_train], features[n_train:]
         if context.C is not None:

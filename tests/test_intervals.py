@@ -113,3 +113,11 @@ def test_repeated_splits_score_is_deterministic_for_a_seed():
 def test_repeated_splits_score_rejects_a_class_of_one():
     with pytest.raises(DataError, match="at least 2"):
         repeated_splits_score(lambda t, v: 0.0, ["a", "a", "a", "b"])
+
+
+def test_accuracy_text_carries_an_interval_below_1000_examples():
+    from headstart.intervals import accuracy_text
+
+    assert accuracy_text(0.833, 60) == "0.833 [0.720, 0.907]"
+    assert accuracy_text(0.9, 2000) == "0.900"
+    assert accuracy_text(float("nan"), 10) == "n/a"

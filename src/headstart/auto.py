@@ -28,6 +28,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedShuffleSplit
 
 from .baselines import baseline_for
+from .intervals import accuracy_text
 from .backbones import ZOO
 
 TINY_PER_CLASS = 30
@@ -153,18 +154,21 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
     base = next((c for c in scored if c.kind == "baseline"), None)
     best_transfer = max(transfer, key=lambda c: c.mean) if transfer else None
     negative = bool(base and (best_transfer is None or base.mean >= best_transfer.mean))
+    # Every held-out score pools len(splits) validation parts: its 95% interval is over that many examples.
+    held_out = sum(len(val) for _, val in splits)
+    shown = lambda c: accuracy_text(c.mean, held_out) if c is not None else "n/a"
     for c in scored:
         if c is winner:
-            c.reason = f"won: best held-out accuracy {c.mean:.3f}" + (f" ± {c.std:.3f}" if c.std else "")
+            c.reason = f"won: best held-out accuracy {shown(c)}" + (f" (± {c.std:.3f} across splits)" if c.std else "")
         else:
-            c.reason = f"lost: {c.mean:.3f} vs the winner's {winner.mean:.3f}" + (" (no-transfer baseline)" if c.kind == "baseline" else "")
+            c.reason = f"lost: {shown(c)} vs the winner's {shown(winner)}" + (" (no-transfer baseline)" if c.kind == "baseline" else "")
     if negative:
-        verdict = (f"negative transfer: the no-transfer baseline ({base.name}, {base.mean:.3f}) matches or beats the "
+        verdict = (f"negative transfer: the no-transfer baseline ({base.name}, {shown(base)}) matches or beats the "
                    f"best transfer candidate ({best_transfer.name if best_transfer else 'none'}, "
-                   f"{best_transfer.mean if best_transfer else float('nan'):.3f}); keeping the baseline")
+                   f"{shown(best_transfer)}); keeping the baseline")
     elif base:
-        verdict = (f"transfer helped: {best_transfer.name} {best_transfer.mean:.3f} vs the no-transfer baseline "
-                   f"{base.name} {base.mean:.3f} ({100 * (best_transfer.mean - base.mean):+.1f} points)")
+        verdict = (f"transfer helped: {best_transfer.name} {shown(best_transfer)} vs the no-transfer baseline "
+                   f"{base.name} {shown(base)} ({100 * (best_transfer.mean - base.mean):+.1f} points)")
     else:
         verdict = "no baseline exists for this modality; transfer was not compared"
     estimator._log(verdict)

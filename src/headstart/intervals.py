@@ -37,6 +37,16 @@ def format_accuracy(acc: float, low: float, high: float) -> str:
     return f"{acc:.3f} [{low:.3f}, {high:.3f}]"
 
 
+def accuracy_text(acc: float, n: int) -> str:
+    """An accuracy measured on ``n`` examples as shown to a user: with its 95% Wilson interval
+    when ``n`` is under :data:`INTERVAL_THRESHOLD` (``"0.812 [0.774, 0.846]"``), else ``"0.812"``."""
+    if acc != acc or not n:
+        return "n/a"
+    if needs_interval(n):
+        return format_accuracy(acc, *wilson_interval(int(round(acc * n)), int(n)))
+    return f"{acc:.3f}"
+
+
 def _check_confidence(confidence) -> float:
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float, np.floating)) or not 0 < confidence < 1:
         raise DataError(f"confidence must be a number strictly between 0 and 1 (e.g. 0.95), got {confidence!r}")

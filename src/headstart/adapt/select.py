@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..intervals import accuracy_text
 from .validators import information_maximization
 
 CANDIDATES = ("source_only", "coral", "mmd", "dann", "mcc", "self_training")
@@ -50,7 +51,8 @@ def select_adaptation(fit_candidate: Callable[[str | None], object], target_item
         row["seconds"] = time.perf_counter() - started
         rows.append(row)
         key = row.get("target_accuracy", row["im"]), row["im"]
-        log(f"adapt=auto: {name} " + (f"target accuracy {row['target_accuracy']:.3f}, " if known is not None else "")
+        log(f"adapt=auto: {name} " + (f"target accuracy {accuracy_text(row['target_accuracy'], len(known))}, "
+                                      if known is not None else "")
             + f"information maximization {row['im']:.3f}")
         if best_key is None or key > best_key:
             best, best_key, chosen = estimator, key, name

@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.preprocessing import StandardScaler
 
+from ..intervals import accuracy_text
 from ..model import TransferModel
 from .base import FitContext, Strategy, StrategyResult
 
@@ -102,7 +103,7 @@ class LinearProbe(Strategy):
             model, history, summary = fit_on_frozen_features(context, backbone, features, target)
             summary.update(freeze=str(report), inputs_run_through_backbone=computed + context.cache.last_computed)
             context.log(f"linear_probe: adapted on cached frozen features ({summary['adapted_on']}); "
-                        f"validation accuracy {summary['val_accuracy']:.3f}")
+                        f"validation accuracy {accuracy_text(summary['val_accuracy'], len(context.val_y))}")
             return StrategyResult(model, history, summary)
         n_train = len(context.train_items)
         train_f, val_f = features[:n_train], features[n_train:]
@@ -121,6 +122,6 @@ class LinearProbe(Strategy):
         summary = {"C": C, "val_accuracy": val_accuracy, "seconds": time.perf_counter() - started,
                    "inputs_run_through_backbone": computed, "inputs_from_cache": len(items) - computed,
                    "freeze": str(report), "refit_on": "train+validation"}
-        context.log(f"linear_probe: C={C:g} chosen on validation (accuracy {val_accuracy:.3f}); "
+        context.log(f"linear_probe: C={C:g} chosen on validation (accuracy {accuracy_text(val_accuracy, len(context.val_y))}); "
                     f"{computed} of {len(items)} inputs run through the backbone, the rest from the cache")
         return StrategyResult(model, history, summary)

@@ -55,3 +55,27 @@ def test_peers_benchmark_smoke_runs_every_peer_and_speed_row(tmp_path, monkeypat
     assert {k.split(":")[1] for k in saved["speed"]} == {"floor", "extract", "headstart", "plain_loop", "hf_trainer"}
     assert all(row["examples_per_s"] > 0 and row["peak_mb"] > 0 for row in saved["speed"].values())
     assert "| vader@8 | setfit |" in capsys.readouterr().out
+
+
+def test_regularizers_benchmark_smoke_runs_every_method(tmp_path, monkeypatch, capsys):
+    from bench import regularizers
+
+    monkeypatch.setattr(regularizers, "ROOT", tmp_path)
+    assert regularizers.main(["--smoke", "--tasks", "digits@10", "--planner-tasks", "", "--methods", "plain,l2_sp,augment",
+                              "--cache-dir", str(tmp_path / "cache")]) == 0
+    results = json.loads((tmp_path / "bench" / "results" / "regularizers-smoke.json").read_text())["results"]
+    assert set(results["digits@10"]) == {"plain", "l2_sp", "augment"}
+    assert "| digits@10 |" in capsys.readouterr().out
+
+
+def test_transferability_benchmark_smoke_reports_tau_and_ranking_cost(tmp_path, monkeypatch, capsys):
+    from bench import transferability
+
+    monkeypatch.setattr(transferability, "ROOT", tmp_path)
+    assert transferability.main(["--smoke", "--tasks", "digits@10"]) == 0
+    seeds = json.loads((tmp_path / "bench" / "results" / "transferability-smoke.json").read_text())["results"]["digits@10"]
+    pairs = seeds[0]["pairs"]
+    assert {p["backbone"] for p in pairs} == {"efficientnet_lite0", "mobilenetv2_100"}
+    tau = seeds[0]["tau"]
+    assert all(p["freeze"] in (0, 1) for p in pairs) and (tau != tau or -1 <= tau <= 1)  # NaN when accuracies tie
+    assert seeds[0]["rank_seconds"] > 0 and "Kendall" in capsys.readouterr().out

@@ -42,7 +42,7 @@ Channel attention (option ``attention``):
   :math:`C_j` forward passes. Increases are then standardised and softmaxed as above. On the
   tests' small batches its channel ranking agrees with ``loss_drop``'s at Spearman 0.56
   (``efficientnet_lite0``, 192 channels) and 0.96 (``minilm_l6``, 384 channels). Why it is the
-  default: with ``efficientnet_lite0`` on 100 images at 64 px, ``loss_drop`` took 197 s on one CPU
+  default: with ``efficientnet_lite0`` on 100 inputs of 64 × 64, ``loss_drop`` took 197 s on one CPU
   thread for the attention alone, against under 2 s for the whole of a plain fine-tune.
 - ``"uniform"`` — every :math:`W_{jc} = 1`: the paper's ablation without attention (TLlib's
   ``BehavioralRegularization``); cheap.

@@ -147,3 +147,19 @@ def test_lora_records_rank_and_targets_in_the_summary():
     clf = TransferClassifier(strategy="lora", lora_rank=2, **FAST).fit(X, y)
     assert clf.fit_summary_["lora_rank"] == 2 and clf.fit_summary_["lora_merged_layers"] == 12
     assert all(p.requires_grad for p in clf.backbone_.parameters())  # merged back into a plain backbone
+
+
+def test_linear_probe_head_stays_bounded_for_a_near_constant_feature():
+    """A feature constant up to rounding once gave head weights near 1e30 (W / sigma); LP-FT then diverged."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(["a", "b"], 20)
+    X = np.column_stack([rng.normal(size=(40, 5)) + (y == "b")[:, None], 1e-20 * rng.normal(size=40)]).astype(np.float64)
+    clf = TransferClassifier(strategy="linear_probe", backbone="precomputed", verbose=0).fit(X, y)
+    assert np.abs(clf.model_.head.weight.detach().numpy()).max() < 1e3
+    assert clf.score(X, y) > 0.8
+
+
+def test_lp_ft_probe_leaves_the_validation_split_unseen():
+    X, y = tiny_inputs("text", per_class=6)
+    clf = TransferClassifier(strategy="lp_ft", **FAST).fit(X, y)
+    assert clf.fit_summary_["linear_probe"]["refit_on"] == "train"

@@ -29,12 +29,28 @@ TOLERANCE = 1e-3
 PAST_BEST = 2  # stop the C walk after this many C values in a row score below the best
 
 
+def fitted_scaler(features: np.ndarray) -> StandardScaler:
+    """StandardScaler with every feature's scale at least 1e-3 of the median one.
+
+    A feature that is constant up to float rounding (seen on 128 VADER sentences through
+    ``minilm_l6``: a scale near 1e-30) would otherwise be blown up by standardisation and, once
+    folded into the head (``W / sigma``), give weights near 1e30: harmless on the frozen features the
+    probe saw, but any change of the features (LP-FT's fine-tuning) then sends the logits to
+    infinity, and LP-FT ended at chance accuracy.
+    """
+    scaler = StandardScaler().fit(features)
+    positive = scaler.scale_[scaler.scale_ > 0]
+    floor = max(1e-6, 1e-3 * float(np.median(positive))) if positive.size else 1.0
+    scaler.scale_ = np.maximum(scaler.scale_, floor)
+    return scaler
+
+
 def fit_logistic_head(features: np.ndarray, y: np.ndarray, n_classes: int, C: float, start=None):
     """Fit scaler + logistic regression; return the folded ``(weight (k, d), bias (k,))``.
 
     ``start``: ``(classes, coef, intercept)`` of a nearby solution (the C search's), to warm-start from.
     """
-    scaler = StandardScaler().fit(features)
+    scaler = fitted_scaler(features)
     classifier = LogisticRegression(C=C, max_iter=2000, tol=TOLERANCE)
     if start is not None and np.array_equal(start[0], np.unique(y)):
         classifier.set_params(warm_start=True)
@@ -60,7 +76,7 @@ def fold_head(scaler: StandardScaler, classifier: LogisticRegression, n_classes:
 
 def choose_C(train_f, train_y, val_f, val_y) -> tuple[float, list[dict], tuple]:
     """Walk the C grid (warm-started); return the best C, every C's scores, and its solution."""
-    scaler = StandardScaler().fit(train_f)
+    scaler = fitted_scaler(train_f)
     train_s, val_s = scaler.transform(train_f), scaler.transform(val_f)
     classifier = LogisticRegression(max_iter=2000, warm_start=True, tol=TOLERANCE)
     history, best, solution = [], None, None
@@ -87,6 +103,11 @@ def choose_C(train_f, train_y, val_f, val_y) -> tuple[float, list[dict], tuple]:
 class LinearProbe(Strategy):
     name = "linear_probe"
 
+    def __init__(self, refit_on_validation: bool = True):
+        # LP-FT passes False: its fine-tuning stage early-stops on the validation split, which must
+        # then be data the probe's head never saw.
+        self.refit_on_validation = refit_on_validation
+
     def fit(self, context: FitContext) -> StrategyResult:
         started = time.perf_counter()
         backbone = context.make_backbone()
@@ -112,8 +133,11 @@ class LinearProbe(Strategy):
         else:
             C, history, start = choose_C(train_f, context.train_y, val_f, context.val_y)
         val_accuracy = next((h["val_accuracy"] for h in history if h["C"] == C), float("nan"))
-        weight, bias = fit_logistic_head(features, np.concatenate([context.train_y, context.val_y]),
-                                         context.n_classes, C, start=start)
+        if self.refit_on_validation:
+            weight, bias = fit_logistic_head(features, np.concatenate([context.train_y, context.val_y]),
+                                             context.n_classes, C, start=start)
+        else:
+            weight, bias = fit_logistic_head(train_f, context.train_y, context.n_classes, C, start=start)
         model = TransferModel(backbone, context.n_classes)
         with torch.no_grad():
             model.head.weight.copy_(torch.from_numpy(weight))
@@ -121,7 +145,7 @@ class LinearProbe(Strategy):
         model.eval()
         summary = {"C": C, "val_accuracy": val_accuracy, "seconds": time.perf_counter() - started,
                    "inputs_run_through_backbone": computed, "inputs_from_cache": len(items) - computed,
-                   "freeze": str(report), "refit_on": "train+validation"}
+                   "freeze": str(report), "refit_on": "train+validation" if self.refit_on_validation else "train"}
         context.log(f"linear_probe: C={C:g} chosen on validation (accuracy {accuracy_text(val_accuracy, len(context.val_y))}); "
                     f"{computed} of {len(items)} inputs run through the backbone, the rest from the cache")
         return StrategyResult(model, history, summary)

@@ -23,7 +23,7 @@ class LPFT(Strategy):
 
     def fit(self, context: FitContext) -> StrategyResult:
         started = time.perf_counter()
-        probe = LinearProbe().fit(context)
+        probe = LinearProbe(refit_on_validation=False).fit(context)
         model = TransferModel(context.make_backbone(pretrained=True), context.n_classes)
         model.head.load_state_dict(copy.deepcopy(probe.model.head.state_dict()))
         lr = context.lr if context.lr is not None else model.backbone.info.finetune_lr

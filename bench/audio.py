@@ -33,7 +33,7 @@ import torch
 from headstart import TransferClassifier, __version__
 
 from . import audio_data, datasets
-from .report import write_section
+from .report import record, write_section
 from .strategies import FIXED, run_method
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,11 +120,11 @@ def main(argv=None) -> int:
             X = [train["clean"][i] for i in labeled]
             for method in (*FIXED, "auto"):
                 outcome = run_method(method, X, train["y"][labeled], test["clean"], test["y"], seed, args, modality="audio")
-                _record(results, f"words@{per_class}", method, outcome, seed)
+                record(results, f"words@{per_class}", method, outcome, seed)
         if "shift" not in skip:
             labeled = datasets.few_shot(train["y"], args.shift_per_class, seed)
             for method, outcome in run_shift(data, labeled, seed, args).items():
-                _record(results, "clean→noisy", method, outcome, seed)
+                record(results, "clean→noisy", method, outcome, seed)
     meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
             "torch": torch.__version__, "headstart": __version__, "seeds": args.seeds, "epochs": args.epochs,
             "snr": args.snr, "budget": args.budget, "shift_per_class": args.shift_per_class, "smoke": args.smoke,
@@ -137,12 +137,6 @@ def main(argv=None) -> int:
     if not args.smoke:
         write_section(ROOT / "docs" / "benchmarks.md", "audio", "Spoken words (espeak-ng): transfer, baseline, adaptation", body)
     return 0
-
-
-def _record(results: dict, task: str, method: str, outcome: dict, seed: int) -> None:
-    results.setdefault(task, {}).setdefault(method, []).append(outcome)
-    print(f"{task} seed {seed} {method:14s} {outcome['accuracy']:.3f} {outcome['seconds']:7.1f} s"
-          + (f"  chose {outcome['chosen']}" if "chosen" in outcome else ""), flush=True)
 
 
 def _cell(rows: list) -> str:

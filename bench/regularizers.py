@@ -16,18 +16,15 @@ tasks too, to show whether it picks a regularized rung where one helps.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from headstart import TransferClassifier, __version__
+from headstart import TransferClassifier
 
-from .report import write_section
+from .report import record, save_results, write_section
 from .strategies import load_task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,27 +83,14 @@ def main(argv=None) -> int:
             X, y, Xt, yt = load_task(task, seed, args.smoke)
             for method in methods + (["auto"] if task in planner_tasks else []):
                 outcome = run(method, X, y, Xt, yt, seed, args)
-                results.setdefault(task, {}).setdefault(method, []).append(outcome)
-                print(f"{task} seed {seed} {method:16s} {outcome['accuracy']:.3f} {outcome['seconds']:7.1f} s"
-                      + (f"  chose {outcome['chosen']}" if "chosen" in outcome else ""), flush=True)
-            _save(results, args)  # a long run that stops keeps what it measured
-    meta = _save(results, args)
+                record(results, task, method, outcome, seed)
+            save_results(ROOT, "regularizers", results, args)
+    meta = save_results(ROOT, "regularizers", results, args)
     body = render(results, meta)
     print(body)
     if not args.smoke:
         write_section(ROOT / "docs" / "benchmarks.md", "regularizers", "Regularized fine-tuning on small data", body)
     return 0
-
-
-def _save(results: dict, args) -> dict:
-    meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-            "torch": torch.__version__, "headstart": __version__, "seeds": args.seeds, "epochs": args.epochs,
-            "image_size": args.image_size, "budget": args.budget, "smoke": args.smoke}
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / ("regularizers-smoke.json" if args.smoke else "regularizers.json")).write_text(
-        json.dumps({"meta": meta, "results": results}, indent=2))
-    return meta
 
 
 def render(results: dict, meta: dict) -> str:

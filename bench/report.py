@@ -21,3 +21,33 @@ def write_section(path: Path, key: str, title: str, body: str) -> None:
     with os.fdopen(handle, "w", encoding="utf-8") as out:
         out.write(text)
     os.replace(temporary, path)
+
+
+def record(results: dict, task: str, method: str, outcome: dict, seed: int) -> None:
+    """Add one run's outcome to ``results[task][method]`` and print it as one line."""
+    results.setdefault(task, {}).setdefault(method, []).append(outcome)
+    print(f"{task} seed {seed} {method:16s} {outcome['accuracy']:.3f} {outcome['seconds']:7.1f} s"
+          + (f"  chose {outcome['chosen']}" if "chosen" in outcome else ""), flush=True)
+
+
+def save_results(root: Path, suite: str, results: dict, args) -> dict:
+    """Write ``bench/results/<suite>[-smoke].json`` (meta + results) under ``root``; return the meta.
+
+    Called after every seed as well as at the end, so a long run that stops keeps what it measured.
+    """
+    import json
+    import platform
+    import time
+
+    import torch
+
+    from headstart import __version__
+
+    meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+            "torch": torch.__version__, "headstart": __version__,
+            **{key: getattr(args, key) for key in ("seeds", "epochs", "image_size", "budget", "smoke") if hasattr(args, key)}}
+    out = root / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"{suite}-smoke.json" if getattr(args, "smoke", False) else f"{suite}.json"
+    (out / name).write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    return meta

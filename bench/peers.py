@@ -71,10 +71,14 @@ def setfit_peer(X, y, Xt, seed, args):
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
+    import tempfile
+
     classes, encoded = np.unique(y, return_inverse=True)
     model = SetFitModel.from_pretrained(minilm_path())
-    training = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=args.setfit_iterations, seed=seed)
-    Trainer(model=model, args=training, train_dataset=Dataset.from_dict({"text": list(X), "label": encoded})).train()
+    with tempfile.TemporaryDirectory() as out:  # setfit writes checkpoints (default: ./checkpoints)
+        training = TrainingArguments(output_dir=out, batch_size=16, num_epochs=1,
+                                     num_iterations=args.setfit_iterations, seed=seed, save_strategy="no")
+        Trainer(model=model, args=training, train_dataset=Dataset.from_dict({"text": list(X), "label": encoded})).train()
     return classes[np.asarray(model.predict(list(Xt)))]
 
 

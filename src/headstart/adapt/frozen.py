@@ -71,15 +71,13 @@ def _start_at_the_linear_probe(adapter, head, standardised, train_s, context) ->
     optimum (as LP-FT does) instead of from random weights that a few hundred steps cannot fit."""
     from sklearn.linear_model import LogisticRegression
 
+    from ..strategies.linear_probe import class_rows
+
     p = adapter.projection.out_features
     _, _, right = np.linalg.svd(standardised - standardised.mean(0), full_matrices=False)
     directions = right[:p]  # (p, d), orthonormal rows
     probe = LogisticRegression(max_iter=2000).fit(train_s @ directions.T, context.train_y)
-    coef, intercept = probe.coef_, probe.intercept_
-    if coef.shape[0] == 1:  # binary: softmax over [0, z] equals sigmoid(z)
-        coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
-    weight, bias = np.zeros((head.out_features, p)), np.full(head.out_features, -1e4)
-    weight[probe.classes_], bias[probe.classes_] = coef, intercept
+    weight, bias = class_rows(probe, head.out_features)
     with torch.no_grad():
         adapter.projection.weight.copy_(torch.as_tensor(directions, dtype=torch.float32))
         adapter.projection.bias.zero_()

@@ -176,9 +176,7 @@ class DELTA(LossTerm):
                     self.__dict__["_zeroing"] = None
                 loss = F.cross_entropy(probe(masked), labels.repeat(k), reduction="none").view(k, b).mean(1)
                 drops[start:start + k] = loss
-            increase = (drops - base).clamp(min=0) / base.clamp(min=1e-8)
-            z = (increase - increase.mean()) / (increase.std(unbiased=False) + 1e-8)
-            self.channel_attention[layer] = torch.softmax(z, dim=0) * n_channels
+            self.channel_attention[layer] = _attention((drops - base).clamp(min=0) / base.clamp(min=1e-8))
 
     def estimate_attention_taylor(self, batch: dict, labels: torch.Tensor, n_classes: int | None = None) -> None:
         """Set :attr:`channel_attention` from the first-order loss increase of zeroing each channel."""
@@ -199,9 +197,7 @@ class DELTA(LossTerm):
             finally:
                 self.__dict__["_zeroing"] = None
             increase = -(channels_last(grad) * channels_last(leaf.detach())).sum(dim=(0, 1))  # (C,)
-            increase = increase.clamp(min=0) / loss.detach().clamp(min=1e-8)
-            z = (increase - increase.mean()) / (increase.std(unbiased=False) + 1e-8)
-            self.channel_attention[layer] = torch.softmax(z, dim=0) * increase.numel()
+            self.channel_attention[layer] = _attention(increase.clamp(min=0) / loss.detach().clamp(min=1e-8))
 
     # -- the term ----------------------------------------------------------------------------
     def forward(self, outputs: StepOutputs, model) -> torch.Tensor:
@@ -234,6 +230,12 @@ class DELTA(LossTerm):
             part = 0.5 * per_channel.sum(dim=1).mean()
             total = part if total is None else total + part
         return total
+
+
+def _attention(increase: torch.Tensor) -> torch.Tensor:
+    """Relative loss increases ``(C,)`` -> channel weights: standardised, softmaxed, scaled to mean 1."""
+    z = (increase - increase.mean()) / (increase.std(unbiased=False) + 1e-8)
+    return torch.softmax(z, dim=0) * increase.numel()
 
 
 def _fit_probe(features: torch.Tensor, labels: torch.Tensor, n_classes: int, l2: float = 1e-2) -> nn.Module:

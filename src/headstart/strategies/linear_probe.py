@@ -59,19 +59,27 @@ def fit_logistic_head(features: np.ndarray, y: np.ndarray, n_classes: int, C: fl
     return fold_head(scaler, classifier, n_classes)
 
 
-def fold_head(scaler: StandardScaler, classifier: LogisticRegression, n_classes: int):
-    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+def class_rows(classifier: LogisticRegression, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fitted logistic regression as ``(coef (n_classes, d), intercept (n_classes,))``, one row per
+    encoded class: a binary fit's single row becomes two (softmax over ``[0, z]`` equals sigmoid(z)),
+    and classes absent from training get a zero row and bias -1e4, so they can never be predicted."""
     coef, intercept = classifier.coef_, classifier.intercept_
-    if coef.shape[0] == 1:  # binary: softmax over [0, z] equals sigmoid(z)
+    if coef.shape[0] == 1:
         coef = np.vstack([np.zeros_like(coef), coef])
         intercept = np.concatenate([[0.0], intercept])
+    full_coef = np.zeros((n_classes, coef.shape[1]))
+    full_intercept = np.full(n_classes, -1e4)
+    full_coef[classifier.classes_] = coef
+    full_intercept[classifier.classes_] = intercept
+    return full_coef, full_intercept
+
+
+def fold_head(scaler: StandardScaler, classifier: LogisticRegression, n_classes: int):
+    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+    coef, intercept = class_rows(classifier, n_classes)
     weight = coef / scale
     bias = intercept - weight @ scaler.mean_
-    full_w = np.zeros((n_classes, weight.shape[1]))
-    full_b = np.full(n_classes, -1e4)  # classes absent from training can never be predicted
-    full_w[classifier.classes_] = weight
-    full_b[classifier.classes_] = bias
-    return full_w.astype(np.float32), full_b.astype(np.float32)
+    return weight.astype(np.float32), bias.astype(np.float32)
 
 
 def choose_C(train_f, train_y, val_f, val_y) -> tuple[float, list[dict], tuple]:

@@ -70,9 +70,7 @@ def merge_lora(backbone: nn.Module) -> int:
         if isinstance(module, LoraLayer):
             module.merge()
             parent_name, _, child = name.rpartition(".")
-            base = module.get_base_layer()
-            base.weight.requires_grad_(True)
-            setattr(backbone.get_submodule(parent_name) if parent_name else backbone, child, base)
+            setattr(backbone.get_submodule(parent_name) if parent_name else backbone, child, module.get_base_layer())
             merged += 1
     for param in backbone.parameters():
         param.requires_grad_(True)

@@ -414,3 +414,53 @@ def test_frozen_coral_moves_target_accuracy_on_a_rotated_domain():
                                  verbose=0).fit(xs.numpy(), labels, X_target=xt.numpy())
     assert adapted.score(xt.numpy(), target_labels) >= plain.score(xt.numpy(), target_labels) - 0.05
     assert adapted.model_.head.weight.shape == (2, 8)
+
+
+# -- the before/after picture -----------------------------------------------------------------------
+
+def test_domain_view_separated_domains_score_near_one_and_same_distribution_near_half():
+    from headstart.adapt.view import domain_view
+
+    rng = np.random.default_rng(0)
+    source = rng.normal(size=(200, 6))
+    apart = domain_view(source, rng.normal(size=(150, 6)) + 3.0)
+    together = domain_view(source, rng.normal(size=(150, 6)))
+    assert apart["domain_accuracy"] > 0.95
+    assert 0.35 < together["domain_accuracy"] < 0.65
+    assert len(apart["source"]) == 200 and len(apart["target"]) == 150 and len(apart["source"][0]) == 2
+    assert 0 < sum(apart["explained_variance"]) <= 1.0
+
+
+def test_domain_view_of_one_feature_draws_on_a_line():
+    from headstart.adapt.view import domain_view
+
+    view = domain_view(np.arange(5.0)[:, None], np.arange(5.0, 9.0)[:, None])
+    assert all(point[1] == 0.0 for point in view["source"] + view["target"])
+
+
+def test_frozen_adaptation_records_before_and_after_views_of_the_same_inputs():
+    from headstart import TransferClassifier
+
+    xs, ys, xt, _ = _domains(0, d=8, n_per_class=60)
+    xt = xt.numpy() + np.r_[0, 0, 0, 2.0, 0, 0, 0, 0]  # and shifted off the class axis
+    adapted = TransferClassifier(strategy="linear_probe", backbone="precomputed", adapt="coral", epochs=5,
+                                 verbose=0).fit(xs.numpy(), ys.numpy().astype(str), X_target=xt)
+    view = adapted.fit_summary_["adaptation_view"]
+    n_train = adapted.fit_summary_["n_train"]
+    assert view["n_source"] == len(view["source_labels"]) == min(n_train, 300)
+    assert view["n_target"] == len(view["before"]["target"]) == len(view["after"]["target"]) == 120
+    assert view["before"]["domain_accuracy"] > 0.8  # the shift is plain to a linear domain classifier
+
+
+@pytest.mark.parametrize("backbone", ["mobilenetv2_100"])
+def test_finetune_adaptation_records_views_from_the_backbone_before_and_after(backbone, tmp_path):
+    from headstart import TransferClassifier
+    from headstart.datasets import load_digits_images
+
+    X, y = load_digits_images()
+    X, y = X[:60], y[:60]
+    clf = TransferClassifier(strategy="finetune", backbone=backbone, adapt="coral", epochs=1, image_size=32,
+                             cache_dir="none", verbose=0).fit(X[:40], y[:40], X_target=255 - X[40:])
+    view = clf.fit_summary_["adaptation_view"]
+    assert view["n_target"] == 20 and view["n_source"] == clf.fit_summary_["n_train"]
+    assert view["before"]["source"] != view["after"]["source"]  # the backbone trained between the two

@@ -174,3 +174,52 @@ def test_report_on_a_non_auto_run_shows_its_strategy_and_validation_accuracy(tmp
     assert [c["kind"] for c in report["learning_curve"]["curves"]] == ["transfer"]  # no baseline for features
     assert "no baseline curve" in report["learning_curve"]["notes"][-1]
     assert report["comparison"]["difference"] is None
+
+
+def _shifted_features(seed: int = 0, n_per_class: int = 60):
+    """Two classes of 6-d features; the target is the source shifted along a direction the labels ignore."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(["neg", "pos"], n_per_class)
+    centre = np.where(y == "pos", 2.0, -2.0)[:, None] * np.eye(6)[0]
+    source = centre + 0.7 * rng.normal(size=(len(y), 6))
+    target = centre + 0.7 * rng.normal(size=(len(y), 6)) + 1.5 * np.eye(6)[3]
+    return source, y, target
+
+
+def test_report_compares_source_only_and_adapted_on_target_data(tmp_path):
+    """An adapted run that kept its source-only reference: the page scores both on the same labeled target
+    data with a paired interval, draws the before/after view, and metrics.json holds the same numbers."""
+    source, y, target = _shifted_features()
+    common = dict(strategy="linear_probe", backbone="precomputed", verbose=0, epochs=5)
+    unlabeled, test = np.arange(0, len(y), 2), np.arange(1, len(y), 2)  # both halves hold both classes
+    adapted = TransferClassifier(adapt="coral", **common).fit(source, y, X_target=target[unlabeled])
+    adapted.source_only_ = TransferClassifier(**common).fit(source, y)  # what adapt="auto" keeps when adapting wins
+    run = adapted.save(tmp_path / "run")
+    assert (run / "source_only" / "config.json").is_file()
+
+    path = build_report(run, (target[test], y[test]), curve_sizes=(1, 2))
+    html = path.read_text(encoding="utf-8")
+    numbers = json.loads((run / "metrics.json").read_text())["report"]["adaptation"]
+    expected = adapted.source_only_.score(target[test], y[test])
+    assert numbers["test"]["accuracy"] == pytest.approx(expected)
+    assert numbers["chosen"] == "coral" and numbers["loss_terms"] == ["coral (weight 1)"]
+    assert ">Domain adaptation: source-only against adapted</h2>" in html
+    assert numbers["test"]["text"] in html and numbers["test"]["difference_text"] in html
+    assert 'alt="source and target features before and after adaptation"' in html
+    assert "_view" not in numbers  # the coordinates stay in the fit summary only
+    assert numbers["domain_accuracy"]["before"] > 0.8
+
+
+def test_report_of_adapt_auto_lists_every_candidate_and_keeps_source_only_only_when_adapting_won(tmp_path):
+    from headstart.adapt.select import CANDIDATES
+
+    source, y, target = _shifted_features(seed=1)
+    clf = TransferClassifier(strategy="linear_probe", backbone="precomputed", adapt="auto", epochs=3,
+                             verbose=0).fit(source, y, X_target=target)
+    run = clf.save(tmp_path / "run")
+    assert (run / "source_only").is_dir() == (clf.adaptation_["chosen"] != "source_only")
+    html = build_report(run).read_text(encoding="utf-8")
+    for name in CANDIDATES:
+        assert f"<td>{name}" in html
+    assert "information maximization on the unlabeled target inputs" in html
+    assert "Pass labeled target data to this report" in html

@@ -147,12 +147,19 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                               "fit(X, y, X_target=...) (CLI: --target PATH)")
         target_items = self._read(X_target, None, require_labels=False).inputs
 
+        fitted = {}
+
         def fit_candidate(method):
             candidate = clone(self).set_params(adapt=method)
+            if method is None:  # kept for the report's source-only vs adapted comparison
+                fitted["source_only"] = candidate
             return candidate.fit(X, y, X_target=X_target if method else None)
 
         best, record = select_adaptation(fit_candidate, target_items, y_target, log=self._log)
         self.__dict__.update({k: v for k, v in best.__dict__.items() if k.endswith("_") and not k.startswith("__")})
+        self.__dict__.pop("source_only_", None)
+        if best is not fitted.get("source_only") and "source_only" in fitted:
+            self.source_only_ = fitted["source_only"]
         self.adaptation_ = record
         self.fit_summary_ = {**self.fit_summary_, "adaptation": record}
         return self
@@ -353,7 +360,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
     # -- persistence --------------------------------------------------------------------
     def save(self, path, *, metrics: dict | None = None) -> Path:
-        """Write a run folder: weights (safetensors), config.json, metrics.json, history.json, plan.json."""
+        """Write a run folder: weights (safetensors), config.json, metrics.json, history.json, plan.json.
+
+        With ``adapt="auto"`` and an adapted winner, the source-only candidate goes to ``source_only/``
+        inside it, so ``headstart report`` can compare the two on labeled target data."""
         from .model import save_run
 
         self._check_fitted()
@@ -366,8 +376,11 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             "pretrained_fingerprint": self.pretrained_fingerprint_,
             "n_features_in": getattr(self, "n_features_in_", None),
         }
-        return save_run(self.model_, path, config, metrics={**self.fit_summary_, **(metrics or {}),
-                        "skipped": self.skipped_}, history=self.history_, plan=getattr(self, "plan_", None))
+        folder = save_run(self.model_, path, config, metrics={**self.fit_summary_, **(metrics or {}),
+                          "skipped": self.skipped_}, history=self.history_, plan=getattr(self, "plan_", None))
+        if getattr(self, "source_only_", None) is not None:  # adapt="auto" won by adapting: keep the reference
+            self.source_only_.save(Path(folder) / "source_only")
+        return folder
 
     @classmethod
     def load(cls, path) -> "TransferClassifier":

@@ -135,14 +135,25 @@ def _preprocess(backbone, items, indices, train: bool, device) -> dict[str, torc
 
 def predict_logits(model: TransferModel, items, *, batch_size: int = 64, device=None) -> np.ndarray:
     """Logits ``(n, n_classes)`` in eval mode, inference-only."""
+    return _inference(model, items, batch_size, device, features=False)
+
+
+def predict_features(model: TransferModel, items, *, batch_size: int = 64, device=None) -> np.ndarray:
+    """What the head reads, ``(n, feature_dim)``, in eval mode, inference-only."""
+    return _inference(model, items, batch_size, device, features=True)
+
+
+def _inference(model: TransferModel, items, batch_size: int, device, *, features: bool) -> np.ndarray:
     device = device or next(model.parameters()).device
     model.eval()
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(items), batch_size):
             batch = model.backbone.preprocess(items[start : start + batch_size])
-            chunks.append(model({k: v.to(device) for k, v in batch.items()}).float().cpu().numpy())
-    return np.concatenate(chunks) if chunks else np.zeros((0, model.head.out_features), np.float32)
+            logits, feature_rows = model({k: v.to(device) for k, v in batch.items()}, return_features=True)
+            chunks.append((feature_rows if features else logits).float().cpu().numpy())
+    width = model.head.in_features if features else model.head.out_features
+    return np.concatenate(chunks) if chunks else np.zeros((0, width), np.float32)
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -105,6 +105,7 @@ def fit_on_frozen_features(context, backbone, features: np.ndarray, target_featu
     result = train_classifier(model, rows(train_f), context.train_y, rows(val_f), context.val_y, settings, terms=terms,
                               target_items=rows(target_features), checkpoint_dir=context.checkpoint_dir,
                               run_key=context.run_key)
+    view = _adaptation_view(adapter, train_f, target_features, context)
     weight, bias = adapter.folded(model.head)
     final = TransferModel(backbone, context.n_classes)
     with torch.no_grad():
@@ -115,5 +116,19 @@ def fit_on_frozen_features(context, backbone, features: np.ndarray, target_featu
                "epochs_run": len(result.history), "seconds": time.perf_counter() - started,
                "adapted_on": f"cached frozen features: projection {features.shape[1]} -> {projection_dim}, folded "
                              f"into the linear head", "loss_terms": [f"{t.name} (weight {t.weight:g})" for t in terms],
-               "target_inputs": len(target_features)}
+               "target_inputs": len(target_features), "adaptation_view": view}
     return final, result.history, summary
+
+
+def _adaptation_view(adapter: ProjectedFeatures, train_f: np.ndarray, target_f: np.ndarray, context) -> dict:
+    """Source and target as the backbone gives them and as the trained projection maps them (before folding)."""
+    from .view import before_after, sample_rows
+
+    source_rows, target_rows = sample_rows(len(train_f), len(target_f), random_state=context.settings.seed)
+    device = adapter.projection.weight.device
+    with torch.no_grad():
+        project = lambda rows: adapter._forward_final(
+            {"features": torch.as_tensor(rows, dtype=torch.float32, device=device)}).cpu().numpy()
+        after = (project(train_f[source_rows]), project(target_f[target_rows]))
+    return before_after((train_f[source_rows], target_f[target_rows]), after, context.train_y[source_rows],
+                        random_state=context.settings.seed)

@@ -20,13 +20,14 @@ import numpy as np
 from .. import __version__
 from ..atomic import write_text_atomic
 from ..errors import ConfigError, DataError, DataPathError, HeadstartError, RunFolderError
+from .adaptation import score_source_only, summarize_adaptation
 
 DEFAULT_CURVE_SIZES = (1, 2, 5, 10, 20)
 CURVE_DRAWS = 3
 CURVE_C = 1.0  # too few examples per class to choose C on validation: one fixed C, the same for both models
 REPORT_FILE = "report.html"
 TEMPLATE = "report.html"
-FIGURES = ("candidates", "ranking", "confusion", "learning_curve")
+FIGURES = ("candidates", "ranking", "confusion", "learning_curve", "adaptation")
 
 
 def build_report(run_dir, data=None, out=None, curve_sizes=DEFAULT_CURVE_SIZES, random_state: int = 0) -> Path:
@@ -58,9 +59,12 @@ def build_report(run_dir, data=None, out=None, curve_sizes=DEFAULT_CURVE_SIZES, 
     metrics_path = folder / "metrics.json"
     stored_metrics = _read_json(metrics_path)
     report = summarize_run(clf, folder)
+    report["adaptation"] = summarize_adaptation(clf)
     if data is not None:
         labeled = _as_labeled(data)
         report["test"] = score_chosen_model(clf, labeled, folder)
+        if report["adaptation"]:
+            report["adaptation"]["test"] = score_source_only(folder, labeled, report["test"])
         report["learning_curve"] = learning_curve(clf, labeled, sizes, random_state)
         report["comparison"] = _comparison(report)
     report["figures"] = _figures(report)
@@ -474,6 +478,9 @@ def _figures(report: dict) -> dict[str, str]:
     if report.get("test"):
         matrix = report["test"]["confusion_matrix"]
         figures["confusion"] = plots.confusion_plot(matrix["labels"], matrix["matrix"])
+    adaptation = report.get("adaptation")
+    if adaptation and adaptation.get("_view"):
+        figures["adaptation"] = plots.adaptation_view_plot(adaptation["_view"])
     curve = report.get("learning_curve")
     if curve and any(c["points"] for c in curve["curves"]):
         figures["learning_curve"] = plots.learning_curve_plot(curve["curves"])

@@ -150,5 +150,29 @@ def learning_curve_plot(curves: list[dict]) -> str:
     return _encode(figure)
 
 
+def adaptation_view_plot(view: dict) -> str:
+    """Source and target features in 2-D (PCA), as the pre-trained backbone sees them and after adapting."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4.4))
+    for axis, key, title in ((axes[0], "before", "before: pre-trained features"),
+                             (axes[1], "after", "after: what the adapted head reads")):
+        panel = view[key]
+        for name, colour, marker in (("source", TRANSFER_COLOUR, "o"), ("target", BASELINE_COLOUR, "^")):
+            points = panel[name]
+            if points:
+                axis.scatter([p[0] for p in points], [p[1] for p in points], s=10, alpha=0.55, color=colour,
+                             marker=marker, label=f"{name} ({len(points)})")
+        share = sum(panel["explained_variance"])
+        accuracy = panel.get("domain_accuracy")
+        told = f"domain classifier accuracy {accuracy:.2f}" if accuracy is not None else "too few points to score"
+        axis.set_title(f"{title}\n{told}; PCA keeps {100 * share:.0f}% of the variance", fontsize=9)
+        axis.set_xticks([])
+        axis.set_yticks([])
+        axis.legend(fontsize=8, loc="best")
+    figure.suptitle("Source (blue) and target (orange) features; overlapping clouds mean aligned domains "
+                    "(domain classifier accuracy 0.5 = indistinguishable, 1.0 = separated)", fontsize=9)
+    return _encode(figure)
+
+
 def _nan(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))

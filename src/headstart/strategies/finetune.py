@@ -35,6 +35,8 @@ def run_finetune(context: FitContext, model: TransferModel, *, default_freeze: i
         settings.head_lr = head_lr
     started = time.perf_counter()
     terms = context.make_terms(backbone, context.n_classes)
+    view_rows = _view_rows(context, terms)
+    before = _view_features(model, context, view_rows) if view_rows else None
     result = train_classifier(model, context.train_items, context.train_y, context.val_items, context.val_y, settings,
                               terms=terms, target_items=context.target_items,
                               checkpoint_dir=context.checkpoint_dir, run_key=context.run_key)
@@ -53,7 +55,32 @@ def run_finetune(context: FitContext, model: TransferModel, *, default_freeze: i
         "loss_terms": [f"{t.name} (weight {t.weight:g})" for t in terms],
         "checkpoint_average": getattr(result, "checkpoint_average", None),
     }
+    if view_rows:
+        from ..adapt.view import before_after
+
+        summary["adaptation_view"] = before_after(before, _view_features(model, context, view_rows),
+                                                  context.train_y[view_rows[0]], random_state=context.settings.seed)
     return StrategyResult(model, result.history, summary)
+
+
+def _view_rows(context: FitContext, terms):
+    """Sampled (source, target) rows for the before/after picture, when an adaptation term trains."""
+    if not (context.target_items and any(t.needs_target for t in terms)):
+        return None
+    from ..adapt.view import sample_rows
+
+    return sample_rows(len(context.train_items), len(context.target_items), random_state=context.settings.seed)
+
+
+def _view_features(model: TransferModel, context: FitContext, rows):
+    from ..train import predict_features
+
+    source_rows, target_rows = rows
+    pick = lambda items, idx: [items[i] for i in idx]
+    batch = max(64, context.settings.batch_size)
+    features = (predict_features(model, pick(context.train_items, source_rows), batch_size=batch),
+                predict_features(model, pick(context.target_items, target_rows), batch_size=batch))
+    return features
 
 
 def new_head(model: TransferModel) -> None:

@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_PINS := torch==2.13.0 torchvision==0.28.0
 STAMP := $(VENV)/.headstart-installed
 
-.PHONY: setup demo test bench-speed bench-strategies bench-regularizers bench-transferability bench-audio bench-peers clean
+.PHONY: setup demo test bench-speed bench-strategies bench-regularizers bench-transferability bench-audio bench-adaptation bench-peers clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,9 @@ bench-transferability: setup
 
 bench-audio: setup
 	$(PY) -m bench.audio
+
+bench-adaptation: setup
+	$(PY) -m bench.adaptation
 
 bench-peers: setup
 	$(PY) -m bench.peers

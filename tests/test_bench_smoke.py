@@ -79,3 +79,15 @@ def test_transferability_benchmark_smoke_reports_tau_and_ranking_cost(tmp_path, 
     tau = seeds[0]["tau"]
     assert all(p["freeze"] in (0, 1) for p in pairs) and (tau != tau or -1 <= tau <= 1)  # NaN when accuracies tie
     assert seeds[0]["rank_seconds"] > 0 and "Kendall" in capsys.readouterr().out
+
+
+def test_adaptation_benchmark_smoke_runs_headstart_skada_and_the_upper_bound(tmp_path, monkeypatch, capsys):
+    from bench import adaptation
+
+    monkeypatch.setattr(adaptation, "ROOT", tmp_path)
+    assert adaptation.main(["--smoke", "--pairs", "movie→tweets", "--finetune", "--cache-dir", str(tmp_path / "cache")]) == 0
+    rows = json.loads((tmp_path / "bench" / "results" / "adaptation-smoke.json").read_text())["results"]["movie→tweets"]
+    assert {"source_only", "hs:coral", "hs:auto", "ft:source_only", "ft:coral", "ft:auto", "skada:source_only",
+            "skada:CORAL", "target_labeled"} <= set(rows)
+    assert rows["hs:auto"][0]["chosen"] in ("source_only", "coral")
+    assert "best skada adapter: skada:CORAL" in capsys.readouterr().out

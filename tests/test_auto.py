@@ -94,3 +94,48 @@ def test_auto_too_few_examples_per_class_names_the_class():
     y = np.array(["cat", "cat", "cat", "dog", "dog", "dog", "emu", "emu"])
     with pytest.raises(DataError, match=r"at least 3 labeled examples per class; too few for: 'emu' \(2\)"):
         TransferClassifier(strategy="auto", backbone="precomputed", verbose=0).fit(X, y)
+
+
+def _scored(name, kind, correct, seconds):
+    from headstart.auto import Candidate
+
+    return Candidate(name, kind, "x", scores=[float(np.mean(correct))], correct=list(correct), seconds=seconds,
+                     status="scored")
+
+
+def test_choose_winner_keeps_the_cheaper_transfer_candidate_one_example_behind():
+    from headstart.auto import choose_winner
+
+    probe = _scored("linear_probe@m", "transfer", [1, 1, 1, 0, 1, 0, 1, 1, 0, 1, 1, 0], seconds=2)
+    finetune = _scored("finetune@m", "transfer", [1, 1, 1, 1, 1, 0, 1, 1, 0, 1, 1, 0], seconds=60)
+    baseline = _scored("baseline:b", "baseline", [1, 0, 0, 0, 1, 0, 1, 0, 0, 1, 0, 0], seconds=0.1)
+    winner, best, base, negative = choose_winner([baseline, probe, finetune])
+    assert (winner, best, base, negative) == (probe, finetune, baseline, False)
+
+
+def test_choose_winner_takes_the_costlier_candidate_when_it_is_clearly_better():
+    from headstart.auto import choose_winner
+
+    probe = _scored("linear_probe@m", "transfer", [1, 0] * 20, seconds=2)
+    finetune = _scored("finetune@m", "transfer", [1] * 40, seconds=60)
+    winner, best, _, negative = choose_winner([probe, finetune])
+    assert winner is finetune is best and not negative
+
+
+def test_choose_winner_keeps_the_baseline_when_it_matches_the_best_transfer_candidate():
+    from headstart.auto import choose_winner
+
+    probe = _scored("linear_probe@m", "transfer", [1, 0, 1, 0], seconds=2)
+    baseline = _scored("baseline:b", "baseline", [0, 1, 1, 0], seconds=0.1)
+    winner, _, _, negative = choose_winner([baseline, probe])
+    assert winner is baseline and negative
+
+
+def test_choose_winner_prefers_the_best_when_the_baseline_beats_the_cheaper_one():
+    from headstart.auto import choose_winner
+
+    probe = _scored("linear_probe@m", "transfer", [1, 1, 0, 0, 1, 0, 1, 0], seconds=2)  # 0.5
+    finetune = _scored("finetune@m", "transfer", [1, 1, 1, 0, 1, 0, 1, 1], seconds=60)  # 0.75
+    baseline = _scored("baseline:b", "baseline", [1, 1, 1, 0, 1, 0, 0, 0], seconds=0.1)  # 0.5
+    winner, _, _, negative = choose_winner([baseline, probe, finetune])
+    assert winner is finetune and not negative

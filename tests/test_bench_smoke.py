@@ -91,3 +91,14 @@ def test_adaptation_benchmark_smoke_runs_headstart_skada_and_the_upper_bound(tmp
             "skada:CORAL", "target_labeled"} <= set(rows)
     assert rows["hs:auto"][0]["chosen"] in ("source_only", "coral")
     assert "best skada adapter: skada:CORAL" in capsys.readouterr().out
+
+
+def test_strategies_benchmark_methods_subset_runs_only_those_and_keeps_the_full_results(tmp_path, monkeypatch, capsys):
+    from bench import strategies
+
+    monkeypatch.setattr(strategies, "ROOT", tmp_path)
+    assert strategies.main(["--smoke", "--tasks", "digits@10", "--methods", "baseline"]) == 0
+    out = tmp_path / "bench" / "results"
+    assert set(json.loads((out / "strategies-baseline-smoke.json").read_text())["results"]["digits@10"]) == {"baseline"}
+    assert not (out / "strategies-smoke.json").exists()
+    assert "| digits@10 |" in capsys.readouterr().out

@@ -11,8 +11,13 @@
    :data:`REGULARIZED_RUNGS` when data is tiny, LP-FT, LoRA when the backbone has attention
    projections, and full fine-tuning when there are at least 100 examples per class. A rung that the remaining budget cannot pay
    for (estimated from the rungs already run) is skipped and recorded as such.
-3. The best mean score wins; ties go to the cheaper candidate. If the baseline matches or beats
-   every transfer candidate, that is negative transfer: it is said plainly and the baseline is kept.
+3. Among transfer candidates, the cheapest one whose held-out score is within one standard error of
+   the best one's wins (the one-standard-error rule of Breiman et al. 1984, "Classification and
+   Regression Trees", §3.4.3; Hastie et al., "Elements of Statistical Learning", §7.10), with the
+   standard error of their *paired* per-example difference on the same held-out examples: with a
+   dozen held-out examples, a costlier candidate that is one example better has not shown that it
+   is better. If the baseline matches or beats the best transfer candidate, that is negative
+   transfer: it is said plainly and the baseline is kept.
 4. The winner is refit on all labeled data. ``plan_`` records every candidate's scores, time and
    why it won or lost.
 """
@@ -49,6 +54,7 @@ class Candidate:
     freeze: int | None = None
     options: dict = field(default_factory=dict)  # estimator parameters this candidate changes, e.g. a regularizer
     scores: list[float] = field(default_factory=list)
+    correct: list[int] = field(default_factory=list, repr=False)  # per held-out example, all splits in order
     seconds: float = 0.0
     status: str = "pending"  # "scored" | "skipped" | "failed"
     reason: str = ""
@@ -143,23 +149,27 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
         for train_idx, val_idx in splits:
             model = _fit_candidate(estimator, candidate, data, encoded, train_idx, n_classes)
             logits = model.predict_logits([data.inputs[i] for i in val_idx])
-            candidate.scores.append(float((np.asarray(logits).argmax(1) == encoded[val_idx]).mean()))
+            hits = np.asarray(logits).argmax(1) == encoded[val_idx]
+            candidate.scores.append(float(hits.mean()))
+            candidate.correct.extend(int(h) for h in hits)
         candidate.seconds = time.perf_counter() - t0
         seconds_per_fit[candidate.strategy] = candidate.seconds / len(splits)
         candidate.status = "scored"
     scored = [c for c in candidates if c.status == "scored"]
-    # Ties (within a hair) go to the candidate that took less time: it is the cheaper model to keep.
-    winner = max(scored, key=lambda c: (round(c.mean, 6), -c.seconds))
-    transfer = [c for c in scored if c.kind == "transfer"]
-    base = next((c for c in scored if c.kind == "baseline"), None)
-    best_transfer = max(transfer, key=lambda c: c.mean) if transfer else None
-    negative = bool(base and (best_transfer is None or base.mean >= best_transfer.mean))
+    winner, best_transfer, base, negative = choose_winner(scored)
     # Every held-out score pools len(splits) validation parts: its 95% interval is over that many examples.
     held_out = sum(len(val) for _, val in splits)
     shown = lambda c: accuracy_text(c.mean, held_out) if c is not None else "n/a"
     for c in scored:
-        if c is winner:
+        if c is winner and c is not best_transfer and c.kind == "transfer":
+            c.reason = (f"won: held-out accuracy {shown(c)}, within one standard error of the best "
+                        f"({best_transfer.name}, {shown(best_transfer)}) and cheaper ({c.seconds:.0f} s against "
+                        f"{best_transfer.seconds:.0f} s)")
+        elif c is winner:
             c.reason = f"won: best held-out accuracy {shown(c)}" + (f" (± {c.std:.3f} across splits)" if c.std else "")
+        elif c is best_transfer and not negative:
+            c.reason = (f"lost: best held-out accuracy {shown(c)}, but not by more than one standard error "
+                        f"({paired_standard_error(c, winner):.3f}) over the cheaper {winner.name} {shown(winner)}")
         else:
             c.reason = f"lost: {shown(c)} vs the winner's {shown(winner)}" + (" (no-transfer baseline)" if c.kind == "baseline" else "")
     if negative:
@@ -177,11 +187,39 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
         "budget_seconds": budget_seconds, "spent_seconds": time.perf_counter() - started,
         "splits": len(splits), "split_sizes": [len(splits[0][0]), len(splits[0][1])], "split_kind": "repeated stratified" if len(splits) > 1 else "stratified hold-out",
         "ranking": ranking, "freeze_suggestions": freeze_depths, "kept_backbones": kept,
-        "candidates": [dict(dataclasses.asdict(c), mean=c.mean, std=c.std) for c in candidates],
+        "candidates": [{**{k: v for k, v in dataclasses.asdict(c).items() if k != "correct"}, "mean": c.mean,
+                        "std": c.std} for c in candidates],
         "winner": winner.name, "baseline": base.name if base else None,
         "negative_transfer": negative, "verdict": verdict,
     }
     return final, winner, plan
+
+
+def paired_standard_error(a: Candidate, b: Candidate) -> float:
+    """Standard error of the mean per-example difference of two candidates scored on the same examples."""
+    difference = np.asarray(a.correct, float) - np.asarray(b.correct, float)
+    return float(difference.std(ddof=1) / np.sqrt(len(difference))) if len(difference) > 1 else 0.0
+
+
+def choose_winner(scored: list[Candidate]):
+    """``(winner, best transfer candidate, baseline, negative transfer?)`` of the scored candidates.
+
+    Transfer candidates: the cheapest (fewest seconds) within one paired standard error of the best
+    mean (a lead of exactly one example out of n is exactly one standard error, 1/n, so it does not count); if the baseline beats that one but not the best, the best. The baseline wins when it
+    matches or beats the best transfer candidate (negative transfer).
+    """
+    transfer = [c for c in scored if c.kind == "transfer"]
+    base = next((c for c in scored if c.kind == "baseline"), None)
+    best_transfer = max(transfer, key=lambda c: (round(c.mean, 6), -c.seconds)) if transfer else None
+    negative = bool(base and (best_transfer is None or base.mean >= best_transfer.mean))
+    if negative or best_transfer is None:
+        return (base if base else best_transfer), best_transfer, base, negative
+    close = [c for c in transfer
+             if best_transfer.mean - c.mean <= paired_standard_error(best_transfer, c) + 1e-9 or c is best_transfer]
+    chosen = min(close, key=lambda c: (c.seconds, -c.mean))
+    if base and base.mean >= chosen.mean:
+        chosen = best_transfer
+    return chosen, best_transfer, base, negative
 
 
 def _check_enough_per_class(encoded: np.ndarray, classes) -> None:

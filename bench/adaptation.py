@@ -40,7 +40,7 @@ import numpy as np
 from headstart import TransferClassifier
 
 from . import datasets
-from .report import record, save_results, write_section
+from .report import finish, record, save_results
 
 ROOT = Path(__file__).resolve().parent.parent
 PAIRS = ("mnist→digits", "movie→tweets", "movie→amazon", "movie→nyt")
@@ -188,12 +188,7 @@ def main(argv=None) -> int:
             for method, outcome in rows.items():
                 record(results, pair, method, outcome, seed)
             save_results(ROOT, "adaptation", results, args)
-    meta = save_results(ROOT, "adaptation", results, args)
-    body = render(results, meta)
-    print(body)
-    if not args.smoke:
-        write_section(ROOT / "docs" / "benchmarks.md", "adaptation", "Domain adaptation against skada", body)
-    return 0
+    return finish(ROOT, "adaptation", results, args, render, "Domain adaptation against skada")
 
 
 def render(results: dict, meta: dict) -> str:

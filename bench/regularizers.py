@@ -24,7 +24,7 @@ import numpy as np
 
 from headstart import TransferClassifier
 
-from .report import record, save_results, write_section
+from .report import finish, record, save_results
 from .strategies import load_task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,12 +85,7 @@ def main(argv=None) -> int:
                 outcome = run(method, X, y, Xt, yt, seed, args)
                 record(results, task, method, outcome, seed)
             save_results(ROOT, "regularizers", results, args)
-    meta = save_results(ROOT, "regularizers", results, args)
-    body = render(results, meta)
-    print(body)
-    if not args.smoke:
-        write_section(ROOT / "docs" / "benchmarks.md", "regularizers", "Regularized fine-tuning on small data", body)
-    return 0
+    return finish(ROOT, "regularizers", results, args, render, "Regularized fine-tuning on small data")
 
 
 def render(results: dict, meta: dict) -> str:

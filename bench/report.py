@@ -51,3 +51,14 @@ def save_results(root: Path, suite: str, results: dict, args) -> dict:
     name = f"{suite}-smoke.json" if getattr(args, "smoke", False) else f"{suite}.json"
     (out / name).write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     return meta
+
+
+def finish(root: Path, suite: str, results: dict, args, render, title: str, *, key: str | None = None,
+           write: bool = True) -> int:
+    """Save the results, print the rendered table, and (full sizes only) write it into docs/benchmarks.md."""
+    meta = save_results(root, suite, results, args)
+    body = render(results, meta)
+    print(body)
+    if write and not getattr(args, "smoke", False):
+        write_section(root / "docs" / "benchmarks.md", key or suite, title, body)
+    return 0

@@ -27,7 +27,7 @@ from headstart import TransferClassifier
 from headstart.baselines import baseline_for
 
 from . import datasets
-from .report import record, save_results, write_section
+from .report import finish, record, save_results
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXED = ("baseline", "linear_probe", "finetune", "lp_ft", "scratch")
@@ -108,12 +108,9 @@ def main(argv=None) -> int:
                 outcome = run_method(method, X, y, Xt, yt, seed, args)
                 record(results, task, method, outcome, seed)
             save_results(ROOT, suite, results, args)
-    meta = save_results(ROOT, suite, results, args)
-    body = render(results, meta)
-    print(body)
-    if not args.smoke and not wanted:  # a subset is printed and saved on its own, the full table left as it was
-        write_section(ROOT / "docs" / "benchmarks.md", "strategies", "The planner against fixed strategies", body)
-    return 0
+    # a subset is printed and saved on its own; the full table is left as it was
+    return finish(ROOT, suite, results, args, render, "The planner against fixed strategies", key="strategies",
+                  write=not wanted)
 
 
 def render(results: dict, meta: dict) -> str:

@@ -250,6 +250,7 @@ def run_accuracy(args) -> dict:
                            "seconds": time.perf_counter() - started}
                 results.setdefault(task, {}).setdefault(label, []).append(outcome)
                 print(f"{task} seed {seed} {label:24s} {outcome['accuracy']:.3f} {outcome['seconds']:7.1f} s", flush=True)
+            _write_results(args, {"accuracy": results, "speed": {}})  # a run stopped later keeps what it measured
     return results
 
 
@@ -350,6 +351,16 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     results = {"accuracy": run_accuracy(args) if args.part in ("accuracy", "all") else {},
                "speed": run_speed(args) if args.part in ("speed", "all") else {}}
+    meta = _write_results(args, results)
+    body = render(results, meta)
+    print(body)
+    if not args.smoke:
+        write_section(ROOT / "docs" / "benchmarks.md", "peers", "headstart against the tools users would pick instead", body)
+    return 0
+
+
+def _write_results(args, results: dict) -> dict:
+    """Write ``bench/results/peers[-smoke].json`` (meta + results); return the meta."""
     meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {args.threads} threads",
             "torch": torch.__version__, "headstart": __version__, "seeds": args.seeds, "epochs": args.epochs,
             "image_size": args.image_size, "repeats": args.repeats, "speed_n": args.speed_n, "smoke": args.smoke,
@@ -357,11 +368,7 @@ def main(argv=None) -> int:
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / ("peers-smoke.json" if args.smoke else "peers.json")).write_text(json.dumps({"meta": meta, **results}, indent=2))
-    body = render(results, meta)
-    print(body)
-    if not args.smoke:
-        write_section(ROOT / "docs" / "benchmarks.md", "peers", "headstart against the tools users would pick instead", body)
-    return 0
+    return meta
 
 
 def _versions() -> dict:

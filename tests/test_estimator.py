@@ -141,3 +141,29 @@ def test_fit_on_labeled_feature_data_sets_the_feature_count():
     texts, labels = tiny_texts(4)
     clf.set_params(backbone="auto").fit(texts, labels)
     assert not hasattr(clf, "n_features_in_")
+
+
+def test_linear_probe_predicts_from_cached_features_without_running_the_backbone_again(tmp_path):
+    from helpers import tiny_texts
+
+    X, y = tiny_texts(8)
+    clf = TransferClassifier(strategy="linear_probe", cache_dir=str(tmp_path / "cache"), verbose=0).fit(X, y)
+    direct = clf.model_.predict_logits(list(X))  # the backbone's own forward pass
+    first = clf.decision_function(X)
+    forward = clf.backbone_.forward
+    clf.backbone_.forward = lambda *a, **k: pytest.fail("the backbone ran although its features are cached")
+    try:
+        np.testing.assert_allclose(clf.decision_function(X), first)
+    finally:
+        clf.backbone_.forward = forward
+    np.testing.assert_allclose(first, direct[:, 1] - direct[:, 0], rtol=1e-4, atol=1e-4)
+
+
+def test_finetuned_backbone_predicts_with_its_own_forward_pass(tmp_path):
+    from helpers import tiny_texts
+
+    X, y = tiny_texts(8)
+    clf = TransferClassifier(strategy="finetune", epochs=1, cache_dir=str(tmp_path / "cache"), verbose=0).fit(X, y)
+    assert not clf._backbone_unchanged()
+    direct = clf.model_.predict_logits(list(X))
+    np.testing.assert_allclose(clf.decision_function(X), direct[:, 1] - direct[:, 0], rtol=1e-6)

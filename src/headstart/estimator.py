@@ -348,7 +348,24 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             warnings.warn(f"{truncated} of {len(data)} inputs are longer than {self.backbone_.name}'s "
                           f"{getattr(self.backbone_, 'max_length', '?')} tokens and were truncated before predicting",
                           UserWarning, stacklevel=3)
+        if self._backbone_unchanged():
+            return self._logits_from_cached_features(data.inputs)
         return np.asarray(self.model_.predict_logits(data.inputs, batch_size=max(64, self.batch_size)))
+
+    def _backbone_unchanged(self) -> bool:
+        """Whether the backbone still holds its pre-trained weights (a linear probe, frozen-feature adaptation)."""
+        return (self.backbone_ is not None and self.modality_ != "features" and self.pretrained_fingerprint_ is not None
+                and self.backbone_.weights_fingerprint() == self.pretrained_fingerprint_)
+
+    def _logits_from_cached_features(self, items) -> np.ndarray:
+        """The head on the feature cache's rows: the probe was trained on exactly these, and predicting again on
+        the same inputs (adapt="auto" scores every candidate on the target; a report re-reads test data) runs no
+        forward pass."""
+        layer = self.backbone_.layer_names[-1]
+        features = self._cache().features(self.backbone_, list(items), [layer], batch_size=max(64, self.batch_size))[layer]
+        head = self.model_.head
+        with torch.inference_mode():
+            return head(torch.as_tensor(features, dtype=torch.float32, device=head.weight.device)).float().cpu().numpy()
 
     def predict_proba(self, X) -> np.ndarray:
         logits = torch.from_numpy(self._logits(X))

@@ -96,6 +96,10 @@ def headstart_rows(data: dict, seed: int, args, *, strategy: str, source_n: int 
 
     candidates = CANDIDATES if not args.smoke else ("source_only", "coral")  # exactly adapt="auto"'s list
     _, chosen = select_adaptation(fit_candidate, list(Xa), candidates=candidates)
+    for candidate in chosen["candidates"]:  # the validators' view of each candidate, to judge them afterwards
+        name = candidate["method"]
+        key = name if (strategy == "linear_probe" and name == "source_only") else f"{prefix}:{name}"
+        rows[key].update({k: candidate[k] for k in ("im", "snd", "source_val_accuracy")})
     pick = "source_only" if chosen["chosen"] == "source_only" and strategy == "linear_probe" else f"{prefix}:{chosen['chosen']}"
     rows[f"{prefix}:auto"] = {"accuracy": rows[pick]["accuracy"], "chosen": chosen["chosen"],
                               "seconds": sum(r["seconds"] for r in rows.values())}

@@ -1,5 +1,6 @@
 """adapt='auto': each method and source-only, judged on the target inputs."""
 
+import numpy as np
 import pytest
 
 from headstart import TransferClassifier
@@ -25,6 +26,8 @@ def test_adapt_auto_tries_source_only_and_every_method_and_records_them(source_a
     assert record["chosen"] in CANDIDATES and record["validator"].startswith("information maximization")
     best = max(record["candidates"], key=lambda row: row["im"])
     assert record["chosen"] == best["method"]
+    for row in record["candidates"]:  # recorded beside IM, to judge the validators on benchmarks
+        assert np.isfinite(row["snd"]) and 0.0 <= row["source_val_accuracy"] <= 1.0
     assert clf.predict(target).shape == (len(target),)
 
 

@@ -201,17 +201,21 @@ def render(results: dict, meta: dict) -> str:
     lines = [f"Measured {meta['date']} on {meta['machine']} (CPU), torch {meta['torch']}, headstart {meta['headstart']}; "
              f"{meta['seeds']} seeds, up to {meta['epochs']} epochs. Accuracy on the held-out half of the target "
              f"(mean ± std over seeds; the other half's inputs, unlabeled, are what adaptation sees); seconds are "
-             f"mean fit times. `hs:` rows adapt on frozen features, `ft:` rows while fine-tuning, `skada:` rows are "
+             f"mean fit times. IM (information maximization, what `adapt="auto"` chooses by), SND and the source validation accuracy are the validators' scores of each candidate, recorded to judge them. `hs:` rows adapt on frozen features, `ft:` rows while fine-tuning, `skada:` rows are "
              f"skada's adapters with its defaults on the same features. `python -m bench.adaptation`.", ""]
     for pair, by_method in results.items():
         source_only = mean(by_method["source_only"]) if "source_only" in by_method else None
         best_skada = max((m for m in by_method if m.startswith("skada:") and m != "skada:source_only"),
                          key=lambda m: mean(by_method[m]), default=None)
-        lines += [f"### {pair}", "", "| method | target accuracy | vs source-only | fit seconds | chose |", "|---|---|---|---|---|"]
+        lines += [f"### {pair}", "", "| method | target accuracy | vs source-only | IM | SND | source val accuracy | "
+                  "fit seconds | chose |", "|---|---|---|---|---|---|---|---|"]
         for method, rows in by_method.items():
             delta = f"{100 * (mean(rows) - source_only):+.1f} pts" if source_only is not None else "–"
             chose = ", ".join(r["chosen"] for r in rows if "chosen" in r)
-            lines.append(f"| {method} | {mean(rows):.3f} ± {std(rows):.3f} | {delta} | {mean(rows, 'seconds'):.1f} | {chose} |")
+            scores = [f"{mean(rows, key):.3f}" if all(r.get(key) is not None for r in rows) else "–"
+                      for key in ("im", "snd", "source_val_accuracy")]
+            lines.append(f"| {method} | {mean(rows):.3f} ± {std(rows):.3f} | {delta} | " + " | ".join(scores)
+                         + f" | {mean(rows, 'seconds'):.1f} | {chose} |")
         if best_skada:
             verdict = [f"best skada adapter: {best_skada} {mean(by_method[best_skada]):.3f}"]
             for auto in ("hs:auto", "ft:auto"):

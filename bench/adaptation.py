@@ -201,7 +201,7 @@ def render(results: dict, meta: dict) -> str:
     lines = [f"Measured {meta['date']} on {meta['machine']} (CPU), torch {meta['torch']}, headstart {meta['headstart']}; "
              f"{meta['seeds']} seeds, up to {meta['epochs']} epochs. Accuracy on the held-out half of the target "
              f"(mean ± std over seeds; the other half's inputs, unlabeled, are what adaptation sees); seconds are "
-             f"mean fit times. IM (information maximization, what `adapt="auto"` chooses by), SND and the source validation accuracy are the validators' scores of each candidate, recorded to judge them. `hs:` rows adapt on frozen features, `ft:` rows while fine-tuning, `skada:` rows are "
+             f"mean fit times. IM (information maximization, what `adapt='auto'` chooses by), SND and the source validation accuracy are the validators' scores of each candidate, recorded to judge them. `hs:` rows adapt on frozen features, `ft:` rows while fine-tuning, `skada:` rows are "
              f"skada's adapters with its defaults on the same features. `python -m bench.adaptation`.", ""]
     for pair, by_method in results.items():
         source_only = mean(by_method["source_only"]) if "source_only" in by_method else None

@@ -99,6 +99,9 @@ def headstart_rows(data: dict, seed: int, args, *, strategy: str, source_n: int 
     for candidate in chosen["candidates"]:  # the validators' view of each candidate, to judge them afterwards
         name = candidate["method"]
         key = name if (strategy == "linear_probe" and name == "source_only") else f"{prefix}:{name}"
+        if candidate.get("status") == "failed":  # diverged: no row for this seed, the table counts seeds
+            print(f"{prefix}:{name} failed: {candidate['reason']}", flush=True)
+            continue
         rows[key].update({k: candidate[k] for k in ("im", "snd", "source_val_accuracy")})
     pick = "source_only" if chosen["chosen"] == "source_only" and strategy == "linear_probe" else f"{prefix}:{chosen['chosen']}"
     rows[f"{prefix}:auto"] = {"accuracy": rows[pick]["accuracy"], "chosen": chosen["chosen"],
@@ -214,7 +217,8 @@ def render(results: dict, meta: dict) -> str:
             chose = ", ".join(r["chosen"] for r in rows if "chosen" in r)
             scores = [f"{mean(rows, key):.3f}" if all(r.get(key) is not None for r in rows) else "–"
                       for key in ("im", "snd", "source_val_accuracy")]
-            lines.append(f"| {method} | {mean(rows):.3f} ± {std(rows):.3f} | {delta} | " + " | ".join(scores)
+            seeds = "" if len(rows) == meta["seeds"] else f" ({len(rows)} of {meta['seeds']} seeds ran)"
+            lines.append(f"| {method}{seeds} | {mean(rows):.3f} ± {std(rows):.3f} | {delta} | " + " | ".join(scores)
                          + f" | {mean(rows, 'seconds'):.1f} | {chose} |")
         if best_skada:
             verdict = [f"best skada adapter: {best_skada} {mean(by_method[best_skada]):.3f}"]

@@ -49,3 +49,39 @@ def test_adapt_auto_without_target_data_says_how_to_pass_it(source_and_target):
 def test_target_labels_of_the_wrong_length_are_refused():
     with pytest.raises(DataError, match=r"y_target has 2 entries but X_target has 3"):
         labeled_target(["a", None], 3)
+
+
+def test_adapt_auto_records_a_diverged_method_as_failed_and_compares_the_rest():
+    from headstart.adapt.select import select_adaptation
+    from headstart.errors import TrainingDivergedError
+
+    class Fitted:
+        classes_ = np.array(["a", "b"])
+
+        def __init__(self, confident):
+            self.confident = confident
+
+        def predict_proba(self, items):
+            p = 0.95 if self.confident else 0.6
+            return np.array([[p, 1 - p], [1 - p, p]] * (len(items) // 2))
+
+    def fit_candidate(method):
+        if method == "dann":
+            raise TrainingDivergedError("training diverged at epoch 1, batch 2: the loss is nan; lower ...")
+        return Fitted(confident=method == "mcc")
+
+    best, record = select_adaptation(fit_candidate, ["x"] * 4, candidates=("source_only", "dann", "mcc"))
+    rows = {row["method"]: row for row in record["candidates"]}
+    assert rows["dann"]["status"] == "failed" and rows["dann"]["reason"].startswith("training diverged")
+    assert record["chosen"] == "mcc" and best.confident
+
+
+def test_adapt_auto_does_not_hide_a_diverged_source_only_fit():
+    from headstart.adapt.select import select_adaptation
+    from headstart.errors import TrainingDivergedError
+
+    def fit_candidate(method):
+        raise TrainingDivergedError("training diverged at epoch 1, batch 1: the loss is nan; lower the learning rate")
+
+    with pytest.raises(TrainingDivergedError):
+        select_adaptation(fit_candidate, ["x"] * 4, candidates=("source_only", "coral"))

@@ -447,3 +447,14 @@ def test_catalogue_cites_only_existing_tests():
     assert not cited - defined, f"docs/errors.md cites tests that do not exist: {sorted(cited - defined)}"
     uncited = defined - cited - {"test_catalogue_cites_only_existing_tests"}
     assert not uncited, f"tests not cited in docs/errors.md: {sorted(uncited)}"
+
+
+def test_training_that_diverges():
+    from headstart.errors import TrainingDivergedError
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 6)), np.repeat(["a", "b"], 20)
+    with pytest.raises(TrainingDivergedError, match=r"^training diverged at epoch 1, batch \d+: the loss is (nan|inf); "
+                                                    r"lower the learning rate \(lr=1e\+30\)$"):
+        TransferClassifier(strategy="finetune", backbone="precomputed", lr=1e30, batch_size=4, epochs=2,
+                           verbose=0).fit(X, y)

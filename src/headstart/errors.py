@@ -45,6 +45,10 @@ class RunFolderError(HeadstartError, ValueError):
     """A saved run folder is missing files, tampered with, or from an incompatible version."""
 
 
+class TrainingDivergedError(HeadstartError, ArithmeticError):
+    """The training loss became NaN or infinite; the message names where and what to lower."""
+
+
 class NotFittedError(HeadstartError, _SklearnNotFittedError):
     """A method that needs a fitted estimator was called before ``fit``."""
 

@@ -156,6 +156,16 @@ def _inference(model: TransferModel, items, batch_size: int, device, *, features
     return np.concatenate(chunks) if chunks else np.zeros((0, width), np.float32)
 
 
+def _diverged(loss_value: float, epoch: int, index: int, terms, settings) -> None:
+    from .errors import TrainingDivergedError
+
+    weighted = ", ".join(f"{t.name} (weight {t.weight:g})" for t in terms)
+    hint = (f"lower the loss terms' weight (adapt_weight / regularizer_weight; now: {weighted}) or the learning rate "
+            f"(lr={settings.lr:g})" if terms else f"lower the learning rate (lr={settings.lr:g})")
+    raise TrainingDivergedError(f"training diverged at epoch {epoch}, batch {index + 1}: the loss is {loss_value}; "
+                                f"{hint}")
+
+
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """CPU copies of what training changes: the trainable parameters and every buffer."""
     trainable = {name for name, p in model.named_parameters(remove_duplicate=False) if p.requires_grad}
@@ -291,11 +301,14 @@ def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val
                     outputs.target_logits, outputs.target_features = model(outputs.target_batch, return_features=True)
                 for term in terms:
                     loss = loss + term.weight * term(outputs, unwrapped)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):  # before the step: NaN gradients would corrupt every weight
+                _diverged(loss_value, epoch, index, terms, settings)
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             optimizer.step()
             scheduler.step()
-            epoch_loss += float(loss.detach())
+            epoch_loss += loss_value
             batches += 1
             step += 1
             seen += len(indices)

@@ -5,7 +5,8 @@ same unlabeled target inputs; its softmax outputs on the target inputs are score
 information-maximization validator (:func:`~headstart.adapt.validators.information_maximization`:
 confident and diverse target predictions score high). When the user supplies labels for some
 target inputs (``y_target``, ``None`` where unknown), accuracy on those decides instead. The best
-candidate is kept; source-only is always among them, so adapting is never chosen blindly. Each
+candidate is kept; source-only is always among them, so adapting is never chosen blindly. A method
+whose training diverges is recorded as failed, with the reason, and left out. Each
 candidate's SND (:func:`~headstart.adapt.validators.snd`) and source validation accuracy are
 recorded too, not used to choose.
 """
@@ -17,6 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..errors import TrainingDivergedError
 from ..intervals import accuracy_text
 from .validators import information_maximization, snd
 
@@ -44,10 +46,18 @@ def select_adaptation(fit_candidate: Callable[[str | None], object], target_item
     rows, best, best_key = [], None, None
     for name in candidates:
         started = time.perf_counter()
-        estimator = fit_candidate(None if name == "source_only" else name)
+        try:
+            estimator = fit_candidate(None if name == "source_only" else name)
+        except TrainingDivergedError as error:
+            if name == "source_only":
+                raise
+            rows.append({"method": name, "status": "failed", "reason": str(error),
+                         "seconds": time.perf_counter() - started})
+            log(f"adapt=auto: {name} failed and is left out: {error}")
+            continue
         probabilities = estimator.predict_proba(target_items)
         # SND and the source validation accuracy are recorded beside IM, to judge the validators on benchmarks
-        row = {"method": name, "im": information_maximization(probabilities), "snd": snd(probabilities),
+        row = {"method": name, "status": "scored", "im": information_maximization(probabilities), "snd": snd(probabilities),
                "source_val_accuracy": (getattr(estimator, "fit_summary_", {}) or {}).get("val_accuracy"),
                "seconds": 0.0}
         if known is not None:

@@ -34,6 +34,9 @@ def domain_view(source: np.ndarray, target: np.ndarray, random_state: int = 0) -
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
     source, target = np.asarray(source, np.float64), np.asarray(target, np.float64)
+    if not (np.isfinite(source).all() and np.isfinite(target).all()):
+        return {"source": [], "target": [], "explained_variance": [0.0, 0.0], "domain_accuracy": None,
+                "note": "features not finite: the model's training diverged"}
     both = np.concatenate([source, target])
     mean, scale = both.mean(0), both.std(0)
     both = (both - mean) / np.where(scale > 1e-8, scale, 1.0)

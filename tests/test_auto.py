@@ -122,22 +122,13 @@ def test_choose_winner_takes_the_costlier_candidate_when_it_is_clearly_better():
     assert winner is finetune is best and not negative
 
 
-def test_choose_winner_keeps_transfer_when_the_baseline_is_level_within_noise():
+def test_choose_winner_keeps_the_baseline_when_it_matches_the_best_transfer_candidate():
     from headstart.auto import choose_winner
 
-    probe = _scored("linear_probe@m", "transfer", [1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 1, 0], seconds=2)
-    baseline = _scored("baseline:b", "baseline", [0, 1, 1, 0, 1, 1, 1, 1, 0, 1, 0, 0], seconds=0.1)  # 7/12 each
+    probe = _scored("linear_probe@m", "transfer", [1, 0, 1, 0], seconds=2)
+    baseline = _scored("baseline:b", "baseline", [0, 1, 1, 0], seconds=0.1)
     winner, _, _, negative = choose_winner([baseline, probe])
-    assert winner is probe and not negative
-
-
-def test_choose_winner_keeps_the_baseline_when_it_is_clearly_ahead():
-    from headstart.auto import choose_winner
-
-    probe = _scored("linear_probe@m", "transfer", [1, 0] * 15, seconds=2)
-    baseline = _scored("baseline:b", "baseline", [1] * 28 + [0, 0], seconds=0.1)
-    winner, best, _, negative = choose_winner([baseline, probe])
-    assert winner is baseline and best is probe and negative
+    assert winner is baseline and negative
 
 
 def test_choose_winner_prefers_the_best_when_the_baseline_beats_the_cheaper_one():

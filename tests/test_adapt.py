@@ -464,3 +464,14 @@ def test_finetune_adaptation_records_views_from_the_backbone_before_and_after(ba
     view = clf.fit_summary_["adaptation_view"]
     assert view["n_target"] == 20 and view["n_source"] == clf.fit_summary_["n_train"]
     assert view["before"]["source"] != view["after"]["source"]  # the backbone trained between the two
+
+
+def test_mcc_stays_finite_when_a_class_gets_no_probability_at_all():
+    from headstart.adapt.mcc import mcc_loss
+
+    logits = torch.tensor([[10.0, 0.0, -1e4], [0.0, 10.0, -1e4], [5.0, 5.0, -1e4]], requires_grad=True)
+    loss = mcc_loss(logits)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
+    unused_column_dropped = mcc_loss(logits.detach()[:, :2])
+    torch.testing.assert_close(loss.detach() * 3, unused_column_dropped * 2)  # same confusion, averaged over k

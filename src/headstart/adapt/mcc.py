@@ -37,7 +37,9 @@ def mcc_loss(logits: torch.Tensor, temperature: float = 2.5) -> torch.Tensor:
     w = 1.0 + torch.exp(-entropy(probs.detach()))
     w = n * w / w.sum()
     confusion = (probs * w.unsqueeze(1)).T @ probs                       # (k, k)
-    confusion = confusion / confusion.sum(dim=1, keepdim=True)
+    # A class no target example gives any probability (it underflows once predictions sharpen) has an all-zero
+    # row; 0/0 made the loss NaN (MNIST→digits, 10 classes, bench.adaptation). Such a row confuses nothing.
+    confusion = confusion / confusion.sum(dim=1, keepdim=True).clamp_min(torch.finfo(confusion.dtype).tiny)
     return (confusion.sum() - confusion.diagonal().sum()) / k
 
 

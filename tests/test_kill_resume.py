@@ -44,7 +44,7 @@ def data_dir(tmp_path_factory):
     return root
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("trial", [0, 1])
 def test_fit_killed_five_times_resumes_to_the_uninterrupted_result(data_dir, tmp_path, trial):
     reference = tmp_path / "reference"
@@ -57,8 +57,11 @@ def test_fit_killed_five_times_resumes_to_the_uninterrupted_result(data_dir, tmp
     expected = _outcome(reference)
 
     run_dir, chooser, kills, started = tmp_path / "killed", random.Random(trial), 0, time.monotonic()
+    # Five kills and the restarts between them take several whole fits; on a loaded machine a whole fit
+    # took 60 s, so the loop's limit scales with it too (a fixed 300 s failed there).
+    limit = min(700.0, max(300.0, 10 * whole_fit))
     while kills < 5:
-        assert time.monotonic() - started < 300, "the kill loop ran too long"
+        assert time.monotonic() - started < limit, f"the kill loop ran past {limit:.0f} s (whole fit: {whole_fit:.0f} s)"
         resumable = (run_dir / "fit_args.json").is_file()
         process = _run(["fit", "--resume", str(run_dir)] if resumable else [*FIT, str(data_dir), "--out", str(run_dir)])
         try:

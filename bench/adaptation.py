@@ -84,27 +84,25 @@ def headstart_rows(data: dict, seed: int, args, *, strategy: str, source_n: int 
     options = dict(backbone=data["backbone"], strategy=strategy, random_state=seed, verbose=0, epochs=args.epochs,
                    image_size=args.image_size, cache_dir=args.cache_dir)
     prefix = "hs" if strategy == "linear_probe" else "ft"
+    # The frozen-feature source-only fit is the pair's reference row, "source_only"; every other row is prefixed.
+    key = lambda name: name if (strategy == "linear_probe" and name == "source_only") else f"{prefix}:{name}"
     rows: dict[str, dict] = {}
 
     def fit_candidate(method):
         started = time.perf_counter()
         clf = TransferClassifier(**options, adapt=method).fit(Xs, ys, X_target=Xa if method else None)
-        name = "source_only" if method is None else method
-        rows[name if (strategy == "linear_probe" and method is None) else f"{prefix}:{name}"] = {
-            "accuracy": float((clf.predict(Xt) == yt).mean()), "seconds": time.perf_counter() - started}
+        rows[key(method or "source_only")] = {"accuracy": float((clf.predict(Xt) == yt).mean()),
+                                              "seconds": time.perf_counter() - started}
         return clf
 
     candidates = CANDIDATES if not args.smoke else ("source_only", "coral")  # exactly adapt="auto"'s list
     _, chosen = select_adaptation(fit_candidate, list(Xa), candidates=candidates)
     for candidate in chosen["candidates"]:  # the validators' view of each candidate, to judge them afterwards
-        name = candidate["method"]
-        key = name if (strategy == "linear_probe" and name == "source_only") else f"{prefix}:{name}"
         if candidate.get("status") == "failed":  # diverged: no row for this seed, the table counts seeds
-            print(f"{prefix}:{name} failed: {candidate['reason']}", flush=True)
+            print(f"{key(candidate['method'])} failed: {candidate['reason']}", flush=True)
             continue
-        rows[key].update({k: candidate[k] for k in ("im", "snd", "source_val_accuracy")})
-    pick = "source_only" if chosen["chosen"] == "source_only" and strategy == "linear_probe" else f"{prefix}:{chosen['chosen']}"
-    rows[f"{prefix}:auto"] = {"accuracy": rows[pick]["accuracy"], "chosen": chosen["chosen"],
+        rows[key(candidate["method"])].update({k: candidate[k] for k in ("im", "snd", "source_val_accuracy")})
+    rows[f"{prefix}:auto"] = {"accuracy": rows[key(chosen["chosen"])]["accuracy"], "chosen": chosen["chosen"],
                               "seconds": sum(r["seconds"] for r in rows.values())}
     return rows
 

@@ -205,7 +205,8 @@ def choose_winner(scored: list[Candidate]):
     """``(winner, best transfer candidate, baseline, negative transfer?)`` of the scored candidates.
 
     Transfer candidates: the cheapest (fewest seconds) within one paired standard error of the best
-    mean (a lead of exactly one example out of n is exactly one standard error, 1/n, so it does not count); if the baseline beats that one but not the best, the best. The baseline wins when it
+    mean (a lead of exactly one example out of n is exactly one standard error, 1/n, so it does not
+    count); if the baseline beats that one but not the best, the best. The baseline wins when it
     matches or beats the best transfer candidate (negative transfer).
     """
     transfer = [c for c in scored if c.kind == "transfer"]

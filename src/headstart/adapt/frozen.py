@@ -127,8 +127,7 @@ def _adaptation_view(adapter: ProjectedFeatures, train_f: np.ndarray, target_f: 
     source_rows, target_rows = sample_rows(len(train_f), len(target_f), random_state=context.settings.seed)
     device = adapter.projection.weight.device
     with torch.no_grad():
-        project = lambda rows: adapter._forward_final(
-            {"features": torch.as_tensor(rows, dtype=torch.float32, device=device)}).cpu().numpy()
+        project = lambda rows: adapter({"features": torch.as_tensor(rows, dtype=torch.float32, device=device)}).cpu().numpy()
         after = (project(train_f[source_rows]), project(target_f[target_rows]))
     return before_after((train_f[source_rows], target_f[target_rows]), after, context.train_y[source_rows],
                         random_state=context.settings.seed)

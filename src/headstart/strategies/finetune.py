@@ -78,9 +78,8 @@ def _view_features(model: TransferModel, context: FitContext, rows):
     source_rows, target_rows = rows
     pick = lambda items, idx: [items[i] for i in idx]
     batch = max(64, context.settings.batch_size)
-    features = (predict_features(model, pick(context.train_items, source_rows), batch_size=batch),
-                predict_features(model, pick(context.target_items, target_rows), batch_size=batch))
-    return features
+    return (predict_features(model, pick(context.train_items, source_rows), batch_size=batch),
+            predict_features(model, pick(context.target_items, target_rows), batch_size=batch))
 
 
 def new_head(model: TransferModel) -> None:

@@ -340,3 +340,21 @@ def test_rank_text_csv_prints_table_total_and_freeze_depth(tmp_path):
 def test_rank_unknown_score_exits_2_with_did_you_mean(tmp_path, capsys):
     assert main(["rank", str(tmp_path / "missing.csv"), "--score", "logmee"]) == 2
     assert "unknown score 'logmee'. Did you mean 'logme'" in capsys.readouterr().err
+
+
+def test_cli_fit_with_adapt_auto_gives_each_candidate_its_own_checkpoint_and_keeps_source_only(tmp_path):
+    """`headstart fit --target T --adapt auto` checkpoints by default; every candidate used to share one folder,
+    so the second refused the first's checkpoint ("belongs to another fit")."""
+    X, y = tiny_texts(8)
+    with open(tmp_path / "source.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("text", "label"), *zip(X, y)])
+    with open(tmp_path / "target.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("text",), *[(text.upper() + "!!",) for text in X]])
+    code, out, err = run(["fit", tmp_path / "source.csv", "--target", tmp_path / "target.csv", "--adapt", "auto",
+                          "--strategy", "linear_probe", "--epochs", "2", "--cache-dir", tmp_path / "cache",
+                          "--out", tmp_path / "run", "--quiet"])
+    assert code == 0, err
+    chosen = json.loads((tmp_path / "run" / "metrics.json").read_text())["adaptation"]["chosen"]
+    assert f"adaptation:          {chosen}, chosen by information maximization" in out
+    assert (tmp_path / "run" / "source_only").is_dir() == (chosen != "source_only")
+    assert not (tmp_path / "run" / "checkpoint").exists()  # spent once the model is saved

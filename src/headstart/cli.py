@@ -306,6 +306,13 @@ def cmd_fit(args: argparse.Namespace) -> int:
     lines += [f"  - {item['where']}: {item['reason']}" for item in clf.skipped_]
     if "verdict" in summary:
         lines.append(f"chosen:              {summary['chosen']} — {summary['verdict']} (see plan.json)")
+    if "adaptation" in summary:
+        record = summary["adaptation"]
+        lines.append(f"adaptation:          {record['chosen']}, chosen by {record['validator']}"
+                     + (" (source_only/ holds the unadapted model, for `report` to compare on target data)"
+                        if record["chosen"] != "source_only" else ""))
+    elif clf.adapt:
+        lines.append(f"adaptation:          {clf.adapt}")
     lines.append(f"run folder:          {Path(folder).absolute()}")
     print("\n".join(lines))
     print(f"next: {PROG} evaluate {shlex.quote(str(folder))} TEST_DATA   |   "

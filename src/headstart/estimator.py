@@ -151,6 +151,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
         def fit_candidate(method):
             candidate = clone(self).set_params(adapt=method)
+            if self.checkpoint_dir:  # one checkpoint per candidate: each resumes its own fit, none refuses another's
+                candidate.set_params(checkpoint_dir=str(Path(self.checkpoint_dir) / (method or "source_only")))
             if method is None:  # kept for the report's source-only vs adapted comparison
                 fitted["source_only"] = candidate
             return candidate.fit(X, y, X_target=X_target if method else None)

@@ -169,7 +169,7 @@ def adaptation_view_plot(view: dict) -> str:
         axis.set_xticks([])
         axis.set_yticks([])
         axis.legend(fontsize=8, loc="best")
-    figure.suptitle("Source (blue) and target (orange) features; overlapping clouds mean aligned domains "
+    figure.suptitle("Source (blue) and target (orange) features; overlapping clouds mean aligned domains\n"
                     "(domain classifier accuracy 0.5 = indistinguishable, 1.0 = separated)", fontsize=9)
     return _encode(figure)
 

@@ -352,6 +352,8 @@ def main(argv=None) -> int:
     results = {"accuracy": run_accuracy(args) if args.part in ("accuracy", "all") else {},
                "speed": run_speed(args) if args.part in ("speed", "all") else {}}
     meta = _write_results(args, results)
+    if not args.smoke:  # tasks and parts not rerun keep the rows (and the meta) of the run that measured them
+        results, meta = _merged(results, meta)
     body = render(results, meta)
     print(body)
     if not args.smoke:
@@ -367,8 +369,35 @@ def _write_results(args, results: dict) -> dict:
             "versions": _versions()}
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
+    if not args.smoke:
+        meta["parts"] = {"speed": bool(results["speed"]), "tasks": sorted(results["accuracy"])}
+        (out / f"peers-{_run_name(meta)}.json").write_text(json.dumps({"meta": meta, **results}, indent=2))
     (out / ("peers-smoke.json" if args.smoke else "peers.json")).write_text(json.dumps({"meta": meta, **results}, indent=2))
     return meta
+
+
+def _run_name(meta: dict) -> str:
+    what = [*(["speed"] if meta["parts"]["speed"] else []), *meta["parts"]["tasks"]]
+    return "+".join(what).replace("@", "") or "empty"
+
+
+def _merged(results: dict, meta: dict) -> tuple[dict, dict]:
+    """This run's rows over those of earlier runs (``bench/results/peers-*.json``): per task, and the
+    speed part as a whole, the newest file that measured it wins. The meta gets ``measured``: which
+    run (date, threads) each part comes from."""
+    out = ROOT / "bench" / "results"
+    merged, measured = {"accuracy": {}, "speed": {}}, {}
+    runs = [json.loads(path.read_text()) for path in sorted(out.glob("peers-*.json"), key=lambda p: p.stat().st_mtime)
+            if path.name != "peers-smoke.json"]
+    for run in [*runs, {"meta": meta, **results}]:
+        run_meta = run["meta"]
+        for task, rows in run.get("accuracy", {}).items():
+            merged["accuracy"][task] = rows
+            measured[task] = f"{run_meta['date']}, {run_meta['machine']}"
+        if run.get("speed"):
+            merged["speed"] = run["speed"]
+            measured["speed"] = f"{run_meta['date']}, {run_meta['machine']}"
+    return merged, {**meta, "measured": measured}
 
 
 def _versions() -> dict:
@@ -387,6 +416,9 @@ def render(results: dict, meta: dict) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v)
     lines = [f"Measured {meta['date']} on {meta['machine']} (CPU), torch {meta['torch']}, headstart {meta['headstart']}; "
              f"{versions}. `python -m bench.peers`.", ""]
+    if meta.get("measured"):
+        parts = "; ".join(f"{part}: {where}" for part, where in meta["measured"].items())
+        lines += [f"Each part's run (date, machine, torch threads), as `--tasks` / `--part` rerun them: {parts}.", ""]
     accuracy = results.get("accuracy") or {}
     if accuracy:
         lines += [f"Test accuracy, mean ± std over {meta['seeds']} seeds (mean fit + predict seconds). The best "

@@ -102,3 +102,28 @@ def test_strategies_benchmark_methods_subset_runs_only_those_and_keeps_the_full_
     assert set(json.loads((out / "strategies-baseline-smoke.json").read_text())["results"]["digits@10"]) == {"baseline"}
     assert not (out / "strategies-smoke.json").exists()
     assert "| digits@10 |" in capsys.readouterr().out
+
+
+def test_peers_merge_keeps_tasks_and_speed_of_earlier_runs(tmp_path, monkeypatch):
+    import os
+
+    from bench import peers
+
+    monkeypatch.setattr(peers, "ROOT", tmp_path)
+    folder = tmp_path / "bench" / "results"
+    folder.mkdir(parents=True)
+    row = lambda accuracy: [{"accuracy": accuracy, "seconds": 1.0}]
+    earlier = {"meta": {"date": "2026-01-01", "machine": "x86_64, 1 threads"},
+               "accuracy": {"vader@8": {"setfit": row(0.5)}, "fashion@10": {"setfit": row(0.1)}},
+               "speed": {"image:floor": {"examples_per_s": 9.0, "peak_mb": 1.0}}}
+    (folder / "peers-vader8.json").write_text(json.dumps(earlier))
+    os.utime(folder / "peers-vader8.json", (1, 1))  # older than the run below
+    now = {"date": "2026-02-02", "machine": "x86_64, 2 threads"}
+    current = {"accuracy": {"fashion@10": {"plain_loop": row(0.7)}}, "speed": {}}
+    (folder / "peers-fashion10.json").write_text(json.dumps({"meta": now, **current}))
+    merged, meta = peers._merged(current, now)
+    assert merged["accuracy"]["vader@8"] == {"setfit": row(0.5)}
+    assert merged["accuracy"]["fashion@10"] == {"plain_loop": row(0.7)}  # the newer run of a task replaces it whole
+    assert merged["speed"] == earlier["speed"]
+    assert meta["measured"] == {"vader@8": "2026-01-01, x86_64, 1 threads", "fashion@10": "2026-02-02, x86_64, 2 threads",
+                                "speed": "2026-01-01, x86_64, 1 threads"}

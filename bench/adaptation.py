@@ -43,6 +43,7 @@ from . import datasets
 from .report import finish, record, save_results
 
 ROOT = Path(__file__).resolve().parent.parent
+VALIDATORS = ("im", "snd", "dev", "source_val_accuracy")  # each candidate's scores, recorded to judge the validators
 PAIRS = ("mnist→digits", "movie→tweets", "movie→amazon", "movie→nyt")
 # skada's adapters that run on a few thousand 384/1280-d rows in minutes on a CPU; JDOTClassifier is left
 # out (with a masked target it fits its head on zero rows in skada 0.6.0 and raises).
@@ -75,7 +76,7 @@ def load_pair(pair: str, seed: int, source_n: int, smoke: bool) -> dict:
 
 def headstart_rows(data: dict, seed: int, args, *, strategy: str, source_n: int | None = None) -> dict:
     """Source-only, each method and the automatic choice, through the library's own selection."""
-    from headstart.adapt.select import CANDIDATES, select_adaptation
+    from headstart.adapt.select import CANDIDATES, WEIGHTS, candidate_name, select_adaptation
 
     (Xs, ys), (Xa, _), (Xt, yt) = data["source"], data["adapt"], data["test"]
     if source_n is not None:  # fine-tuning: a smaller source draw keeps a CPU run in minutes
@@ -88,20 +89,24 @@ def headstart_rows(data: dict, seed: int, args, *, strategy: str, source_n: int 
     key = lambda name: name if (strategy == "linear_probe" and name == "source_only") else f"{prefix}:{name}"
     rows: dict[str, dict] = {}
 
-    def fit_candidate(method):
+    def fit_candidate(method, weight):
         started = time.perf_counter()
-        clf = TransferClassifier(**options, adapt=method).fit(Xs, ys, X_target=Xa if method else None)
-        rows[key(method or "source_only")] = {"accuracy": float((clf.predict(Xt) == yt).mean()),
-                                              "seconds": time.perf_counter() - started}
+        clf = TransferClassifier(**options, adapt=method, adapt_weight=weight if method else None)
+        clf.fit(Xs, ys, X_target=Xa if method else None)
+        rows[key(candidate_name(method, weight))] = {"accuracy": float((clf.predict(Xt) == yt).mean()),
+                                                     "seconds": time.perf_counter() - started}
         return clf
 
-    candidates = CANDIDATES if not args.smoke else ("source_only", "coral")  # exactly adapt="auto"'s list
-    _, chosen = select_adaptation(fit_candidate, list(Xa), candidates=candidates)
+    candidates, weights = (CANDIDATES, WEIGHTS) if not args.smoke else (("source_only", "coral"), (1.0,))
+    # exactly adapt="auto"'s candidates and DEV's split: the estimator's own
+    split = TransferClassifier(**options)._source_validation(Xs, ys)
+    _, chosen = select_adaptation(fit_candidate, list(Xa), candidates=candidates, weights=weights,
+                                  source_validation=split)
     for candidate in chosen["candidates"]:  # the validators' view of each candidate, to judge them afterwards
         if candidate.get("status") == "failed":  # diverged: no row for this seed, the table counts seeds
-            print(f"{key(candidate['method'])} failed: {candidate['reason']}", flush=True)
+            print(f"{key(candidate['candidate'])} failed: {candidate['reason']}", flush=True)
             continue
-        rows[key(candidate["method"])].update({k: candidate[k] for k in ("im", "snd", "source_val_accuracy")})
+        rows[key(candidate["candidate"])].update({k: candidate.get(k) for k in VALIDATORS})
     rows[f"{prefix}:auto"] = {"accuracy": rows[key(chosen["chosen"])]["accuracy"], "chosen": chosen["chosen"],
                               "seconds": sum(r["seconds"] for r in rows.values())}
     return rows
@@ -202,19 +207,21 @@ def render(results: dict, meta: dict) -> str:
     lines = [f"Measured {meta['date']} on {meta['machine']} (CPU), torch {meta['torch']}, headstart {meta['headstart']}; "
              f"{meta['seeds']} seeds, up to {meta['epochs']} epochs. Accuracy on the held-out half of the target "
              f"(mean ± std over seeds; the other half's inputs, unlabeled, are what adaptation sees); seconds are "
-             f"mean fit times. IM (information maximization, what `adapt='auto'` chooses by), SND and the source validation accuracy are the validators' scores of each candidate, recorded to judge them. `hs:` rows adapt on frozen features, `ft:` rows while fine-tuning, `skada:` rows are "
+             f"mean fit times. IM (information maximization, what `adapt='auto'` chooses by), SND, DEV (lower is better) and the source "
+             f"validation accuracy are the validators' scores of each candidate, recorded to judge them; "
+             f"`method@w` is a method at trade-off weight w. `hs:` rows adapt on frozen features, `ft:` rows while fine-tuning, `skada:` rows are "
              f"skada's adapters with its defaults on the same features. `python -m bench.adaptation`.", ""]
     for pair, by_method in results.items():
         source_only = mean(by_method["source_only"]) if "source_only" in by_method else None
         best_skada = max((m for m in by_method if m.startswith("skada:") and m != "skada:source_only"),
                          key=lambda m: mean(by_method[m]), default=None)
-        lines += [f"### {pair}", "", "| method | target accuracy | vs source-only | IM | SND | source val accuracy | "
-                  "fit seconds | chose |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"### {pair}", "", "| method | target accuracy | vs source-only | IM | SND | DEV | source val accuracy | "
+                  "fit seconds | chose |", "|---|---|---|---|---|---|---|---|---|"]
         for method, rows in by_method.items():
             delta = f"{100 * (mean(rows) - source_only):+.1f} pts" if source_only is not None else "–"
             chose = ", ".join(r["chosen"] for r in rows if "chosen" in r)
             scores = [f"{mean(rows, key):.3f}" if all(r.get(key) is not None for r in rows) else "–"
-                      for key in ("im", "snd", "source_val_accuracy")]
+                      for key in VALIDATORS]
             seeds = "" if len(rows) == meta["seeds"] else f" ({len(rows)} of {meta['seeds']} seeds ran)"
             lines.append(f"| {method}{seeds} | {mean(rows):.3f} ± {std(rows):.3f} | {delta} | " + " | ".join(scores)
                          + f" | {mean(rows, 'seconds'):.1f} | {chose} |")

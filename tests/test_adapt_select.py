@@ -20,22 +20,57 @@ def source_and_target():
 
 def test_adapt_auto_tries_source_only_and_every_method_and_records_them(source_and_target):
     X, y, target = source_and_target
-    clf = TransferClassifier(**FAST, adapt="auto").fit(X, y, X_target=target)
+    clf = TransferClassifier(**FAST, adapt="auto", adapt_weight=0.5).fit(X, y, X_target=target)
     record = clf.adaptation_
     assert [row["method"] for row in record["candidates"]] == list(CANDIDATES)
-    assert record["chosen"] in CANDIDATES and record["validator"].startswith("information maximization")
+    assert [row["candidate"] for row in record["candidates"]][1:] == [f"{m}@0.5" for m in CANDIDATES[1:]]
+    assert record["validator"].startswith("information maximization")
     best = max(record["candidates"], key=lambda row: row["im"])
-    assert record["chosen"] == best["method"]
+    assert (record["chosen"], record["chosen_method"]) == (best["candidate"], best["method"])
     for row in record["candidates"]:  # recorded beside IM, to judge the validators on benchmarks
-        assert np.isfinite(row["snd"]) and 0.0 <= row["source_val_accuracy"] <= 1.0
+        assert np.isfinite(row["snd"]) and 0.0 <= row["source_val_accuracy"] <= 1.0 and np.isfinite(row["dev"])
     assert clf.predict(target).shape == (len(target),)
+
+
+def test_adapt_auto_tries_each_method_at_each_trade_off_weight():
+    from headstart.adapt.select import WEIGHTS
+
+    rng = np.random.default_rng(0)
+    source = rng.normal(size=(60, 6))
+    y = np.where(source[:, 0] > 0, "a", "b")
+    target = rng.normal(size=(40, 6)) + 0.5
+    clf = TransferClassifier(strategy="linear_probe", backbone="precomputed", adapt="auto", epochs=2,
+                             verbose=0).fit(source, y, X_target=target)
+    names = [row["candidate"] for row in clf.adaptation_["candidates"]]
+    assert names == ["source_only"] + [f"{m}@{w:g}" for m in CANDIDATES[1:] for w in WEIGHTS]
+    chosen = next(row for row in clf.adaptation_["candidates"] if row["candidate"] == clf.adaptation_["chosen"])
+    assert clf.adaptation_["chosen_weight"] == chosen["weight"]
+    if chosen["method"] != "source_only":  # the kept model trained with the chosen weight
+        assert clf.fit_summary_["loss_terms"] == [f"{chosen['method']} (weight {chosen['weight']:g})"]
+
+
+def test_dev_of_a_candidate_is_its_mean_validation_loss_when_source_and_target_look_alike():
+    from headstart.adapt.select import SourceValidation, _dev, _dev_weights
+
+    class Fitted:
+        classes_ = np.array(["a", "b"])
+
+        def predict_proba(self, items):
+            return np.tile([0.8, 0.2], (len(items), 1))
+
+    same = np.zeros((6, 3))
+    split = SourceValidation(train_items=[0] * 6, val_items=[0] * 4, val_labels=np.array(["a", "a", "b", "b"]),
+                             features=lambda estimator, items: same[: len(items)])
+    weights = _dev_weights(Fitted(), [0] * 6, split)  # identical features: the domain classifier cannot tell them apart
+    np.testing.assert_allclose(weights, 1.0)
+    assert _dev(Fitted(), split, weights) == pytest.approx(-(np.log(0.8) + np.log(0.2)) / 2)
 
 
 def test_adapt_auto_uses_target_labels_when_some_are_given(source_and_target):
     X, y, target = source_and_target
     y_target = [None] * len(target)
     y_target[0] = "positive"
-    clf = TransferClassifier(**FAST, adapt="auto").fit(X, y, X_target=target, y_target=y_target)
+    clf = TransferClassifier(**FAST, adapt="auto", adapt_weight=1.0).fit(X, y, X_target=target, y_target=y_target)
     assert clf.adaptation_["n_target_labeled"] == 1
     assert all("target_accuracy" in row for row in clf.adaptation_["candidates"])
 
@@ -65,12 +100,12 @@ def test_adapt_auto_records_a_diverged_method_as_failed_and_compares_the_rest():
             p = 0.95 if self.confident else 0.6
             return np.array([[p, 1 - p], [1 - p, p]] * (len(items) // 2))
 
-    def fit_candidate(method):
+    def fit_candidate(method, weight):
         if method == "dann":
             raise TrainingDivergedError("training diverged at epoch 1, batch 2: the loss is nan; lower ...")
         return Fitted(confident=method == "mcc")
 
-    best, record = select_adaptation(fit_candidate, ["x"] * 4, candidates=("source_only", "dann", "mcc"))
+    best, record = select_adaptation(fit_candidate, ["x"] * 4, candidates=("source_only", "dann", "mcc"), weights=(None,))
     rows = {row["method"]: row for row in record["candidates"]}
     assert rows["dann"]["status"] == "failed" and rows["dann"]["reason"].startswith("training diverged")
     assert record["chosen"] == "mcc" and best.confident
@@ -80,7 +115,7 @@ def test_adapt_auto_does_not_hide_a_diverged_source_only_fit():
     from headstart.adapt.select import select_adaptation
     from headstart.errors import TrainingDivergedError
 
-    def fit_candidate(method):
+    def fit_candidate(method, weight):
         raise TrainingDivergedError("training diverged at epoch 1, batch 1: the loss is nan; lower the learning rate")
 
     with pytest.raises(TrainingDivergedError):

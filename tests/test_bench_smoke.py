@@ -87,9 +87,10 @@ def test_adaptation_benchmark_smoke_runs_headstart_skada_and_the_upper_bound(tmp
     monkeypatch.setattr(adaptation, "ROOT", tmp_path)
     assert adaptation.main(["--smoke", "--pairs", "movie→tweets", "--finetune", "--cache-dir", str(tmp_path / "cache")]) == 0
     rows = json.loads((tmp_path / "bench" / "results" / "adaptation-smoke.json").read_text())["results"]["movie→tweets"]
-    assert {"source_only", "hs:coral", "hs:auto", "ft:source_only", "ft:coral", "ft:auto", "skada:source_only",
+    assert {"source_only", "hs:coral@1", "hs:auto", "ft:source_only", "ft:coral@1", "ft:auto", "skada:source_only",
             "skada:CORAL", "target_labeled"} <= set(rows)
-    assert rows["hs:auto"][0]["chosen"] in ("source_only", "coral")
+    assert rows["hs:auto"][0]["chosen"] in ("source_only", "coral@1")
+    assert all(rows[name][0]["dev"] is not None for name in ("source_only", "hs:coral@1", "ft:coral@1"))
     assert "best skada adapter: skada:CORAL" in capsys.readouterr().out
 
 

@@ -351,7 +351,7 @@ def test_cli_fit_with_adapt_auto_gives_each_candidate_its_own_checkpoint_and_kee
     with open(tmp_path / "target.csv", "w", newline="") as f:
         csv.writer(f).writerows([("text",), *[(text.upper() + "!!",) for text in X]])
     code, out, err = run(["fit", tmp_path / "source.csv", "--target", tmp_path / "target.csv", "--adapt", "auto",
-                          "--strategy", "linear_probe", "--epochs", "2", "--cache-dir", tmp_path / "cache",
+                          "--strategy", "linear_probe", "--epochs", "2", "--adapt-weight", "1", "--cache-dir", tmp_path / "cache",
                           "--out", tmp_path / "run", "--quiet"])
     assert code == 0, err
     chosen = json.loads((tmp_path / "run" / "metrics.json").read_text())["adaptation"]["chosen"]

@@ -140,7 +140,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     def _fit_choosing_adaptation(self, X, y, X_target, y_target):
         from sklearn.base import clone
 
-        from .adapt.select import select_adaptation
+        from .adapt.select import WEIGHTS, candidate_name, select_adaptation
 
         if X_target is None:
             raise ConfigError("adapt='auto' chooses how to align the training data with unlabeled target data; pass "
@@ -149,15 +149,17 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
         fitted = {}
 
-        def fit_candidate(method):
-            candidate = clone(self).set_params(adapt=method)
+        def fit_candidate(method, weight):
+            candidate = clone(self).set_params(adapt=method, adapt_weight=weight if method else None)
             if self.checkpoint_dir:  # one checkpoint per candidate: each resumes its own fit, none refuses another's
-                candidate.set_params(checkpoint_dir=str(Path(self.checkpoint_dir) / (method or "source_only")))
+                candidate.set_params(checkpoint_dir=str(Path(self.checkpoint_dir) / candidate_name(method, weight)))
             if method is None:  # kept for the report's source-only vs adapted comparison
                 fitted["source_only"] = candidate
             return candidate.fit(X, y, X_target=X_target if method else None)
 
-        best, record = select_adaptation(fit_candidate, target_items, y_target, log=self._log)
+        weights = WEIGHTS if self.adapt_weight is None else (self.adapt_weight,)
+        best, record = select_adaptation(fit_candidate, target_items, y_target, weights=weights,
+                                         source_validation=self._source_validation(X, y), log=self._log)
         self.__dict__.update({k: v for k, v in best.__dict__.items() if k.endswith("_") and not k.startswith("__")})
         self.__dict__.pop("source_only_", None)
         if best is not fitted.get("source_only") and "source_only" in fitted:
@@ -165,6 +167,21 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.adaptation_ = record
         self.fit_summary_ = {**self.fit_summary_, "adaptation": record}
         return self
+
+    def _source_validation(self, X, y):
+        """The validation rows every candidate of ``adapt="auto"`` holds out (the same split as ``fit``'s), for DEV;
+        ``None`` for the planner, which splits its own way."""
+        from .adapt.select import SourceValidation
+
+        if self.strategy == "auto":
+            return None
+        data = self._read(X, y, require_labels=True)
+        labels = np.asarray(data.labels)
+        classes, encoded = np.unique(labels, return_inverse=True)
+        train_idx, val_idx = stratified_split(encoded, self.val_size, self.random_state)
+        pick = lambda idx: [data.inputs[i] for i in idx]
+        return SourceValidation(pick(train_idx), pick(val_idx), labels[val_idx],
+                                features=lambda estimator, items: estimator._features(items))
 
     def _set_model(self, model) -> None:
         from .baselines import Baseline
@@ -363,11 +380,19 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         """The head on the feature cache's rows: the probe was trained on exactly these, and predicting again on
         the same inputs (adapt="auto" scores every candidate on the target; a report re-reads test data) runs no
         forward pass."""
-        layer = self.backbone_.layer_names[-1]
-        features = self._cache().features(self.backbone_, list(items), [layer], batch_size=max(64, self.batch_size))[layer]
+        features = self._features(items)
         head = self.model_.head
         with torch.inference_mode():
             return head(torch.as_tensor(features, dtype=torch.float32, device=head.weight.device)).float().cpu().numpy()
+
+    def _features(self, items) -> np.ndarray:
+        """What the head reads, ``(n, feature_dim)``: the feature cache's rows while the backbone is pre-trained."""
+        if self._backbone_unchanged():
+            layer = self.backbone_.layer_names[-1]
+            return self._cache().features(self.backbone_, list(items), [layer], batch_size=max(64, self.batch_size))[layer]
+        from .train import predict_features
+
+        return predict_features(self.model_, list(items), batch_size=max(64, self.batch_size))
 
     def predict_proba(self, X) -> np.ndarray:
         logits = torch.from_numpy(self._logits(X))

@@ -103,9 +103,6 @@ def dev(source_val_features: np.ndarray, source_val_losses: np.ndarray, target_f
 
     When source and target are identically distributed, ``w ~ 1`` and the risk is ~``mean(l)``.
     """
-    from sklearn.base import clone
-    from sklearn.linear_model import LogisticRegression
-
     fv = _matrix(source_val_features, "source_val_features", "dev", min_rows=2)
     ft = _matrix(target_features, "target_features", "dev")
     losses = np.asarray(source_val_losses, dtype=np.float64).reshape(-1) if np.ndim(source_val_losses) else None
@@ -113,6 +110,24 @@ def dev(source_val_features: np.ndarray, source_val_losses: np.ndarray, target_f
         raise DataError(f"dev: source_val_losses must be {fv.shape[0]} finite per-example losses (one per row "
                         f"of source_val_features), got shape {np.shape(source_val_losses)}; pass the "
                         f"unreduced losses, e.g. cross_entropy(..., reduction='none')")
+    weights = importance_weights(fv, ft, source_train_features=source_train_features,
+                                 domain_classifier=domain_classifier, random_state=random_state)
+    return dev_risk(weights, losses)
+
+
+def importance_weights(source_val_features: np.ndarray, target_features: np.ndarray, *,
+                       source_train_features: np.ndarray | None = None, domain_classifier=None,
+                       random_state: int | None = 0) -> np.ndarray:
+    """DEV's density ratios ``w (n_v,)`` of the source validation rows: how target-like each is.
+
+    Computed once, they let :func:`dev_risk` score many candidates (methods, weights) on the same
+    validation rows: ``adapt="auto"`` takes them in the source-only model's feature space.
+    """
+    from sklearn.base import clone
+    from sklearn.linear_model import LogisticRegression
+
+    fv = _matrix(source_val_features, "source_val_features", "dev", min_rows=2)
+    ft = _matrix(target_features, "target_features", "dev")
     fs = fv if source_train_features is None else _matrix(source_train_features, "source_train_features", "dev")
     if fs.shape[1] != fv.shape[1] or ft.shape[1] != fv.shape[1]:
         raise DataError(f"dev: source and target features must have the same width, got "
@@ -125,7 +140,17 @@ def dev(source_val_features: np.ndarray, source_val_losses: np.ndarray, target_f
     classes = list(clf.classes_)
     p_source = np.clip(proba[:, classes.index(1.0)], 1e-12, 1.0)
     p_target = np.clip(proba[:, classes.index(0.0)], 1e-12, 1.0)
-    w = (len(fs) / len(ft)) * p_target / p_source
+    return (len(fs) / len(ft)) * p_target / p_source
+
+
+def dev_risk(weights: np.ndarray, source_val_losses: np.ndarray) -> float:
+    """DEV's control-variate estimate of the target risk from importance ``weights`` and the
+    per-example ``source_val_losses`` of one model on the same rows (both ``(n_v,)``)."""
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    losses = np.asarray(source_val_losses, dtype=np.float64).reshape(-1)
+    if w.shape != losses.shape or len(w) < 2 or not (np.isfinite(w).all() and np.isfinite(losses).all()):
+        raise DataError(f"dev: need as many finite weights as finite losses (at least 2), got {w.shape} weights and "
+                        f"{losses.shape} losses; compute both on the same source validation rows")
     weighted = w * losses
     var_w = np.var(w, ddof=1)
     eta = 0.0 if var_w <= 0 else -np.cov(weighted, w, ddof=1)[0, 1] / var_w

@@ -45,7 +45,8 @@ class FitConfig:
                                "the trainable layers) "
                                "with coral, mmd, dann, cdan, cdan_e, mcc, self_training, or auto (each method and "
                                "source-only, judged on the target inputs without labels).", kind=str)
-    adapt_weight: float | None = option(None, "Weight of the adaptation term (default: the method's own).",
+    adapt_weight: float | None = option(None, "Weight of the adaptation term (default: the method's own; adapt=auto "
+                                        "tries 0.1, 0.3 and 1).",
                                         minimum=0.0, kind=float)
     C: float | None = option(None, "linear_probe: inverse L2 strength of the logistic head (default: chosen on "
                              "validation).", minimum=0.0, kind=float)

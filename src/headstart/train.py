@@ -19,6 +19,7 @@ as well on validation as the best single epoch.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import random
@@ -73,6 +74,7 @@ class TrainResult:
     batch_seconds: float = 0.0
     batch_examples_per_second: float = 0.0
     checkpoint_average: dict | None = None  # what averaging the best epochs gave, and whether it was kept
+    frozen_prefix: str = ""  # whether the frozen groups' outputs were computed once (headstart.prefix), and why
 
 
 def make_accelerator(device: str = "auto", precision: str = "no"):
@@ -286,6 +288,9 @@ def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val
                         for entry, state in zip(meta.get("average_pool", []), tensors["avg"])]
     started = time.perf_counter()
     elapsed_before = result.history[-1]["seconds"] if result.history else 0.0
+    prefix = None
+    if first_epoch <= settings.epochs and not stopped:
+        prefix, result.frozen_prefix = _frozen_prefix(unwrapped.backbone, train_items, settings, mixer, terms, device)
     for epoch in range(first_epoch, settings.epochs + 1):
         if stopped:
             break
@@ -295,34 +300,37 @@ def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val
         epoch_loss, batches = 0.0, 0
         target_batches = epoch_batches(len(target_items), settings.batch_size, settings.seed + 1, epoch) if target_items else []
         batches_started, seen_before = time.perf_counter(), seen
-        for index, indices in enumerate(tqdm(epoch_batches(len(train_items), settings.batch_size, settings.seed, epoch),
-                                             desc=f"epoch {epoch}/{settings.epochs}", leave=False, disable=None if settings.progress else True)):
-            batch = _preprocess(unwrapped.backbone, train_items, indices, train_preprocessing, device)
-            labels = torch.as_tensor(train_y[indices], dtype=torch.long, device=device)
-            if mixer:  # labels stay the hard labels for loss terms; the loss uses the mixed targets
-                batch[mix_key], targets = mixer(batch[mix_key], labels)
-            logits, features = model(batch, return_features=True)
-            loss = soft_loss_fn(logits, targets) if mixer else loss_fn(logits, labels)
-            if terms:
-                outputs = StepOutputs(batch=batch, features=features, logits=logits, labels=labels,
-                                      step=step, total_steps=total_steps)
-                if target_batches:
-                    target_indices = target_batches[index % len(target_batches)]
-                    outputs.target_batch = _preprocess(unwrapped.backbone, target_items, target_indices, train_preprocessing, device)
-                    outputs.target_logits, outputs.target_features = model(outputs.target_batch, return_features=True)
-                for term in terms:
-                    loss = loss + term.weight * term(outputs, unwrapped)
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):  # before the step: NaN gradients would corrupt every weight
-                _diverged(loss_value, epoch, index, terms, settings)
-            optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
-            optimizer.step()
-            scheduler.step()
-            epoch_loss += loss_value
-            batches += 1
-            step += 1
-            seen += len(indices)
+        # The frozen modules are swapped for the cached outputs during the training batches only.
+        with prefix.swapped() if prefix else contextlib.nullcontext():
+            for index, indices in enumerate(tqdm(epoch_batches(len(train_items), settings.batch_size, settings.seed, epoch),
+                                                 desc=f"epoch {epoch}/{settings.epochs}", leave=False, disable=None if settings.progress else True)):
+                batch = prefix.batch(indices) if prefix else _preprocess(unwrapped.backbone, train_items, indices,
+                                                                         train_preprocessing, device)
+                labels = torch.as_tensor(train_y[indices], dtype=torch.long, device=device)
+                if mixer:  # labels stay the hard labels for loss terms; the loss uses the mixed targets
+                    batch[mix_key], targets = mixer(batch[mix_key], labels)
+                logits, features = model(batch, return_features=True)
+                loss = soft_loss_fn(logits, targets) if mixer else loss_fn(logits, labels)
+                if terms:
+                    outputs = StepOutputs(batch=batch, features=features, logits=logits, labels=labels,
+                                          step=step, total_steps=total_steps)
+                    if target_batches:
+                        target_indices = target_batches[index % len(target_batches)]
+                        outputs.target_batch = _preprocess(unwrapped.backbone, target_items, target_indices, train_preprocessing, device)
+                        outputs.target_logits, outputs.target_features = model(outputs.target_batch, return_features=True)
+                    for term in terms:
+                        loss = loss + term.weight * term(outputs, unwrapped)
+                loss_value = float(loss.detach())
+                if not math.isfinite(loss_value):  # before the step: NaN gradients would corrupt every weight
+                    _diverged(loss_value, epoch, index, terms, settings)
+                optimizer.zero_grad(set_to_none=True)
+                accelerator.backward(loss)
+                optimizer.step()
+                scheduler.step()
+                epoch_loss += loss_value
+                batches += 1
+                step += 1
+                seen += len(indices)
         if seen > seen_before:
             result.batch_seconds += time.perf_counter() - batches_started
         val_accuracy, val_loss = _evaluate(unwrapped, val_items, val_y, settings.batch_size)
@@ -361,6 +369,19 @@ def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val
     trained_here = seen - (meta["seen"] if restored else 0)
     result.batch_examples_per_second = trained_here / result.batch_seconds if result.batch_seconds else 0.0
     return result
+
+
+def _frozen_prefix(backbone, train_items, settings: TrainSettings, mixer, terms, device):
+    """``(FrozenPrefix or None, note for the summary)``: whether the frozen groups run once for all epochs."""
+    from .prefix import FrozenPrefix, blocker
+
+    inputs_vary = uses_training_preprocessing(settings) and backbone.training_inputs_vary()
+    why_not = blocker(backbone, inputs_vary=inputs_vary, mixes_batches=mixer is not None, terms=terms)
+    if why_not:
+        return None, f"not reused: {why_not}"
+    started = time.perf_counter()
+    prefix, note = FrozenPrefix.build(backbone, train_items, max(64, settings.batch_size), device)
+    return prefix, f"{note} in {time.perf_counter() - started:.1f} s"
 
 
 def _try_average(model: TransferModel, pool: list, best_state: dict, val_items, val_y: np.ndarray,

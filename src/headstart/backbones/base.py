@@ -178,6 +178,24 @@ class Backbone(nn.Module):
         captured[last] = final
         return {layer: captured[layer] for layer in layers}
 
+    # -- reusing a frozen prefix's outputs (headstart.prefix) ---------------------------------
+    def training_inputs_vary(self) -> bool:
+        """Whether ``preprocess(train=True)`` draws different inputs every epoch (augmentation, random
+        windows); the conservative answer is yes."""
+        return True
+
+    def supports_prefix_reuse(self) -> bool:
+        """Whether :meth:`prefix_rows` and :meth:`collate_prefix` are implemented."""
+        return False
+
+    def prefix_rows(self, batch: dict[str, torch.Tensor], activation: torch.Tensor) -> list:
+        """One row per example of a frozen group's output ``activation (n, ...)`` for ``batch``."""
+        raise NotImplementedError
+
+    def collate_prefix(self, rows: list) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Rows back into a batch: ``(activation, batch dict the forward pass takes)``."""
+        raise NotImplementedError
+
     # -- freezing ------------------------------------------------------------------------
     def freeze(self, k: int) -> FreezeReport:
         """Freeze the first ``k`` layer groups: no gradients, and BatchNorm statistics kept.

@@ -95,6 +95,26 @@ class HFTextBackbone(Backbone):
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
+    def training_inputs_vary(self) -> bool:
+        from ..augment import augmentation_of
+
+        return augmentation_of(self).token_dropout > 0
+
+    def supports_prefix_reuse(self) -> bool:
+        return self.tokenizer.padding_side == "right"  # rows are cut at their length, from the left
+
+    def prefix_rows(self, batch, activation):
+        lengths = batch["attention_mask"].sum(dim=1).tolist()
+        return [(activation[i, :n].clone(), {k: v[i, :n] for k, v in batch.items()}) for i, n in enumerate(lengths)]
+
+    def collate_prefix(self, rows):
+        from torch.nn.utils.rnn import pad_sequence
+
+        activation = pad_sequence([states for states, _ in rows], batch_first=True)
+        # Padding positions hold zeros: the attention mask keeps them out of every later layer and of the pooling.
+        batch = {k: pad_sequence([row[k] for _, row in rows], batch_first=True) for k in rows[0][1]}
+        return activation, batch
+
     def _forward_final(self, batch):
         output = self.model(**batch)
         return self._pool(output.last_hidden_state, batch)

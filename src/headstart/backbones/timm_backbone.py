@@ -123,6 +123,20 @@ class TimmBackbone(Backbone):
         pixels = torch.stack([transform(load_image(item)) for item in items])
         return {"pixel_values": pixels}
 
+    def training_inputs_vary(self) -> bool:
+        augmentation = augmentation_of(self)
+        return augmentation.augment or augmentation.randaugment
+
+    def supports_prefix_reuse(self) -> bool:
+        return True
+
+    def prefix_rows(self, batch, activation):
+        return list(activation.unbind(0))
+
+    def collate_prefix(self, rows):
+        activation = as_channels_last(torch.stack(rows))
+        return activation, {"pixel_values": activation}  # the stem is swapped out; the key keeps the batch size
+
     def _forward_final(self, batch):
         return self.model(as_channels_last(batch["pixel_values"]))
 

@@ -54,7 +54,10 @@ def run_finetune(context: FitContext, model: TransferModel, *, default_freeze: i
         "layer_decay": settings.layer_decay,
         "loss_terms": [f"{t.name} (weight {t.weight:g})" for t in terms],
         "checkpoint_average": getattr(result, "checkpoint_average", None),
+        "frozen_prefix": result.frozen_prefix,
     }
+    if result.frozen_prefix.startswith("reused"):
+        context.log(f"frozen prefix {result.frozen_prefix}")
     if view_rows:
         from ..adapt.view import before_after
 

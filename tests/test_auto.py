@@ -139,3 +139,23 @@ def test_choose_winner_prefers_the_best_when_the_baseline_beats_the_cheaper_one(
     baseline = _scored("baseline:b", "baseline", [1, 1, 1, 0, 1, 0, 0, 0], seconds=0.1)  # 0.5
     winner, _, _, negative = choose_winner([baseline, probe, finetune])
     assert winner is finetune and not negative
+
+
+def test_planner_candidate_fit_is_the_fit_of_that_strategy_alone_whatever_ran_before():
+    """The winner's refit must not depend on what earlier candidates drew from the global generators."""
+    import torch
+
+    from headstart.auto import Candidate, _fit_candidate
+    from headstart.data import from_arrays
+
+    X, y = tiny_texts(6)
+    options = dict(strategy="finetune", epochs=1, batch_size=4, val_size=4, cache_dir="none", random_state=3, verbose=0)
+    alone = TransferClassifier(**options).fit(X, y)
+    planner = TransferClassifier(**{**options, "strategy": "auto"})
+    planner.classes_, encoded = np.unique(y, return_inverse=True)
+    data = from_arrays(X, encoded)
+    torch.rand(1000)  # an earlier candidate's draws
+    model = _fit_candidate(planner, Candidate("finetune(freeze=0)@minilm_l6", "transfer", "finetune", "minilm_l6", 0),
+                           data, encoded, np.arange(len(y)), len(planner.classes_))
+    refit = torch.softmax(torch.as_tensor(model.predict_logits(X)), dim=1).numpy()
+    np.testing.assert_allclose(refit, alone.predict_proba(X), atol=1e-6)

@@ -255,12 +255,18 @@ def _fit_candidate(estimator, candidate: Candidate, data, encoded, train_idx, n_
         model.fit([items[i] for i in inner_train], encoded[train_idx][inner_train],
                   [items[i] for i in inner_val], encoded[train_idx][inner_val], n_classes)
         return model
+    from .train import seed_everything
+
     sub = dataclasses.replace(data, inputs=items, labels=encoded[train_idx])
     saved = {key: getattr(estimator, key) for key in candidate.options}
     try:
         estimator.__dict__.update(candidate.options)  # read by _context and _make_terms for this fit only
         context = estimator._context(sub, encoded[train_idx], candidate.backbone, n_classes,
                                      freeze=candidate.freeze if candidate.strategy in ("finetune", "lp_ft") else None)
+        # From the seed, not from whatever the earlier candidates drew: the new head's initial weights
+        # come from the global generator, so the winner's refit is the fit of that strategy alone
+        # (Fashion-MNIST 100 per class, seed 0: the refit scored 0.760 where the same fine-tune alone scored 0.849).
+        seed_everything(estimator.random_state)
         return STRATEGIES.get(candidate.strategy)().fit(context).model
     finally:
         estimator.__dict__.update(saved)

@@ -120,3 +120,32 @@ def test_adapt_auto_does_not_hide_a_diverged_source_only_fit():
 
     with pytest.raises(TrainingDivergedError):
         select_adaptation(fit_candidate, ["x"] * 4, candidates=("source_only", "coral"))
+
+
+def test_adapt_auto_keeps_source_only_when_the_im_choice_has_a_higher_dev_risk():
+    from headstart.adapt.select import SourceValidation, select_adaptation
+
+    class Fitted:
+        classes_ = np.array(["a", "b"])
+
+        def __init__(self, method):
+            self.method = method
+
+        def predict_proba(self, items):
+            # on the target ("t" items): mcc confident (high IM); on the source validation rows ("v"): mcc wrong
+            p = 0.95 if self.method == "mcc" else 0.6
+            if items[0] == "v":
+                right = 0.2 if self.method == "mcc" else 0.7
+                return np.array([[right, 1 - right], [1 - right, right]] * (len(items) // 2))
+            return np.array([[p, 1 - p], [1 - p, p]] * (len(items) // 2))
+
+    split = SourceValidation(train_items=["s"] * 6, val_items=["v"] * 4, val_labels=np.array(["a", "b", "a", "b"]),
+                             features=lambda estimator, items: np.zeros((len(items), 2)))
+    logged = []
+    best, record = select_adaptation(lambda method, weight: Fitted(method), ["t"] * 4, candidates=("source_only", "mcc"),
+                                     weights=(None,), source_validation=split, log=logged.append)
+    assert best.method is None and record["chosen"] == "source_only"
+    assert record["dev_gate"] == {"im_choice": "mcc", "dev": pytest.approx(-np.log(0.2), rel=1e-3),
+                                  "source_only_dev": pytest.approx(-np.log(0.7), rel=1e-3), "kept": False}
+    assert record["validator"].endswith("if its DEV risk is no higher than source-only's")
+    assert any("keeping source-only" in line for line in logged)

@@ -10,12 +10,15 @@ some target inputs (``y_target``, ``None`` where unknown), accuracy on those dec
 Source-only is always among the candidates, so adapting is never chosen blindly. A candidate whose
 training diverges is recorded as failed, with the reason, and left out.
 
-Recorded beside IM, to judge the validators on benchmarks: SND
-(:func:`~headstart.adapt.validators.snd`), the source validation accuracy, and, when the caller
-passes the source split (:class:`SourceValidation`), DEV
-(:func:`~headstart.adapt.validators.dev_risk`), the importance-weighted risk on the source
-validation rows. DEV's density ratios come from one domain classifier on the source-only model's
-features, so every candidate is weighted the same way.
+When the caller passes the source split (:class:`SourceValidation`), every candidate also gets
+DEV (:func:`~headstart.adapt.validators.dev_risk`), the importance-weighted risk on the source
+validation rows, and DEV guards the choice: the candidate IM prefers is kept only if its DEV risk
+is no higher than source-only's. IM rewards confident target predictions, and every adaptation
+method makes them more confident, so IM alone never chose source-only on the adaptation
+benchmark, while adapting lost to source-only on three of its four pairs (docs/benchmarks.md).
+DEV's density ratios come from one domain classifier on the source-only model's features, so
+every candidate is weighted the same way. SND (:func:`~headstart.adapt.validators.snd`) and the
+source validation accuracy are recorded too, to judge the validators on benchmarks.
 """
 
 from __future__ import annotations
@@ -109,13 +112,24 @@ def select_adaptation(fit_candidate: Callable[[str | None, float | None], object
         log(f"adapt=auto: {name} " + (f"target accuracy {accuracy_text(row['target_accuracy'], len(known))}, "
                                       if known is not None else "")
             + f"information maximization {row['im']:.3f}" + (f", DEV {row['dev']:.3f}" if "dev" in row else ""))
+        if method is None:
+            source_only, source_row = estimator, row
         if best_key is None or key > best_key:
             best, best_key, chosen = estimator, key, row
+    gate = None
+    if known is None and "dev" in chosen and chosen is not source_row:
+        gate = {"im_choice": chosen["candidate"], "dev": chosen["dev"], "source_only_dev": source_row["dev"],
+                "kept": chosen["dev"] <= source_row["dev"]}
+        if not gate["kept"]:
+            log(f"adapt=auto: {chosen['candidate']} has the best information maximization, but its DEV risk "
+                f"{chosen['dev']:.3f} is above source-only's {source_row['dev']:.3f}; keeping source-only")
+            best, chosen = source_only, source_row
     record = {"validator": "target accuracy on the labeled target inputs" if known is not None
-              else "information maximization on the unlabeled target inputs",
+              else "information maximization on the unlabeled target inputs"
+              + (", if its DEV risk is no higher than source-only's" if gate else ""),
               "n_target_labeled": 0 if known is None else int(len(known)),
               "candidates": rows, "chosen": chosen["candidate"], "chosen_method": chosen["method"],
-              "chosen_weight": chosen["weight"]}
+              "chosen_weight": chosen["weight"], "dev_gate": gate}
     return best, record
 
 

@@ -29,6 +29,7 @@ def summarize_adaptation(clf) -> dict | None:
         "chosen": record["chosen"] if record else clf.adapt,
         "validator": record["validator"] if record else None,
         "candidates": list(record["candidates"]) if record else [],
+        "dev_gate": record.get("dev_gate") if record else None,
         "loss_terms": summary.get("loss_terms", []),
         "adapted_on": summary.get("adapted_on") or ("fine-tuning" if summary.get("frozen_groups") is not None else None),
         "target_inputs": summary.get("target_inputs"),

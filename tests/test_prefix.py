@@ -71,3 +71,12 @@ def test_prefix_blocker_refuses_a_fully_frozen_backbone_and_unsupported_backbone
     backbone.freeze(1)
     backbone.supports_prefix_reuse = lambda: False
     assert "does not cut its activations" in blocker(backbone, inputs_vary=False, mixes_batches=False, terms=[])
+
+
+def test_frozen_prefix_is_not_built_when_the_forward_pass_skips_the_frozen_output():
+    backbone = create_backbone("efficientnet_lite0", image_size=32)
+    backbone.freeze(2)
+    backbone.layer_groups()[1].output_module = torch.nn.Identity()  # a module the network never calls
+    X, _ = tiny_inputs("image", per_class=2)
+    prefix, note = FrozenPrefix.build(backbone, list(X), 4, torch.device("cpu"))
+    assert prefix is None and note == "not reused: the forward pass never reached the last frozen group's output module"

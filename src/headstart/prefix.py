@@ -108,6 +108,8 @@ class FrozenPrefix:
                     batch = {k: v.to(device) for k, v in backbone.preprocess(items[start:start + batch_size]).items()}
                     with contextlib.suppress(_StopForward):
                         backbone(batch)
+                    if not captured:
+                        return None, "not reused: the forward pass never reached the last frozen group's output module"
                     activation = captured.pop()
                     rows += backbone.prefix_rows(batch, activation.detach())
                     total += activation.numel() * activation.element_size()

@@ -177,8 +177,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             return None
         data = self._read(X, y, require_labels=True)
         labels = np.asarray(data.labels)
-        classes, encoded = np.unique(labels, return_inverse=True)
-        train_idx, val_idx = stratified_split(encoded, self.val_size, self.random_state)
+        train_idx, val_idx = self._validation_split(np.unique(labels, return_inverse=True)[1])
         pick = lambda idx: [data.inputs[i] for i in idx]
         return SourceValidation(pick(train_idx), pick(val_idx), labels[val_idx],
                                 features=lambda estimator, items: estimator._features(items))
@@ -200,11 +199,15 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             return FeatureCache("default")  # $HEADSTART_CACHE or ~/.cache/headstart
         return FeatureCache(None if str(self.cache_dir).lower() == "none" else self.cache_dir)
 
+    def _validation_split(self, encoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(train rows, validation rows)`` of a fit: every strategy's, and the rows DEV scores on."""
+        return stratified_split(encoded, self.val_size, self.random_state)
+
     def _context(self, data: LabeledData, encoded: np.ndarray, backbone_name: str, n_classes: int, *, freeze):
         """A strategy's inputs: a stratified train/validation split of ``data`` and the settings."""
         from .strategies import FitContext
 
-        train_idx, val_idx = stratified_split(encoded, self.val_size, self.random_state)
+        train_idx, val_idx = self._validation_split(encoded)
         return FitContext(
             backbone=backbone_name,
             train_items=[data.inputs[i] for i in train_idx], train_y=encoded[train_idx],

@@ -24,7 +24,7 @@ import numpy as np
 
 from headstart import TransferClassifier
 
-from .report import finish, record, save_results
+from .report import finish, load_saved, record, save_results
 from .strategies import load_task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +55,7 @@ def run(method: str, X, y, Xt, yt, seed: int, args) -> dict:
     clf = TransferClassifier(**common, **options).fit(X, y)
     seconds = time.perf_counter() - started
     outcome = {"accuracy": float((np.asarray(clf.predict(Xt)) == np.asarray(yt)).mean()), "seconds": seconds}
+    outcome["seed"] = seed
     if method == "auto":
         outcome["chosen"] = clf.plan_["winner"]
     return outcome
@@ -66,6 +67,8 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--planner-tasks", default="fashion@10,vader@8", help="tasks on which the planner runs too")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="start at this seed; with a value above 0 the run adds to the saved results instead of replacing them")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--budget", default="15m")
@@ -77,9 +80,9 @@ def main(argv=None) -> int:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     planner_tasks = {t.strip() for t in args.planner_tasks.split(",") if t.strip()}
-    results: dict = {}
+    results: dict = load_saved(ROOT, "regularizers") if args.first_seed > 0 and not args.smoke else {}
     for task in tasks:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.seeds):
             X, y, Xt, yt = load_task(task, seed, args.smoke)
             for method in methods + (["auto"] if task in planner_tasks else []):
                 outcome = run(method, X, y, Xt, yt, seed, args)

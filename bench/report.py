@@ -53,6 +53,14 @@ def save_results(root: Path, suite: str, results: dict, args) -> dict:
     return meta
 
 
+def load_saved(root: Path, suite: str) -> dict:
+    """The results of ``bench/results/<suite>.json``, so a run of further seeds adds to them."""
+    import json
+
+    saved = root / "bench" / "results" / f"{suite}.json"
+    return json.loads(saved.read_text())["results"] if saved.exists() else {}
+
+
 def finish(root: Path, suite: str, results: dict, args, render, title: str, *, key: str | None = None,
            write: bool = True) -> int:
     """Save the results, print the rendered table, and (full sizes only) write it into docs/benchmarks.md."""

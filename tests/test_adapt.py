@@ -416,6 +416,44 @@ def test_frozen_coral_moves_target_accuracy_on_a_rotated_domain():
     assert adapted.model_.head.weight.shape == (2, 8)
 
 
+
+def test_frozen_adaptation_starts_at_the_linear_probes_C_on_pooled_statistics(monkeypatch):
+    """The head starts at the C the linear probe chooses on the same validation rows (not C = 1), and the
+    projection standardises with the source training rows and the target rows together."""
+    from headstart import TransferClassifier
+    from headstart.adapt import frozen
+    from headstart.strategies import linear_probe
+
+    xs, ys, xt, _ = _domains(0, d=8, n_per_class=60)
+    xt = xt * 3 + 5  # the target sits elsewhere and on another scale
+    chosen, seen = [], {}
+    real_choose = linear_probe.choose_C
+    monkeypatch.setattr(linear_probe, "choose_C", lambda *a: chosen.append(real_choose(*a)[0]) or real_choose(*a))
+    real_init = frozen.ProjectedFeatures.__init__
+
+    def spy(self, feature_dim, projection_dim, mean, scale):
+        seen.update(mean=mean, scale=scale)
+        real_init(self, feature_dim, projection_dim, mean, scale)
+
+    monkeypatch.setattr(frozen.ProjectedFeatures, "__init__", spy)
+    clf = TransferClassifier(strategy="linear_probe", backbone="precomputed", adapt="coral", epochs=1,
+                             verbose=0).fit(xs.numpy(), ys.numpy().astype(str), X_target=xt.numpy())
+    assert len(chosen) == 1 and clf.fit_summary_["starting_C"] == chosen[0]
+    # pooled over the source training rows and the 120 target rows: between the two domains' means
+    assert np.all(seen["mean"] > xs.numpy().mean(0) + 2) and np.all(seen["mean"] < xt.numpy().mean(0))
+
+
+def test_frozen_adaptation_keeps_the_users_C(monkeypatch):
+    from headstart import TransferClassifier
+    from headstart.strategies import linear_probe
+
+    xs, ys, xt, _ = _domains(1, d=8, n_per_class=30)
+    monkeypatch.setattr(linear_probe, "choose_C", lambda *a: pytest.fail("C was given; nothing to choose"))
+    clf = TransferClassifier(strategy="linear_probe", backbone="precomputed", adapt="mcc", C=0.05, epochs=1,
+                             verbose=0).fit(xs.numpy(), ys.numpy().astype(str), X_target=xt.numpy())
+    assert clf.fit_summary_["starting_C"] == 0.05
+
+
 # -- the before/after picture -----------------------------------------------------------------------
 
 def test_domain_view_separated_domains_score_near_one_and_same_distribution_near_half():

@@ -40,7 +40,7 @@ import numpy as np
 from headstart import TransferClassifier
 
 from . import datasets
-from .report import finish, record, save_results
+from .report import finish, load_saved, record, save_results
 
 ROOT = Path(__file__).resolve().parent.parent
 VALIDATORS = ("im", "snd", "dev", "source_val_accuracy")  # each candidate's scores, recorded to judge the validators
@@ -98,6 +98,8 @@ def headstart_rows(data: dict, seed: int, args, *, strategy: str, source_n: int 
         return clf
 
     candidates, weights = (CANDIDATES, WEIGHTS) if not args.smoke else (("source_only", "coral"), (1.0,))
+    if strategy == "finetune" and getattr(args, "finetune_weights", None):  # each fine-tune costs minutes on a CPU
+        weights = tuple(float(w) for w in args.finetune_weights.split(","))
     # exactly adapt="auto"'s candidates and DEV's split: the estimator's own
     split = TransferClassifier(**options)._source_validation(Xs, ys)
     _, chosen = select_adaptation(fit_candidate, list(Xa), candidates=candidates, weights=weights,
@@ -179,6 +181,10 @@ def main(argv=None) -> int:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--finetune", action="store_true", help="also the fine-tuning rows (slow on CPU)")
     parser.add_argument("--finetune-source-n", type=int, default=500)
+    parser.add_argument("--finetune-weights", default=None,
+                        help="trade-off weights the fine-tuning rows try, e.g. '0.3' (default: adapt='auto''s own)")
+    parser.add_argument("--finetune-only", action="store_true",
+                        help="only the fine-tuning rows; add them to the saved results of an earlier run")
     parser.add_argument("--skada", default=",".join(SKADA_ADAPTERS), help="skada adapters to run (class names)")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--smoke", action="store_true", help="one seed, tiny sizes, 1 epoch: checks the harness")
@@ -187,13 +193,20 @@ def main(argv=None) -> int:
         args.seeds, args.epochs, args.image_size, args.source_n, args.finetune_source_n = 1, 1, 32, 100, 40
         args.skada = "CORAL"
     adapters = [a.strip() for a in args.skada.split(",") if a.strip()]
+    pairs = [p.strip() for p in args.pairs.split(",") if p.strip()]
     results: dict = {}
-    for pair in [p.strip() for p in args.pairs.split(",") if p.strip()]:
+    if args.finetune_only and not args.smoke:  # the frozen-feature and skada rows stay those of the saved run
+        results = load_saved(ROOT, "adaptation")
+        for pair in pairs:
+            results[pair] = {k: v for k, v in results.get(pair, {}).items() if not k.startswith("ft:")}
+    for pair in pairs:
         for seed in range(args.seeds):
             data = load_pair(pair, seed, args.source_n, args.smoke)
-            rows = {**headstart_rows(data, seed, args, strategy="linear_probe"),
-                    **skada_rows(data, frozen_features(data, args), adapters), **upper_bound(data, seed, args)}
-            if args.finetune:
+            rows = {}
+            if not args.finetune_only:
+                rows = {**headstart_rows(data, seed, args, strategy="linear_probe"),
+                        **skada_rows(data, frozen_features(data, args), adapters), **upper_bound(data, seed, args)}
+            if args.finetune or args.finetune_only:
                 rows.update(headstart_rows(data, seed, args, strategy="finetune", source_n=args.finetune_source_n))
             for method, outcome in rows.items():
                 record(results, pair, method, outcome, seed)

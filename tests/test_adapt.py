@@ -369,6 +369,21 @@ def test_dev_upweights_source_examples_that_look_like_target():
         dev(fv, losses[:10], ft)
 
 
+
+def test_effective_sample_size_spans_one_to_n_and_collapses_for_separable_domains():
+    from headstart.adapt.validators import effective_sample_size, importance_weights
+
+    assert effective_sample_size(np.ones(50)) == pytest.approx(50)
+    assert effective_sample_size(np.r_[1.0, np.zeros(49)]) == pytest.approx(1)
+    assert effective_sample_size(np.r_[np.ones(10), 3 * np.ones(10)]) == pytest.approx(16)  # (40)^2 / 100
+    rng = np.random.default_rng(0)
+    fv, ft = rng.normal(size=(300, 3)), rng.normal(size=(300, 3))
+    assert effective_sample_size(importance_weights(fv, ft)) > 200  # same distribution: nearly every row counts
+    far = importance_weights(fv, ft + np.array([8.0, 0.0, 0.0]))  # separable: a few rows carry DEV
+    assert effective_sample_size(far) < 0.05 * len(far)
+    with pytest.raises(DataError, match="non-negative finite weights, got 2 weights with min -1"):
+        effective_sample_size(np.array([1.0, -1.0]))
+
 # -- on cached frozen features: strategy="linear_probe", adapt=... ---------------------------------
 
 def test_frozen_projection_and_head_fold_into_one_linear_head():

@@ -146,6 +146,42 @@ def test_adapt_auto_keeps_source_only_when_the_im_choice_has_a_higher_dev_risk()
                                      weights=(None,), source_validation=split, log=logged.append)
     assert best.method is None and record["chosen"] == "source_only"
     assert record["dev_gate"] == {"im_choice": "mcc", "dev": pytest.approx(-np.log(0.2), rel=1e-3),
-                                  "source_only_dev": pytest.approx(-np.log(0.7), rel=1e-3), "kept": False}
+                                  "source_only_dev": pytest.approx(-np.log(0.7), rel=1e-3), "kept": False,
+                                  "effective_rows": 4.0, "rows": 4, "trusted": True}
     assert record["validator"].endswith("if its DEV risk is no higher than source-only's")
     assert any("keeping source-only" in line for line in logged)
+
+
+def test_adapt_auto_does_not_let_dev_guard_when_its_weights_rest_on_a_few_rows():
+    """Two source validation rows of 40 look like the target, the rest lie far from it: the importance weights
+    rest on those two, and IM's choice stands, with the reason logged and recorded."""
+    from headstart.adapt.select import SourceValidation, select_adaptation
+
+    class Fitted:
+        classes_ = np.array(["a", "b"])
+
+        def __init__(self, method):
+            self.method = method
+
+        def predict_proba(self, items):
+            p = 0.95 if self.method == "mcc" else 0.6
+            if items[0][0] == "v":  # mcc is worse on the source validation rows: a trusted DEV would veto it
+                p = 0.2 if self.method == "mcc" else 0.7
+            return np.array([[p, 1 - p], [1 - p, p]] * (len(items) // 2))
+
+    rng = np.random.default_rng(0)
+    where = {"s": 0.0, "v": 0.0, "vt": 6.0, "t": 6.0}  # source rows around 0, target rows (and two others) around 6
+    features = lambda estimator, items: np.stack([rng.normal(where[i], 1.0, size=3) for i in items])
+    split = SourceValidation(train_items=["s"] * 200, val_items=["v"] * 38 + ["vt"] * 2,
+                             val_labels=np.array(["a", "b"] * 20),
+                             features=features)
+    logged = []
+    best, record = select_adaptation(lambda method, weight: Fitted(method), ["t"] * 200,
+                                     candidates=("source_only", "mcc"), weights=(None,), source_validation=split,
+                                     log=logged.append)
+    assert record["chosen"] == "mcc" and best.method == "mcc"
+    gate = record["dev_gate"]
+    assert gate["trusted"] is False and gate["kept"] is True and gate["rows"] == 40 and gate["effective_rows"] < 2.5
+    assert record["dev_effective_rows"] == gate["effective_rows"] and record["dev_rows"] == 40
+    assert record["validator"] == "information maximization on the unlabeled target inputs"
+    assert any("DEV is not used to guard mcc" in line and "of 40 source validation rows" in line for line in logged)

@@ -223,3 +223,18 @@ def test_report_of_adapt_auto_lists_every_candidate_and_keeps_source_only_only_w
         assert f"<td>{name}" in html
     assert "information maximization on the unlabeled target inputs" in html
     assert "Pass labeled target data to this report" in html
+
+
+def test_report_says_when_dev_was_too_thin_to_guard_the_choice(tmp_path, monkeypatch):
+    from headstart.adapt import select
+
+    monkeypatch.setattr(select, "DEV_MIN_EFFECTIVE_SHARE", 1.01)  # no weights rest on 101% of the rows
+    source, y, target = _shifted_features(seed=1)
+    clf = TransferClassifier(strategy="linear_probe", backbone="precomputed", adapt="auto", epochs=3,
+                             verbose=0).fit(source, y, X_target=target)
+    gate = clf.adaptation_["dev_gate"]
+    assert clf.adaptation_["chosen"] != "source_only" and gate["trusted"] is False and gate["kept"] is True
+    html = build_report(clf.save(tmp_path / "run")).read_text(encoding="utf-8")
+    assert (f"not used: DEV's importance weights rest on {gate['effective_rows']} of {gate['rows']} source "
+            f"validation rows") in html
+    assert f"information maximization chose {clf.adaptation_['chosen']} alone" in html

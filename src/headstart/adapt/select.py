@@ -14,10 +14,12 @@ When the caller passes the source split (:class:`SourceValidation`), every candi
 DEV (:func:`~headstart.adapt.validators.dev_risk`), the importance-weighted risk on the source
 validation rows, and DEV guards the choice: the candidate IM prefers is kept only if its DEV risk
 is no higher than source-only's. IM rewards confident target predictions, and every adaptation
-method makes them more confident, so IM alone never chose source-only on the adaptation
-benchmark, while adapting lost to source-only on three of its four pairs (docs/benchmarks.md).
-DEV's density ratios come from one domain classifier on the source-only model's features, so
-every candidate is weighted the same way. SND (:func:`~headstart.adapt.validators.snd`) and the
+method makes them more confident, so IM alone never chooses source-only. DEV's density ratios come
+from one domain classifier on the source-only model's features, so every candidate is weighted the
+same way. DEV is an importance-sampling estimate, and it is only as good as the number of source
+rows its weights rest on: when that effective sample size (``(sum w)^2 / sum w^2``) is under
+:data:`DEV_MIN_EFFECTIVE_SHARE` of the rows, source and target are nearly separable, DEV says
+nothing about the target, and the record and the log say that IM decided alone. SND (:func:`~headstart.adapt.validators.snd`) and the
 source validation accuracy are recorded too, to judge the validators on benchmarks.
 """
 
@@ -31,13 +33,18 @@ import numpy as np
 
 from ..errors import TrainingDivergedError
 from ..intervals import accuracy_text
-from .validators import dev_risk, importance_weights, information_maximization, snd
+from .validators import dev_risk, effective_sample_size, importance_weights, information_maximization, snd
 
 CANDIDATES = ("source_only", "coral", "mmd", "dann", "mcc", "self_training")
 # Trade-off weights tried per method (each method's own default is 1.0). Lower weights sit between
 # source-only and the full alignment, where VADER movie→amazon/nyt pointed: every method at 1.0 was
 # below source-only there (docs/benchmarks.md).
 WEIGHTS = (0.1, 0.3, 1.0)
+# DEV's guard acts only when its importance weights rest on at least this share of the source validation
+# rows (Kish's effective sample size). On the adaptation benchmark's four pairs the domain classifier
+# separated source from target so well that 1 to 16 rows of 400 carried the estimate, and the guard then
+# kept source-only on MNIST→digits where every adapted candidate was better (docs/benchmarks.md).
+DEV_MIN_EFFECTIVE_SHARE = 0.1
 
 
 @dataclass
@@ -98,6 +105,7 @@ def select_adaptation(fit_candidate: Callable[[str | None, float | None], object
             continue
         if method is None and source_validation is not None:
             dev_weights = _dev_weights(estimator, target_items, source_validation)
+            dev_effective = effective_sample_size(dev_weights)
         probabilities = estimator.predict_proba(target_items)
         row.update(status="scored", im=information_maximization(probabilities), snd=snd(probabilities),
                    source_val_accuracy=(getattr(estimator, "fit_summary_", {}) or {}).get("val_accuracy"))
@@ -118,18 +126,27 @@ def select_adaptation(fit_candidate: Callable[[str | None, float | None], object
             best, best_key, chosen = estimator, key, row
     gate = None
     if known is None and "dev" in chosen and chosen is not source_row:
+        trusted = dev_effective >= DEV_MIN_EFFECTIVE_SHARE * len(dev_weights)
         gate = {"im_choice": chosen["candidate"], "dev": chosen["dev"], "source_only_dev": source_row["dev"],
-                "kept": chosen["dev"] <= source_row["dev"]}
-        if not gate["kept"]:
+                "effective_rows": round(dev_effective, 1), "rows": len(dev_weights), "trusted": trusted,
+                "kept": not trusted or chosen["dev"] <= source_row["dev"]}
+        if not trusted:
+            log(f"adapt=auto: DEV is not used to guard {chosen['candidate']}: its importance weights rest on "
+                f"{dev_effective:.1f} of {len(dev_weights)} source validation rows (effective sample size; at least "
+                f"{DEV_MIN_EFFECTIVE_SHARE:.0%} needed), because source and target are nearly separable; "
+                f"information maximization alone decided")
+        elif not gate["kept"]:
             log(f"adapt=auto: {chosen['candidate']} has the best information maximization, but its DEV risk "
                 f"{chosen['dev']:.3f} is above source-only's {source_row['dev']:.3f}; keeping source-only")
             best, chosen = source_only, source_row
     record = {"validator": "target accuracy on the labeled target inputs" if known is not None
               else "information maximization on the unlabeled target inputs"
-              + (", if its DEV risk is no higher than source-only's" if gate else ""),
+              + (", if its DEV risk is no higher than source-only's" if gate and gate["trusted"] else ""),
               "n_target_labeled": 0 if known is None else int(len(known)),
               "candidates": rows, "chosen": chosen["candidate"], "chosen_method": chosen["method"],
-              "chosen_weight": chosen["weight"], "dev_gate": gate}
+              "chosen_weight": chosen["weight"], "dev_gate": gate,
+              "dev_effective_rows": None if dev_weights is None else round(dev_effective, 1),
+              "dev_rows": None if dev_weights is None else len(dev_weights)}
     return best, record
 
 

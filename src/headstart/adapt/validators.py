@@ -143,6 +143,22 @@ def importance_weights(source_val_features: np.ndarray, target_features: np.ndar
     return (len(fs) / len(ft)) * p_target / p_source
 
 
+def effective_sample_size(weights: np.ndarray) -> float:
+    """Kish's effective sample size of importance weights ``w (n,)``: ``(sum w)^2 / sum w^2``.
+
+    ``n`` when every weight is equal, 1 when one row carries all the weight. DEV's estimate rests on
+    that many source validation rows: when the domain classifier separates source from target
+    almost perfectly, a handful of target-like rows carry it (Kong 1992; Owen, "Monte Carlo theory,
+    methods and examples", §9.3).
+    """
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if len(w) == 0 or not np.isfinite(w).all() or (w < 0).any():
+        raise DataError(f"effective_sample_size: need non-negative finite weights, got {len(w)} weights"
+                        + (f" with min {w.min():g}" if len(w) else "") + "; pass importance_weights(...)'s output")
+    total = float((w ** 2).sum())
+    return float(w.sum() ** 2 / total) if total > 0 else 0.0
+
+
 def dev_risk(weights: np.ndarray, source_val_losses: np.ndarray) -> float:
     """DEV's control-variate estimate of the target risk from importance ``weights`` and the
     per-example ``source_val_losses`` of one model on the same rows (both ``(n_v,)``)."""

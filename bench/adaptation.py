@@ -100,6 +100,8 @@ def headstart_rows(data: dict, seed: int, args, *, strategy: str, source_n: int 
     candidates, weights = (CANDIDATES, WEIGHTS) if not args.smoke else (("source_only", "coral"), (1.0,))
     if strategy == "finetune" and getattr(args, "finetune_weights", None):  # each fine-tune costs minutes on a CPU
         weights = tuple(float(w) for w in args.finetune_weights.split(","))
+    if strategy == "finetune" and getattr(args, "finetune_methods", None):
+        candidates = ("source_only", *(m.strip() for m in args.finetune_methods.split(",") if m.strip()))
     # exactly adapt="auto"'s candidates and DEV's split: the estimator's own
     split = TransferClassifier(**options)._source_validation(Xs, ys)
     _, chosen = select_adaptation(fit_candidate, list(Xa), candidates=candidates, weights=weights,
@@ -175,6 +177,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.adaptation", description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", default=",".join(PAIRS))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="start at this seed (to split a long run)")
     parser.add_argument("--source-n", type=int, default=2000,
                         help="labeled source examples per seed (a stratified draw; the seed changes it)")
     parser.add_argument("--epochs", type=int, default=10)
@@ -183,6 +186,8 @@ def main(argv=None) -> int:
     parser.add_argument("--finetune-source-n", type=int, default=500)
     parser.add_argument("--finetune-weights", default=None,
                         help="trade-off weights the fine-tuning rows try, e.g. '0.3' (default: adapt='auto''s own)")
+    parser.add_argument("--finetune-methods", default=None,
+                        help="methods the fine-tuning rows try besides source-only, e.g. 'mcc' (default: all)")
     parser.add_argument("--finetune-only", action="store_true",
                         help="only the fine-tuning rows; add them to the saved results of an earlier run")
     parser.add_argument("--skada", default=",".join(SKADA_ADAPTERS), help="skada adapters to run (class names)")
@@ -200,7 +205,7 @@ def main(argv=None) -> int:
         for pair in pairs:
             results[pair] = {k: v for k, v in results.get(pair, {}).items() if not k.startswith("ft:")}
     for pair in pairs:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.seeds):
             data = load_pair(pair, seed, args.source_n, args.smoke)
             rows = {}
             if not args.finetune_only:

@@ -94,6 +94,17 @@ def test_adaptation_benchmark_smoke_runs_headstart_skada_and_the_upper_bound(tmp
     assert "best skada adapter: skada:CORAL" in capsys.readouterr().out
 
 
+
+def test_adaptation_benchmark_finetune_only_runs_just_the_asked_fine_tuning_rows(tmp_path, monkeypatch):
+    from bench import adaptation
+
+    monkeypatch.setattr(adaptation, "ROOT", tmp_path)
+    assert adaptation.main(["--smoke", "--pairs", "movie→tweets", "--finetune-only", "--finetune-methods", "mcc",
+                            "--finetune-weights", "0.3", "--cache-dir", str(tmp_path / "cache")]) == 0
+    rows = json.loads((tmp_path / "bench" / "results" / "adaptation-smoke.json").read_text())["results"]["movie→tweets"]
+    assert set(rows) == {"ft:source_only", "ft:mcc@0.3", "ft:auto"}
+    assert rows["ft:auto"][0]["chosen"] in ("source_only", "mcc@0.3")
+
 def test_strategies_benchmark_methods_subset_runs_only_those_and_keeps_the_full_results(tmp_path, monkeypatch, capsys):
     from bench import strategies
 

@@ -81,6 +81,18 @@ def test_transferability_benchmark_smoke_reports_tau_and_ranking_cost(tmp_path, 
     assert seeds[0]["rank_seconds"] > 0 and "Kendall" in capsys.readouterr().out
 
 
+
+def test_transferability_cost_only_times_ranking_against_one_full_fine_tune(tmp_path, monkeypatch, capsys):
+    from bench import transferability
+
+    monkeypatch.setattr(transferability, "ROOT", tmp_path)
+    assert transferability.main(["--smoke", "--cost-only", "--tasks", "digits@10"]) == 0
+    seeds = json.loads((tmp_path / "bench" / "results" / "transferability-cost-smoke.json").read_text())["results"]
+    (seed,) = seeds["digits@10"]
+    assert seed["rank_seconds"] > 0 and seed["full_finetune_seconds"] > 0 and seed["layers"] >= 2
+    assert seed["top_backbone"] in ("efficientnet_lite0", "mobilenetv2_100")
+    assert "| digits@10 | 100 |" in capsys.readouterr().out
+
 def test_adaptation_benchmark_smoke_runs_headstart_skada_and_the_upper_bound(tmp_path, monkeypatch, capsys):
     from bench import adaptation
 

@@ -228,15 +228,19 @@ def render(results: dict, meta: dict) -> str:
              f"mean fit times. IM (information maximization, what `adapt='auto'` chooses by), SND, DEV (lower is better) and the source "
              f"validation accuracy are the validators' scores of each candidate, recorded to judge them; "
              f"`method@w` is a method at trade-off weight w. `hs:` rows adapt on frozen features, `ft:` rows while fine-tuning, `skada:` rows are "
-             f"skada's adapters with its defaults on the same features. `python -m bench.adaptation`.", ""]
+             f"skada's adapters with its defaults on the same features. \"vs source-only\" is against the linear "
+             f"probe's `source_only` row, and for `ft:` rows against `ft:source_only`. `python -m bench.adaptation`.", ""]
     for pair, by_method in results.items():
         source_only = mean(by_method["source_only"]) if "source_only" in by_method else None
         best_skada = max((m for m in by_method if m.startswith("skada:") and m != "skada:source_only"),
                          key=lambda m: mean(by_method[m]), default=None)
         lines += [f"### {pair}", "", "| method | target accuracy | vs source-only | IM | SND | DEV | source val accuracy | "
                   "fit seconds | chose |", "|---|---|---|---|---|---|---|---|---|"]
+        ft_source_only = mean(by_method["ft:source_only"]) if "ft:source_only" in by_method else None
         for method, rows in by_method.items():
-            delta = f"{100 * (mean(rows) - source_only):+.1f} pts" if source_only is not None else "–"
+            # a fine-tuning row against the fine-tuned source-only model (same source draw), the others against the probe's
+            reference = ft_source_only if method.startswith("ft:") else source_only
+            delta = f"{100 * (mean(rows) - reference):+.1f} pts" if reference is not None else "–"
             chose = ", ".join(r["chosen"] for r in rows if "chosen" in r)
             scores = [f"{mean(rows, key):.3f}" if all(r.get(key) is not None for r in rows) else "–"
                       for key in VALIDATORS]

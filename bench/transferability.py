@@ -93,9 +93,13 @@ def cost_seed(task: str, seed: int, args) -> dict:
             "n_train": len(y), "layers": len(rows)}
 
 
+def _measured(meta: dict) -> str:
+    return (f"Measured {meta['date']} on {meta['machine']} (CPU), torch {meta['torch']}, headstart {meta['headstart']}; "
+            f"{meta['seeds']} seeds")
+
+
 def render_cost(results: dict, meta: dict) -> str:
-    lines = [f"Measured {meta['date']} on {meta['machine']} (CPU), torch {meta['torch']}, headstart {meta['headstart']}; "
-             f"{meta['seeds']} seeds, one after the other, nothing else running; `finetune` up to {meta['epochs']} "
+    lines = [f"{_measured(meta)}, one after the other, nothing else running; `finetune` up to {meta['epochs']} "
              f"epochs (early stopping), images at {meta['image_size']} px. Ranking: LogME on all layer groups of all zoo "
              "backbones of the modality, no feature cache, backbone loading included; the fine-tune is of the "
              "top-ranked backbone, nothing frozen, on the same examples. Median over seeds, and the ratio of the "
@@ -152,8 +156,7 @@ def _mean_std(values) -> str:
 
 
 def render(results: dict, meta: dict) -> str:
-    lines = [f"Measured {meta['date']} on {meta['machine']} (CPU), torch {meta['torch']}, headstart {meta['headstart']}; "
-             f"{meta['seeds']} seeds, `finetune` up to {meta['epochs']} epochs, images at {meta['image_size']} px. "
+    lines = [f"{_measured(meta)}, `finetune` up to {meta['epochs']} epochs, images at {meta['image_size']} px. "
              "τ: Kendall's rank correlation between the LogME of layer k and the test accuracy of fine-tuning with "
              "the groups below k frozen, over every (zoo backbone, k) pair of the modality. Ranking: all layer "
              "groups of all zoo backbones of the modality, no feature cache, backbone loading included. "

@@ -122,27 +122,28 @@ def test_adapt_auto_does_not_hide_a_diverged_source_only_fit():
         select_adaptation(fit_candidate, ["x"] * 4, candidates=("source_only", "coral"))
 
 
+class _ConfidentOnTargetWrongOnSource:
+    """A fitted candidate: on the target ("t…" items) mcc is confident (high IM); on the source validation rows
+    ("v…" items) mcc is mostly wrong, so a trusted DEV would veto it."""
+
+    classes_ = np.array(["a", "b"])
+
+    def __init__(self, method):
+        self.method = method
+
+    def predict_proba(self, items):
+        p = 0.95 if self.method == "mcc" else 0.6
+        if items[0].startswith("v"):
+            p = 0.2 if self.method == "mcc" else 0.7
+        return np.array([[p, 1 - p], [1 - p, p]] * (len(items) // 2))
+
 def test_adapt_auto_keeps_source_only_when_the_im_choice_has_a_higher_dev_risk():
     from headstart.adapt.select import SourceValidation, select_adaptation
-
-    class Fitted:
-        classes_ = np.array(["a", "b"])
-
-        def __init__(self, method):
-            self.method = method
-
-        def predict_proba(self, items):
-            # on the target ("t" items): mcc confident (high IM); on the source validation rows ("v"): mcc wrong
-            p = 0.95 if self.method == "mcc" else 0.6
-            if items[0] == "v":
-                right = 0.2 if self.method == "mcc" else 0.7
-                return np.array([[right, 1 - right], [1 - right, right]] * (len(items) // 2))
-            return np.array([[p, 1 - p], [1 - p, p]] * (len(items) // 2))
 
     split = SourceValidation(train_items=["s"] * 6, val_items=["v"] * 4, val_labels=np.array(["a", "b", "a", "b"]),
                              features=lambda estimator, items: np.zeros((len(items), 2)))
     logged = []
-    best, record = select_adaptation(lambda method, weight: Fitted(method), ["t"] * 4, candidates=("source_only", "mcc"),
+    best, record = select_adaptation(lambda method, weight: _ConfidentOnTargetWrongOnSource(method), ["t"] * 4, candidates=("source_only", "mcc"),
                                      weights=(None,), source_validation=split, log=logged.append)
     assert best.method is None and record["chosen"] == "source_only"
     assert record["dev_gate"] == {"im_choice": "mcc", "dev": pytest.approx(-np.log(0.2), rel=1e-3),
@@ -157,18 +158,6 @@ def test_adapt_auto_does_not_let_dev_guard_when_its_weights_rest_on_a_few_rows()
     rest on those two, and IM's choice stands, with the reason logged and recorded."""
     from headstart.adapt.select import SourceValidation, select_adaptation
 
-    class Fitted:
-        classes_ = np.array(["a", "b"])
-
-        def __init__(self, method):
-            self.method = method
-
-        def predict_proba(self, items):
-            p = 0.95 if self.method == "mcc" else 0.6
-            if items[0][0] == "v":  # mcc is worse on the source validation rows: a trusted DEV would veto it
-                p = 0.2 if self.method == "mcc" else 0.7
-            return np.array([[p, 1 - p], [1 - p, p]] * (len(items) // 2))
-
     rng = np.random.default_rng(0)
     where = {"s": 0.0, "v": 0.0, "vt": 6.0, "t": 6.0}  # source rows around 0, target rows (and two others) around 6
     features = lambda estimator, items: np.stack([rng.normal(where[i], 1.0, size=3) for i in items])
@@ -176,7 +165,7 @@ def test_adapt_auto_does_not_let_dev_guard_when_its_weights_rest_on_a_few_rows()
                              val_labels=np.array(["a", "b"] * 20),
                              features=features)
     logged = []
-    best, record = select_adaptation(lambda method, weight: Fitted(method), ["t"] * 200,
+    best, record = select_adaptation(lambda method, weight: _ConfidentOnTargetWrongOnSource(method), ["t"] * 200,
                                      candidates=("source_only", "mcc"), weights=(None,), source_validation=split,
                                      log=logged.append)
     assert record["chosen"] == "mcc" and best.method == "mcc"

@@ -19,8 +19,9 @@ from one domain classifier on the source-only model's features, so every candida
 same way. DEV is an importance-sampling estimate, and it is only as good as the number of source
 rows its weights rest on: when that effective sample size (``(sum w)^2 / sum w^2``) is under
 :data:`DEV_MIN_EFFECTIVE_SHARE` of the rows, source and target are nearly separable, DEV says
-nothing about the target, and the record and the log say that IM decided alone. SND (:func:`~headstart.adapt.validators.snd`) and the
-source validation accuracy are recorded too, to judge the validators on benchmarks.
+nothing about the target, and the record and the log say that IM decided alone. SND
+(:func:`~headstart.adapt.validators.snd`) and the source validation accuracy are recorded too, to
+judge the validators on benchmarks.
 """
 
 from __future__ import annotations

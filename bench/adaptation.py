@@ -112,7 +112,10 @@ def headstart_rows(data: dict, seed: int, args, *, strategy: str, source_n: int 
             continue
         rows[key(candidate["candidate"])].update({k: candidate.get(k) for k in VALIDATORS})
     rows[f"{prefix}:auto"] = {"accuracy": rows[key(chosen["chosen"])]["accuracy"], "chosen": chosen["chosen"],
-                              "seconds": sum(r["seconds"] for r in rows.values())}
+                              "seconds": sum(r["seconds"] for r in rows.values()),
+                              # how many source validation rows DEV's weights rested on, and whether it could guard
+                              "dev_effective_rows": chosen.get("dev_effective_rows"), "dev_rows": chosen.get("dev_rows"),
+                              "dev_trusted": (chosen.get("dev_gate") or {}).get("trusted")}
     return rows
 
 

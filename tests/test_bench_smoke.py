@@ -103,6 +103,8 @@ def test_adaptation_benchmark_smoke_runs_headstart_skada_and_the_upper_bound(tmp
             "skada:CORAL", "target_labeled"} <= set(rows)
     assert rows["hs:auto"][0]["chosen"] in ("source_only", "coral@1")
     assert all(rows[name][0]["dev"] is not None for name in ("source_only", "hs:coral@1", "ft:coral@1"))
+    auto = rows["hs:auto"][0]
+    assert auto["dev_rows"] > 0 and 0 < auto["dev_effective_rows"] <= auto["dev_rows"]
     assert "best skada adapter: skada:CORAL" in capsys.readouterr().out
 
 

@@ -202,13 +202,13 @@ def test_rank_backbones_scores_every_layer_from_one_pass_then_from_cache(tmp_pat
     from headstart.cache import FeatureCache
 
     calls = []
-    original = headstart.cache.extract_features
+    original = headstart.cache._extract
 
     def counting(backbone, items, layers, **kwargs):
         calls.append(list(layers))
         return original(backbone, items, layers, **kwargs)
 
-    monkeypatch.setattr(headstart.cache, "extract_features", counting)
+    monkeypatch.setattr(headstart.cache, "_extract", counting)
     X, y = tiny_inputs("image", per_class=4)  # string labels '0' / '1'
     cache = FeatureCache(tmp_path)
     rows = rank_backbones(list(X), y, ["efficientnet_lite0"], cache=cache, image_size=32)

@@ -67,6 +67,7 @@ class FeatureCache:
         self._memory: dict[str, dict[str, dict[bytes, np.ndarray]]] = {}
         self._chunks_read: dict[str, set[str]] = {}
         self.last_computed = 0  # inputs run through the backbone by the last call (for tests/bench)
+        self.last_inference_note = ""  # how the last computing call ran the backbone (BatchNorm folded or not, why)
 
     def backbone_key(self, backbone: Backbone) -> str:
         description = {
@@ -94,11 +95,12 @@ class FeatureCache:
         store = self._load(key, set(hashes))
         missing = sorted({i for i, h in enumerate(hashes) for layer in layers if h not in store.get(layer, {})})
         self.last_computed = len(missing)
+        if missing:  # one folded copy for every chunk
+            runner, self.last_inference_note = inference_runner(backbone, [items[i] for i in missing])
         # One chunk per block: a crash during a long extraction keeps every finished block.
         for start in range(0, len(missing), CHUNK_SIZE):
             block = missing[start : start + CHUNK_SIZE]
-            computed = extract_features(backbone, [items[i] for i in block], layers,
-                                        batch_size=batch_size, progress=progress)
+            computed = _extract(runner, [items[i] for i in block], layers, batch_size=batch_size, progress=progress)
             new_hashes = [hashes[i] for i in block]
             for layer in layers:
                 bucket = store.setdefault(layer, {})
@@ -147,20 +149,45 @@ class FeatureCache:
 def extract_features(
     backbone: Backbone, items: Sequence, layers: Sequence[str], *, batch_size: int = 64, progress: bool = False
 ) -> dict[str, np.ndarray]:
-    """One inference-mode pass over ``items``; ``{layer: (n, d) float32}``."""
+    """One inference-mode pass over ``items``; ``{layer: (n, d) float32}``, rows in the order of ``items``.
+
+    From :data:`~headstart.backbones.fold.FOLD_MIN_INPUTS` inputs on, the pass runs on a copy of
+    the backbone with its BatchNorms folded into their convolutions (checked equal on the first
+    inputs; see :mod:`headstart.backbones.fold`); ``backbone`` itself is never changed.
+    """
+    runner, _ = inference_runner(backbone, items)
+    return _extract(runner, items, layers, batch_size=batch_size, progress=progress)
+
+
+def inference_runner(backbone: Backbone, items: Sequence) -> tuple[Backbone, str]:
+    """The backbone to extract ``items`` with, and why: a BatchNorm-folded copy when that pays."""
+    from .backbones.fold import FOLD_MIN_INPUTS, folded_for_inference
+
+    if len(items) < FOLD_MIN_INPUTS:
+        return backbone, f"not folded: {len(items)} inputs, folding pays from {FOLD_MIN_INPUTS}"
+    probe = backbone.preprocess(list(items[:4]))
+    device = next((p.device for p in backbone.parameters()), torch.device("cpu"))
+    return folded_for_inference(backbone, {k: v.to(device) for k, v in probe.items()})
+
+
+def _extract(backbone: Backbone, items: Sequence, layers: Sequence[str], *, batch_size: int,
+             progress: bool) -> dict[str, np.ndarray]:
     from tqdm.auto import tqdm
 
     was_training = backbone.training
     backbone.eval()
     device = next((p.device for p in backbone.parameters()), torch.device("cpu"))
-    outputs: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
-    starts = range(0, len(items), batch_size)
+    batches = backbone.inference_batches(items, batch_size)
+    outputs: dict[str, np.ndarray] = {}
     with torch.inference_mode():
-        for start in tqdm(starts, desc=f"features ({backbone.name})", unit="batch", disable=None if progress else True, leave=False):
-            batch = backbone.preprocess(items[start : start + batch_size])
+        for positions in tqdm(batches, desc=f"features ({backbone.name})", unit="batch", disable=None if progress else True, leave=False):
+            batch = backbone.preprocess([items[i] for i in positions])
             batch = {k: v.to(device) for k, v in batch.items()}
             pooled = backbone.forward_features(batch, layers=list(layers))
             for layer in layers:
-                outputs[layer].append(pooled[layer].float().cpu().numpy())
+                rows = pooled[layer].float().cpu().numpy()
+                if layer not in outputs:
+                    outputs[layer] = np.empty((len(items), rows.shape[1]), dtype=np.float32)
+                outputs[layer][positions] = rows
     backbone.train(was_training)
-    return {layer: np.concatenate(chunks) for layer, chunks in outputs.items()}
+    return outputs

@@ -125,6 +125,14 @@ class Backbone(nn.Module):
         """How many inputs preprocessing cuts short (texts over the token limit); 0 if none can be."""
         return 0
 
+    def inference_batches(self, items: Sequence, batch_size: int) -> list[list[int]]:
+        """Positions of ``items`` grouped into the batches frozen extraction runs, in that order.
+
+        Default: consecutive slices of ``batch_size``. A backbone whose cost depends on each
+        batch's longest input (padded text) orders them so that batches hold inputs of like size.
+        """
+        return [list(range(start, min(start + batch_size, len(items)))) for start in range(0, len(items), batch_size)]
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Pooled features of the last layer, ``(n, feature_dim)``; differentiable."""
         return self._pooled_outputs(batch, [self.layer_names[-1]])[self.layer_names[-1]]

@@ -7,6 +7,7 @@ for all-MiniLM). Layer groups: the embeddings, then each transformer layer in or
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -87,6 +88,16 @@ class HFTextBackbone(Backbone):
     def count_truncated(self, items: Sequence[str]) -> int:
         lengths = self.tokenizer(list(items), truncation=False, add_special_tokens=True)["input_ids"]
         return sum(len(ids) > self.max_length for ids in lengths)
+
+    def inference_batches(self, items: Sequence[str], batch_size: int) -> list[list[int]]:
+        # Every batch is padded to its longest text: sorted by length, a batch wastes little on
+        # padding (VADER movie snippets: 2x faster on 768 of them). A small set is cut in about 8
+        # batches, so that each does not span most of its length range.
+        lengths = [len(ids) for ids in self.tokenizer(list(items), truncation=True, max_length=self.max_length,
+                                                      add_special_tokens=True)["input_ids"]]
+        order = sorted(range(len(items)), key=lengths.__getitem__)
+        size = max(1, min(batch_size, math.ceil(len(items) / 8)))
+        return [order[start : start + size] for start in range(0, len(order), size)]
 
     def _pool(self, output, batch) -> torch.Tensor:
         hidden = output[0] if isinstance(output, (tuple, list)) else output

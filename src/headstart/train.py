@@ -159,14 +159,14 @@ def predict_features(model: TransferModel, items, *, batch_size: int = 64, devic
 def _inference(model: TransferModel, items, batch_size: int, device, *, features: bool) -> np.ndarray:
     device = device or next(model.parameters()).device
     model.eval()
-    chunks = []
-    with torch.inference_mode():
-        for start in range(0, len(items), batch_size):
-            batch = model.backbone.preprocess(items[start : start + batch_size])
-            logits, feature_rows = model({k: v.to(device) for k, v in batch.items()}, return_features=True)
-            chunks.append((feature_rows if features else logits).float().cpu().numpy())
     width = model.head.in_features if features else model.head.out_features
-    return np.concatenate(chunks) if chunks else np.zeros((0, width), np.float32)
+    rows = np.zeros((len(items), width), np.float32)
+    with torch.inference_mode():
+        for positions in model.backbone.inference_batches(items, batch_size):  # text: like lengths together
+            batch = model.backbone.preprocess([items[i] for i in positions])
+            logits, feature_rows = model({k: v.to(device) for k, v in batch.items()}, return_features=True)
+            rows[positions] = (feature_rows if features else logits).float().cpu().numpy()
+    return rows
 
 
 def _diverged(loss_value: float, epoch: int, index: int, terms, settings) -> None:

@@ -126,7 +126,8 @@ class Backbone(nn.Module):
         return 0
 
     def inference_batches(self, items: Sequence, batch_size: int) -> list[list[int]]:
-        """Positions of ``items`` grouped into the batches frozen extraction runs, in that order.
+        """Positions of ``items`` grouped into the batches that inference (frozen extraction,
+        prediction) runs, in that order.
 
         Default: consecutive slices of ``batch_size``. A backbone whose cost depends on each
         batch's longest input (padded text) orders them so that batches hold inputs of like size.

@@ -159,6 +159,13 @@ def test_linear_probe_predicts_from_cached_features_without_running_the_backbone
     np.testing.assert_allclose(first, direct[:, 1] - direct[:, 0], rtol=1e-4, atol=1e-4)
 
 
+def test_batch_size_defaults_to_16_steps_per_epoch_and_keeps_the_users(tmp_path):
+    X, y = tiny_texts(8)  # 16 texts: 12 train after the 4 held out
+    common = dict(strategy="finetune", epochs=1, val_size=4, cache_dir=str(tmp_path / "cache"), verbose=0)
+    assert TransferClassifier(**common).fit(X, y).fit_summary_["batch_size"] == 8  # ceil(12 / 16) raised to 8
+    assert TransferClassifier(batch_size=3, **common).fit(X, y).fit_summary_["batch_size"] == 3
+
+
 def test_finetuned_backbone_predicts_with_its_own_forward_pass(tmp_path):
     from helpers import tiny_texts
 

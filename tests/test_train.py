@@ -18,7 +18,7 @@ from headstart.backbones.precomputed import PrecomputedBackbone
 from headstart.backbones.timm_backbone import TimmBackbone
 from headstart.cli import main
 from headstart.model import TransferModel
-from headstart.train import TrainSettings, average_states, train_classifier, trainable_state
+from headstart.train import TrainSettings, average_states, default_batch_size, train_classifier, trainable_state
 
 from helpers import tiny_images, tiny_inputs
 
@@ -106,6 +106,11 @@ def _train(settings, monkeypatch=None):
     model = TransferModel(PrecomputedBackbone(8), 2)
     result = train_classifier(model, X[:32], y[:32], X[32:], y[32:], settings)
     return model, result
+
+
+@pytest.mark.parametrize("n_train, expected", [(1, 8), (80, 8), (128, 8), (200, 13), (496, 31), (512, 32), (9000, 32)])
+def test_default_batch_size_gives_small_data_16_steps_per_epoch_between_8_and_32(n_train, expected):
+    assert default_batch_size(n_train) == expected
 
 
 def test_average_states_means_floats_and_keeps_counters():

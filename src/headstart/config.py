@@ -34,7 +34,8 @@ class FitConfig:
     layer_decay: float = option(0.75, "Each earlier layer group learns at this fraction of the next one's rate.",
                                 minimum=0.0, maximum=1.0, kind=float)
     weight_decay: float = option(0.01, "AdamW weight decay.", minimum=0.0, kind=float)
-    batch_size: int = option(32, "Examples per training step.", minimum=1, kind=int)
+    batch_size: int | None = option(None, "Examples per training step (default: 32, or fewer on small data so that "
+                                    "an epoch takes at least 16 steps, never below 8).", minimum=1, kind=int)
     patience: int = option(3, "Stop after this many epochs without a better validation accuracy.", minimum=1, kind=int)
     regularizer: str | None = option(None, "finetune/lp_ft: keep pre-trained knowledge while fine-tuning: l2_sp, delta, "
                                      "bss, lwf, or several joined by commas.", kind=str)

@@ -21,7 +21,7 @@ from . import __version__
 from .config import DEFAULTS, validate
 from .data import LabeledData, check_classification_labels, from_arrays, load_dataset, stratified_split
 from .errors import ConfigError, DataError, NotFittedError
-from .train import TrainSettings, seed_everything
+from .train import TrainSettings, default_batch_size, seed_everything
 
 DEFAULT_BUDGET = "10m"
 DEFAULT_BACKBONES = {"image": "efficientnet_lite0", "text": "minilm_l6", "audio": "resemblyzer_ge2e", "features": "precomputed"}
@@ -214,7 +214,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             val_items=[data.inputs[i] for i in val_idx], val_y=encoded[val_idx],
             n_classes=n_classes,
             settings=TrainSettings(epochs=self.epochs, layer_decay=self.layer_decay, weight_decay=self.weight_decay,
-                                   batch_size=self.batch_size, patience=self.patience, augment=self.augment,
+                                   batch_size=self.batch_size or default_batch_size(len(train_idx)),
+                                   patience=self.patience, augment=self.augment,
                                    train_bn=self.train_bn, randaugment=self.randaugment, mixup=self.mixup,
                                    cutmix=self.cutmix, token_dropout=self.token_dropout,
                                    label_smoothing=self.label_smoothing, average_checkpoints=self.average_checkpoints,
@@ -372,7 +373,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                           UserWarning, stacklevel=3)
         if self._backbone_unchanged():
             return self._logits_from_cached_features(data.inputs)
-        return np.asarray(self.model_.predict_logits(data.inputs, batch_size=max(64, self.batch_size)))
+        return np.asarray(self.model_.predict_logits(data.inputs, batch_size=max(64, self.batch_size or 0)))
 
     def _backbone_unchanged(self) -> bool:
         """Whether the backbone still holds its pre-trained weights (a linear probe, frozen-feature adaptation)."""
@@ -392,10 +393,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         """What the head reads, ``(n, feature_dim)``: the feature cache's rows while the backbone is pre-trained."""
         if self._backbone_unchanged():
             layer = self.backbone_.layer_names[-1]
-            return self._cache().features(self.backbone_, list(items), [layer], batch_size=max(64, self.batch_size))[layer]
+            return self._cache().features(self.backbone_, list(items), [layer], batch_size=max(64, self.batch_size or 0))[layer]
         from .train import predict_features
 
-        return predict_features(self.model_, list(items), batch_size=max(64, self.batch_size))
+        return predict_features(self.model_, list(items), batch_size=max(64, self.batch_size or 0))
 
     def predict_proba(self, X) -> np.ndarray:
         logits = torch.from_numpy(self._logits(X))

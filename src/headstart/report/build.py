@@ -327,7 +327,7 @@ def _transfer_features(clf, backbone_name: str, items: list) -> np.ndarray:
     cache = FeatureCache("default") if clf.cache_dir is None else clf._cache()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return cache.features(backbone, items, batch_size=max(64, clf.batch_size))[backbone.layer_names[-1]]
+        return cache.features(backbone, items, batch_size=max(64, clf.batch_size or 0))[backbone.layer_names[-1]]
 
 
 def _draws(y_train: np.ndarray, sizes: list[int], random_state: int) -> dict[int, list[np.ndarray]]:

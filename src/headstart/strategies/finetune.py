@@ -29,8 +29,8 @@ def run_finetune(context: FitContext, model: TransferModel, *, default_freeze: i
         report = f"trainable inside the backbone: {trainable:,} numbers chosen by the strategy"
     else:
         report = backbone.freeze(freeze)
-    context.log(f"{report}")
     settings = context.finetune_settings(backbone, **overrides)
+    context.log(f"{report}; {settings.batch_size} examples per step")
     if head_lr is not None:
         settings.head_lr = head_lr
     started = time.perf_counter()
@@ -52,6 +52,7 @@ def run_finetune(context: FitContext, model: TransferModel, *, default_freeze: i
         "lr": settings.lr,
         "head_lr": settings.head_lr,
         "layer_decay": settings.layer_decay,
+        "batch_size": settings.batch_size,
         "loss_terms": [f"{t.name} (weight {t.weight:g})" for t in terms],
         "checkpoint_average": getattr(result, "checkpoint_average", None),
         "frozen_prefix": result.frozen_prefix,

@@ -166,8 +166,11 @@ def inference_runner(backbone: Backbone, items: Sequence) -> tuple[Backbone, str
     if len(items) < FOLD_MIN_INPUTS:
         return backbone, f"not folded: {len(items)} inputs, folding pays from {FOLD_MIN_INPUTS}"
     probe = backbone.preprocess(list(items[:4]))
-    device = next((p.device for p in backbone.parameters()), torch.device("cpu"))
-    return folded_for_inference(backbone, {k: v.to(device) for k, v in probe.items()})
+    return folded_for_inference(backbone, {k: v.to(_device_of(backbone)) for k, v in probe.items()})
+
+
+def _device_of(backbone: Backbone) -> torch.device:
+    return next((p.device for p in backbone.parameters()), torch.device("cpu"))
 
 
 def _extract(backbone: Backbone, items: Sequence, layers: Sequence[str], *, batch_size: int,
@@ -176,7 +179,7 @@ def _extract(backbone: Backbone, items: Sequence, layers: Sequence[str], *, batc
 
     was_training = backbone.training
     backbone.eval()
-    device = next((p.device for p in backbone.parameters()), torch.device("cpu"))
+    device = _device_of(backbone)
     batches = backbone.inference_batches(items, batch_size)
     outputs: dict[str, np.ndarray] = {}
     with torch.inference_mode():

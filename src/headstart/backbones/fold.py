@@ -15,8 +15,9 @@ about 1.2-1.8x faster on a 2-core CPU, with features equal to about 1e-5 relativ
 
 :func:`folded_for_inference` works on a copy (the caller's backbone keeps training as before) and
 only on pairs seen in a real forward pass: a BatchNorm whose input *is* a convolution's output.
-The copy is then checked against the original on the same inputs, every layer group's pooled
-output, and is used only if they agree; the returned note says what was folded, or why nothing.
+The copy is then checked against its own unfolded outputs on the same inputs (those of the pass
+that found the pairs), every layer group's pooled output, and is used only if they agree; the
+returned note says what was folded, or why nothing.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ def _after_normalisation(norm: nn.Module):
     return None
 
 
-def _conv_norm_pairs(backbone, probe: dict[str, torch.Tensor]) -> list[tuple[nn.Conv2d, nn.Module]]:
-    """``(convolution, BatchNorm)`` pairs where the BatchNorm's input is that convolution's output."""
+def _conv_norm_pairs(backbone, probe: dict[str, torch.Tensor]) -> tuple[list[tuple[nn.Module, nn.Module]], dict]:
+    """``(convolution, BatchNorm)`` pairs where the BatchNorm's input is that convolution's output,
+    and the pooled outputs of every layer group on ``probe`` (the pass that found them)."""
     outputs: list[tuple[torch.Tensor, nn.Module]] = []  # the tensors themselves: ids can be reused
     pairs = []
 
@@ -65,13 +67,14 @@ def _conv_norm_pairs(backbone, probe: dict[str, torch.Tensor]) -> list[tuple[nn.
             handles.append(module.register_forward_pre_hook(before_norm))
     try:
         with torch.inference_mode():
-            backbone.forward_features(probe, layers=backbone.layer_names)
+            outputs_before = backbone.forward_features(probe, layers=backbone.layer_names)
     finally:
         for handle in handles:
             handle.remove()
-    return [(conv, norm) for conv, norm in pairs
-            if isinstance(conv, _CONV_FOR_NORM.get(type(norm), nn.Conv2d)) and norm.track_running_stats
-            and norm.running_mean is not None]
+    pairs = [(conv, norm) for conv, norm in pairs
+             if isinstance(conv, _CONV_FOR_NORM.get(type(norm), nn.Conv2d)) and norm.track_running_stats
+             and norm.running_mean is not None]
+    return pairs, outputs_before
 
 
 def _fold(conv: nn.Module, norm: nn.Module) -> None:
@@ -89,24 +92,18 @@ def folded_for_inference(backbone, probe: dict[str, torch.Tensor]):
     """
     if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in backbone.modules()):
         return backbone, "no BatchNorm to fold"
-    was_training = backbone.training
-    backbone.eval()
-    try:
-        twin = copy.deepcopy(backbone).eval()
-        pairs = _conv_norm_pairs(twin, probe)
-        if not pairs:
-            return backbone, "no BatchNorm directly follows a convolution"
-        with torch.no_grad():
-            for conv, norm in pairs:
-                _fold(conv, norm)
-        with torch.inference_mode():
-            expected = backbone.forward_features(probe, layers=backbone.layer_names)
-            got = twin.forward_features(probe, layers=backbone.layer_names)
-        for layer, reference in expected.items():
-            change = float((got[layer] - reference).abs().max()) / max(1.0, float(reference.abs().max()))
-            if not change <= MAX_RELATIVE_CHANGE:  # also catches NaN
-                return backbone, (f"folding changed layer group {layer!r} by {change:.2g} (relative); "
-                                  f"the unfolded network is used")
-    finally:
-        backbone.train(was_training)
+    twin = copy.deepcopy(backbone).eval()  # the caller's backbone is neither changed nor run
+    pairs, expected = _conv_norm_pairs(twin, probe)  # before folding, the twin computes what the original does
+    if not pairs:
+        return backbone, "no BatchNorm directly follows a convolution"
+    with torch.no_grad():
+        for conv, norm in pairs:
+            _fold(conv, norm)
+    with torch.inference_mode():
+        got = twin.forward_features(probe, layers=twin.layer_names)
+    for layer, reference in expected.items():
+        change = float((got[layer] - reference).abs().max()) / max(1.0, float(reference.abs().max()))
+        if not change <= MAX_RELATIVE_CHANGE:  # also catches NaN
+            return backbone, (f"folding changed layer group {layer!r} by {change:.2g} (relative); "
+                              f"the unfolded network is used")
     return twin, f"folded {len(pairs)} BatchNorm(s) into their convolutions"

@@ -76,7 +76,11 @@ def run_method(method: str, X, y, Xt, yt, seed: int, args, modality: str | None 
         options = {"strategy": method} if method != "auto" else {"strategy": "auto", "budget": args.budget}
         clf = TransferClassifier(**common, **options).fit(X, y)
         predictions = clf.predict(Xt)
-        extra = {"chosen": clf.plan_["winner"], "negative_transfer": clf.plan_["negative_transfer"]} if method == "auto" else {}
+        extra = {}
+        if method == "auto":  # the held-out evidence too, so other selection rules can be replayed on it
+            keep = ("name", "status", "default", "mean", "seconds", "correct")
+            extra = {"chosen": clf.plan_["winner"], "negative_transfer": clf.plan_["negative_transfer"],
+                     "candidates": [{k: c[k] for k in keep} for c in clf.plan_["candidates"]]}
     return {"accuracy": float((np.asarray(predictions) == np.asarray(yt)).mean()),
             "seconds": time.perf_counter() - started, **extra}
 

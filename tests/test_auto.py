@@ -50,6 +50,12 @@ def test_auto_records_every_candidate_with_scores_time_and_reason(digits_plan):
         if c["status"] == "scored":
             assert len(c["scores"]) == digits_plan.plan_["splits"] == 3  # tiny data: repeated splits
     assert {r["backbone"] for r in digits_plan.plan_["ranking"]} == {"efficientnet_lite0", "mobilenetv2_100"}
+    # tiny data: LP-FT is the default rung, tried right after the linear probes
+    assert [c["name"] for c in candidates if c["default"]] == [names[3]] and names[3].startswith("lp_ft@")
+    held_out = digits_plan.plan_["split_sizes"][1] * digits_plan.plan_["splits"]
+    for c in candidates:
+        if c["status"] == "scored":  # per-example hits, so a reader can redo the paired standard errors
+            assert len(c["correct"]) == held_out and np.mean(c["correct"]) == pytest.approx(np.mean(c["scores"]))
 
 
 def test_auto_plan_is_saved_and_a_baseline_winner_reloads_to_identical_predictions(digits_plan, digits_10_per_class, tmp_path):
@@ -139,6 +145,41 @@ def test_choose_winner_prefers_the_best_when_the_baseline_beats_the_cheaper_one(
     baseline = _scored("baseline:b", "baseline", [1, 1, 1, 0, 1, 0, 0, 0], seconds=0.1)  # 0.5
     winner, _, _, negative = choose_winner([baseline, probe, finetune])
     assert winner is finetune and not negative
+
+
+def test_choose_winner_keeps_the_default_rung_when_the_best_leads_by_less_than_one_standard_error():
+    from headstart.auto import choose_winner
+
+    probe = _scored("linear_probe@m", "transfer", [1, 1, 1, 0, 1, 0, 1, 1, 0, 1, 1, 1], seconds=2)  # 9/12
+    lp_ft = _scored("lp_ft@m", "transfer", [1, 1, 1, 0, 1, 0, 1, 1, 0, 1, 1, 0], seconds=60)  # 8/12
+    lp_ft.default = True
+    baseline = _scored("baseline:b", "baseline", [1, 0, 0, 0, 1, 0, 1, 0, 0, 1, 0, 0], seconds=0.1)
+    winner, best, _, negative = choose_winner([baseline, probe, lp_ft])
+    assert (winner, best, negative) == (lp_ft, probe, False)
+
+
+def test_choose_winner_leaves_the_default_rung_when_another_is_clearly_better():
+    from headstart.auto import choose_winner
+
+    probe = _scored("linear_probe@m", "transfer", [1] * 40, seconds=2)
+    lp_ft = _scored("lp_ft@m", "transfer", [1, 0] * 20, seconds=60)
+    lp_ft.default = True
+    winner, _, _, negative = choose_winner([probe, lp_ft])
+    assert winner is probe and not negative
+
+
+def test_default_rung_is_lp_ft_on_tiny_data_and_the_full_finetune_when_plentiful():
+    from headstart.auto import PLENTIFUL_PER_CLASS, Candidate, default_rung
+
+    ladder = [Candidate("baseline:b", "baseline", "b"), Candidate("linear_probe@m", "transfer", "linear_probe", "m"),
+              Candidate("finetune(freeze=4)@m", "transfer", "finetune", "m", 4),
+              Candidate("finetune(freeze=4)+label_smoothing=0.1@m", "transfer", "finetune", "m", 4,
+                        options={"label_smoothing": 0.1}),
+              Candidate("lp_ft@m", "transfer", "lp_ft", "m", 0),
+              Candidate("finetune(freeze=0)@m", "transfer", "finetune", "m", 0)]
+    assert default_rung(ladder, PLENTIFUL_PER_CLASS - 1).name == "lp_ft@m"
+    assert default_rung(ladder, PLENTIFUL_PER_CLASS).name == "finetune(freeze=0)@m"
+    assert default_rung(ladder[:2], 10) is None
 
 
 def test_planner_candidate_fit_is_the_fit_of_that_strategy_alone_whatever_ran_before():

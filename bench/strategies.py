@@ -27,7 +27,7 @@ from headstart import TransferClassifier
 from headstart.baselines import baseline_for
 
 from . import datasets
-from .report import finish, record, save_results
+from .report import finish, load_saved, record, save_results
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXED = ("baseline", "linear_probe", "finetune", "lp_ft", "scratch")
@@ -95,6 +95,9 @@ def main(argv=None) -> int:
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--methods", default="", help="comma-separated subset of the methods (default: all), e.g. "
                         "'auto' to re-measure the planner alone; the table then shows what was run")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="start at this seed (seeds first-seed .. seeds-1): fresh draws to check a rule chosen on "
+                             "the first ones; with a value above 0 the run adds to the saved results")
     parser.add_argument("--smoke", action="store_true", help="one seed, tiny test sets, 1 epoch: checks the harness")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -102,9 +105,9 @@ def main(argv=None) -> int:
     wanted = {m.strip() for m in args.methods.split(",") if m.strip()}
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     suite = "strategies" + (f"-{'+'.join(sorted(wanted))}" if wanted else "")
-    results = {}
+    results = load_saved(ROOT, suite) if args.first_seed > 0 and not args.smoke else {}
     for task in tasks:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.seeds):
             X, y, Xt, yt = load_task(task, seed, args.smoke)
             for method in (*FIXED, *(("lora",) if isinstance(X, list) else ()), "auto"):
                 if wanted and method not in wanted:

@@ -147,25 +147,58 @@ def test_choose_winner_prefers_the_best_when_the_baseline_beats_the_cheaper_one(
     assert winner is finetune and not negative
 
 
-def test_choose_winner_keeps_the_default_rung_when_the_best_leads_by_less_than_one_standard_error():
-    from headstart.auto import choose_winner
+def test_choose_winner_keeps_the_default_rung_while_the_lead_interval_includes_zero():
+    from headstart.auto import choose_winner, explain, paired_standard_error
 
-    probe = _scored("linear_probe@m", "transfer", [1, 1, 1, 0, 1, 0, 1, 1, 0, 1, 1, 1], seconds=2)  # 9/12
-    lp_ft = _scored("lp_ft@m", "transfer", [1, 1, 1, 0, 1, 0, 1, 1, 0, 1, 1, 0], seconds=60)  # 8/12
+    # the probe is right on 7 examples the default gets wrong, wrong on 2 it gets right: +5/40,
+    # 1.7 paired standard errors, more than one (the old rule would leave the default) but under 1.96
+    probe = _scored("linear_probe@m", "transfer", [1] * 7 + [0] * 2 + [1] * 22 + [0] * 9, seconds=2)
+    lp_ft = _scored("lp_ft@m", "transfer", [0] * 7 + [1] * 2 + [1] * 22 + [0] * 9, seconds=60)
     lp_ft.default = True
-    baseline = _scored("baseline:b", "baseline", [1, 0, 0, 0, 1, 0, 1, 0, 0, 1, 0, 0], seconds=0.1)
-    winner, best, _, negative = choose_winner([baseline, probe, lp_ft])
+    baseline = _scored("baseline:b", "baseline", [0] * 20 + [1] * 20, seconds=0.1)
+    assert 1 < (probe.mean - lp_ft.mean) / paired_standard_error(probe, lp_ft) < 1.96
+    winner, best, base, negative = choose_winner([baseline, probe, lp_ft])
     assert (winner, best, negative) == (lp_ft, probe, False)
+    verdict = explain([baseline, probe, lp_ft], winner, best, base, negative, 40)
+    assert lp_ft.reason.startswith("won: the ladder's default at this data size")
+    assert "leads it by +12.5 points, 95% interval [-1.9, +26.9]: not shown to be better" in lp_ft.reason
+    assert probe.reason.startswith("lost: best held-out accuracy") and "includes zero" in probe.reason
+    assert verdict.startswith("transfer helped: linear_probe@m")
+
+
+def test_choose_winner_keeps_the_default_rung_on_an_exact_tie_with_the_baseline():
+    from headstart.auto import choose_winner, explain
+
+    lp_ft = _scored("lp_ft@m", "transfer", [1, 0, 1, 1, 0, 1], seconds=60)
+    lp_ft.default = True
+    baseline = _scored("baseline:b", "baseline", [0, 1, 1, 1, 1, 0], seconds=0.1)
+    winner, best, base, negative = choose_winner([baseline, lp_ft])
+    assert winner is lp_ft and not negative
+    assert explain([baseline, lp_ft], winner, best, base, negative, 6).startswith(
+        "no difference shown: the no-transfer baseline baseline:b ties the best transfer candidate lp_ft@m")
 
 
 def test_choose_winner_leaves_the_default_rung_when_another_is_clearly_better():
-    from headstart.auto import choose_winner
+    from headstart.auto import choose_winner, explain
 
     probe = _scored("linear_probe@m", "transfer", [1] * 40, seconds=2)
     lp_ft = _scored("lp_ft@m", "transfer", [1, 0] * 20, seconds=60)
     lp_ft.default = True
-    winner, _, _, negative = choose_winner([probe, lp_ft])
+    baseline = _scored("baseline:b", "baseline", [1, 0] * 20, seconds=0.1)
+    winner, best, base, negative = choose_winner([baseline, probe, lp_ft])
     assert winner is probe and not negative
+    explain([baseline, probe, lp_ft], winner, best, base, negative, 40)
+    assert probe.reason.startswith("won: best held-out accuracy") and "ahead of the ladder's default lp_ft@m" in probe.reason
+
+
+def test_choose_winner_calls_negative_transfer_when_the_baseline_beats_every_transfer_candidate():
+    from headstart.auto import choose_winner
+
+    lp_ft = _scored("lp_ft@m", "transfer", [1, 0, 1, 0, 0, 1], seconds=60)
+    lp_ft.default = True
+    baseline = _scored("baseline:b", "baseline", [1, 1, 1, 0, 0, 1], seconds=0.1)
+    winner, _, _, negative = choose_winner([baseline, lp_ft])
+    assert winner is baseline and negative
 
 
 def test_default_rung_is_lp_ft_on_tiny_data_and_the_full_finetune_when_plentiful():

@@ -28,7 +28,7 @@ from scipy.stats import kendalltau
 
 from headstart import TransferClassifier, __version__
 from headstart.backbones import ZOO
-from headstart.selection.rank import rank_backbones, suggest_freeze
+from headstart.selection.rank import default_max_examples, rank_backbones, suggest_freeze
 
 from .report import write_section
 from .strategies import load_task
@@ -79,8 +79,9 @@ def cost_seed(task: str, seed: int, args) -> dict:
     """Ranking time against one full fine-tune of the top-ranked backbone, nothing else (``--cost-only``)."""
     X, y, _, _ = load_task(task, seed, args.smoke)
     backbones = zoo_backbones("text" if isinstance(X, list) else "image")
+    limit = default_max_examples(len(np.unique(y))) if args.max_examples is None else (args.max_examples or None)
     started = time.perf_counter()
-    rows = rank_backbones(X, y, backbones, layers="all", cache="none", image_size=args.image_size)
+    rows = rank_backbones(X, y, backbones, layers="all", cache="none", image_size=args.image_size, max_examples=limit)
     rank_seconds = time.perf_counter() - started
     top = max(rows, key=lambda r: r.score).backbone
     started = time.perf_counter()
@@ -90,7 +91,7 @@ def cost_seed(task: str, seed: int, args) -> dict:
     print(f"{task} seed {seed}: ranking {rank_seconds:.1f} s, full fine-tune of {top} {full_seconds:.1f} s "
           f"({100 * rank_seconds / full_seconds:.1f}%)", flush=True)
     return {"rank_seconds": rank_seconds, "full_finetune_seconds": full_seconds, "top_backbone": top,
-            "n_train": len(y), "layers": len(rows)}
+            "n_train": len(y), "ranked": min(len(y), limit or len(y)), "layers": len(rows)}
 
 
 def _measured(meta: dict) -> str:
@@ -101,16 +102,18 @@ def _measured(meta: dict) -> str:
 def render_cost(results: dict, meta: dict) -> str:
     lines = [f"{_measured(meta)}, one after the other, nothing else running; `finetune` up to {meta['epochs']} "
              f"epochs (early stopping), images at {meta['image_size']} px. Ranking: LogME on all layer groups of all zoo "
-             "backbones of the modality, no feature cache, backbone loading included; the fine-tune is of the "
+             "backbones of the modality, on the examples-ranked column's stratified subsample (the default of "
+             "`headstart rank` and the planner), no feature cache, backbone loading included; the fine-tune is of the "
              "top-ranked backbone, nothing frozen, on the same examples. Median over seeds, and the ratio of the "
              "medians. `python -m bench.transferability --cost-only`.", "",
-             "| task | training examples | layer groups ranked | ranking (median) | one full fine-tune (median) | ranking ÷ fine-tune | per seed |",
-             "|---|---|---|---|---|---|---|"]
+             "| task | training examples | examples ranked | layer groups ranked | ranking (median) | one full fine-tune (median) | ranking ÷ fine-tune | per seed |",
+             "|---|---|---|---|---|---|---|---|"]
     for task, seeds in results.items():
         rank_s = statistics.median(s["rank_seconds"] for s in seeds)
         full_s = statistics.median(s["full_finetune_seconds"] for s in seeds)
         per_seed = "; ".join(f"{s['rank_seconds']:.1f} s / {s['full_finetune_seconds']:.1f} s" for s in seeds)
-        lines.append(f"| {task} | {seeds[0]['n_train']} | {seeds[0]['layers']} | {rank_s:.1f} s | {full_s:.1f} s | "
+        lines.append(f"| {task} | {seeds[0]['n_train']} | {seeds[0].get('ranked', seeds[0]['n_train'])} | "
+                     f"{seeds[0]['layers']} | {rank_s:.1f} s | {full_s:.1f} s | "
                      f"{100 * rank_s / full_s:.1f}% | {per_seed} |")
     return "\n".join(lines)
 
@@ -125,6 +128,9 @@ def main(argv=None) -> int:
     parser.add_argument("--cost-only", action="store_true",
                         help="only time ranking against one full fine-tune (no per-depth fine-tunes, no τ); "
                              "for the larger tasks, e.g. --tasks fashion@100,vader@64")
+    parser.add_argument("--max-examples", type=int, default=None,
+                        help="--cost-only: rank on a stratified subsample of this many (default: what `headstart rank` "
+                             "uses; 0: all)")
     parser.add_argument("--smoke", action="store_true", help="one seed, tiny test sets, 1 epoch, 2 depths")
     args = parser.parse_args(argv)
     if args.smoke:

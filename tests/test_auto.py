@@ -50,6 +50,7 @@ def test_auto_records_every_candidate_with_scores_time_and_reason(digits_plan):
         if c["status"] == "scored":
             assert len(c["scores"]) == digits_plan.plan_["splits"] == 3  # tiny data: repeated splits
     assert {r["backbone"] for r in digits_plan.plan_["ranking"]} == {"efficientnet_lite0", "mobilenetv2_100"}
+    assert digits_plan.plan_["ranked_examples"] == 100  # all of them: fewer than the subsample size
     # tiny data: LP-FT is the default rung, tried right after the linear probes
     assert [c["name"] for c in candidates if c["default"]] == [names[3]] and names[3].startswith("lp_ft@")
     held_out = digits_plan.plan_["split_sizes"][1] * digits_plan.plan_["splits"]

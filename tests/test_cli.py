@@ -337,6 +337,18 @@ def test_rank_text_csv_prints_table_total_and_freeze_depth(tmp_path):
     assert "minilm_l6: --freeze " in out and "(best layer: " in out
 
 
+def test_rank_max_examples_says_it_scored_a_subsample_and_rejects_too_few(tmp_path, capsys):
+    texts, labels = tiny_texts(per_class=6)
+    table = tmp_path / "reviews.csv"
+    with table.open("w", newline="") as handle:
+        csv.writer(handle).writerows([["text", "label"], *zip(texts, labels)])
+    code, out, err = run(["rank", table, "--max-examples", "8", "--layers", "last", "--cache-dir", "none"])
+    assert code == 0, err
+    assert f"on a stratified 8 of {len(texts)} text examples" in out and "--max-examples 0 scores all" in out
+    assert main(["rank", str(table), "--max-examples", "3", "--cache-dir", "none"]) == 2
+    assert f"--max-examples 3: pass at least 2 per class (4 for the 2 classes of {table})" in capsys.readouterr().err
+
+
 def test_rank_unknown_score_exits_2_with_did_you_mean(tmp_path, capsys):
     assert main(["rank", str(tmp_path / "missing.csv"), "--score", "logmee"]) == 2
     assert "unknown score 'logmee'. Did you mean 'logme'" in capsys.readouterr().err

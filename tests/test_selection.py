@@ -10,7 +10,7 @@ from headstart.selection import (
     SCORES, RankRow, h_score, leep_from_probabilities, leep_score, logme_score, nce_from_assignments, nce_score,
     rank_backbones, regularized_h_score, suggest_freeze,
 )
-from helpers import tiny_inputs
+from helpers import tiny_inputs, tiny_texts
 
 
 def blobs(n_per_class=60, k=3, d=8, separation=6.0, seed=0):
@@ -224,6 +224,37 @@ def test_rank_backbones_scores_every_layer_from_one_pass_then_from_cache(tmp_pat
     assert [(r.layer, r.score_name) for r in again] == [("head", "hscore")]
     rank_backbones(list(X), y, ["efficientnet_lite0"], cache=cache, image_size=32, score="nce")
     assert cache.last_computed == 0 and len(calls) == 1
+
+
+def test_rank_backbones_max_examples_scores_a_fixed_stratified_subsample(monkeypatch):
+    import headstart.cache
+    from headstart.selection.rank import stratified_subsample
+
+    seen = []
+    original = headstart.cache._extract
+    monkeypatch.setattr(headstart.cache, "_extract",
+                        lambda backbone, items, layers, **kw: seen.append(list(items)) or original(backbone, items, layers, **kw))
+    X, y = tiny_texts(per_class=9)
+    y = np.asarray(y)
+    rows = rank_backbones(X, y, ["minilm_l6"], cache="none", layers="last", max_examples=6)
+    chosen = stratified_subsample(np.unique(y, return_inverse=True)[1], 6)
+    assert seen == [[X[i] for i in chosen]] and len(chosen) == 6
+    assert sorted(np.unique(y[chosen], return_counts=True)[1]) == [3, 3]  # each class keeps its share
+    manual = rank_backbones([X[i] for i in chosen], y[chosen], ["minilm_l6"], cache="none", layers="last")
+    assert rows[0].score == pytest.approx(manual[0].score)
+    rank_backbones(X, y, ["minilm_l6"], cache="none", layers="last", max_examples=100)  # more than there are: all
+    assert seen[-1] == list(X)
+    with pytest.raises(ConfigError, match=r"max_examples=3: pass at least 2 per class \(4 for these 2 classes\)"):
+        rank_backbones(X, y, ["minilm_l6"], cache="none", max_examples=3)
+
+
+def test_stratified_subsample_keeps_every_class_and_the_exact_size():
+    from headstart.selection.rank import stratified_subsample
+
+    labels = np.repeat([0, 1, 2], [40, 4, 1])
+    chosen = stratified_subsample(labels, 10)
+    assert len(chosen) == len(set(chosen)) == 10 and list(np.bincount(labels[chosen])) == [8, 1, 1]
+    np.testing.assert_array_equal(chosen, stratified_subsample(labels, 10))  # a fixed draw
 
 
 def test_rank_backbones_rejects_bad_arguments():

@@ -1,8 +1,9 @@
 """The planner behind ``strategy="auto"``: rank, try the strategy ladder, keep the best, and say why.
 
 1. Rank the candidate backbones (all installed zoo models of the data's modality, or the one asked
-   for) with LogME on every layer group, from one cached forward pass each; keep the best two, and
-   read a suggested freeze depth off the per-layer scores.
+   for) with LogME on every layer group, from one cached forward pass each over a stratified
+   subsample of at most 512 examples (``selection.rank.DEFAULT_MAX_EXAMPLES``); keep the best two,
+   and read a suggested freeze depth off the per-layer scores.
 2. Score candidates on held-out data they never saw: each is fit on the planner's training part
    (with its own inner split for C or early stopping) and scored on the planner's validation part;
    with tiny data (fewer than 30 examples in some class) over 3 repeated stratified splits.
@@ -37,6 +38,7 @@ from sklearn.model_selection import StratifiedShuffleSplit
 
 from .baselines import baseline_for
 from .intervals import accuracy_text
+from .selection.rank import default_max_examples
 from .backbones import ZOO
 
 TINY_PER_CLASS = 30
@@ -104,11 +106,13 @@ def planner_splits(encoded: np.ndarray, val_size: float, seed: int) -> list[tupl
 
 
 def rank(estimator, data, encoded, backbones: list[str]) -> tuple[list[dict], dict[str, int]]:
-    """LogME per (backbone, layer group); returns rows best first and a freeze depth per backbone."""
+    """LogME per (backbone, layer group), on a stratified subsample of at most ``DEFAULT_MAX_EXAMPLES``;
+    returns rows best first and a freeze depth per backbone."""
     from .selection.rank import rank_backbones, suggest_freeze
 
     rows = rank_backbones(data.inputs, encoded, backbones, layers="all", cache=estimator._cache(),
-                          image_size=estimator.image_size, max_length=estimator.max_length, score="logme")
+                          image_size=estimator.image_size, max_length=estimator.max_length, score="logme",
+                          max_examples=default_max_examples(int(encoded.max()) + 1))
     freeze = {name: suggest_freeze([r for r in rows if r.backbone == name]) for name in backbones}
     return [dataclasses.asdict(r) for r in rows], freeze
 
@@ -184,7 +188,8 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
     plan = {
         "budget_seconds": budget_seconds, "spent_seconds": time.perf_counter() - started,
         "splits": len(splits), "split_sizes": [len(splits[0][0]), len(splits[0][1])], "split_kind": "repeated stratified" if len(splits) > 1 else "stratified hold-out",
-        "ranking": ranking, "freeze_suggestions": freeze_depths, "kept_backbones": kept,
+        "ranking": ranking, "ranked_examples": min(len(encoded), default_max_examples(n_classes)),
+        "freeze_suggestions": freeze_depths, "kept_backbones": kept,
         # ``correct``: 1/0 per held-out example, splits in order, so the paired standard errors can be redone
         "candidates": [{**dataclasses.asdict(c), "mean": c.mean, "std": c.std} for c in candidates],
         "winner": winner.name, "baseline": base.name if base else None,

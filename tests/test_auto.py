@@ -172,11 +172,13 @@ def test_choose_winner_keeps_the_default_rung_on_an_exact_tie_with_the_baseline(
 
     lp_ft = _scored("lp_ft@m", "transfer", [1, 0, 1, 1, 0, 1], seconds=60)
     lp_ft.default = True
+    probe = _scored("linear_probe@m", "transfer", [1, 1, 0, 1, 0, 1], seconds=2)  # ties too, and is cheaper
     baseline = _scored("baseline:b", "baseline", [0, 1, 1, 1, 1, 0], seconds=0.1)
-    winner, best, base, negative = choose_winner([baseline, lp_ft])
-    assert winner is lp_ft and not negative
-    assert explain([baseline, lp_ft], winner, best, base, negative, 6).startswith(
-        "no difference shown: the no-transfer baseline baseline:b ties the best transfer candidate lp_ft@m")
+    winner, best, base, negative = choose_winner([baseline, probe, lp_ft])
+    assert winner is lp_ft and best is probe and not negative
+    assert explain([baseline, probe, lp_ft], winner, best, base, negative, 6).startswith(
+        "no difference shown: the no-transfer baseline baseline:b ties the best transfer candidate linear_probe@m")
+    assert lp_ft.reason.endswith("linear_probe@m ties it")
 
 
 def test_choose_winner_leaves_the_default_rung_when_another_is_clearly_better():

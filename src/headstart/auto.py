@@ -259,9 +259,10 @@ def explain(scored: list[Candidate], winner, best_transfer, base, negative: bool
     default = next((c for c in scored if c.default), None)
     for c in scored:
         if c is winner and c.default and c is not best_transfer:
-            c.reason = (f"won: the ladder's default at this data size, held-out accuracy {shown(c)}; the best, "
-                        f"{best_transfer.name} {shown(best_transfer)}, leads it by {lead(best_transfer, c)}: not "
-                        f"shown to be better")
+            c.reason = (f"won: the ladder's default at this data size, held-out accuracy {shown(c)}; " + (
+                f"{best_transfer.name} ties it" if best_transfer.mean == c.mean else
+                f"the best, {best_transfer.name} {shown(best_transfer)}, leads it by {lead(best_transfer, c)}: "
+                f"not shown to be better"))
         elif c is winner and c.kind == "transfer" and default is not None and c is not default:
             c.reason = (f"won: best held-out accuracy {shown(c)}, ahead of the ladder's default {default.name} "
                         f"{shown(default)} by {lead(c, default)}")

@@ -63,7 +63,9 @@ def test_report_has_every_section_and_four_inline_png_plots(report_page, digits_
     for candidate in plan["candidates"]:
         assert candidate["name"] in html and candidate["status"] in html
     assert "split 50/50" in html and "stratified" in html
-    assert ("Negative transfer." if plan["negative_transfer"] else "Transfer helped.") in html
+    from headstart.report.build import verdict_headline
+
+    assert f'<p class="verdict {verdict_headline(plan)[0]}"><strong>{verdict_headline(plan)[1]}</strong>' in html
     assert "20 per class skipped: larger than the smallest class of the training half (10)" in html
 
 
@@ -238,3 +240,32 @@ def test_report_says_when_dev_was_too_thin_to_guard_the_choice(tmp_path, monkeyp
     assert (f"not used: DEV's importance weights rest on {gate['effective_rows']} of {gate['rows']} source "
             f"validation rows") in html
     assert f"information maximization chose {clf.adaptation_['chosen']} alone" in html
+
+
+def _plan_candidates(baseline: float, probe: float, lp_ft: float):
+    return [{"name": "baseline:b", "kind": "baseline", "strategy": "b", "status": "scored", "mean": baseline},
+            {"name": "linear_probe@m", "kind": "transfer", "strategy": "linear_probe", "status": "scored", "mean": probe},
+            {"name": "lp_ft@m", "kind": "transfer", "strategy": "lp_ft", "status": "scored", "mean": lp_ft}]
+
+
+def test_plain_verdict_says_a_tie_says_nothing_and_names_the_kept_default():
+    from headstart.report.build import plain_verdict, verdict_headline
+
+    plan = {"winner": "lp_ft@m", "baseline": "baseline:b", "negative_transfer": False,
+            "verdict": "no difference shown: the no-transfer baseline baseline:b ties ..."}
+    text = plain_verdict(plan, _plan_candidates(0.583, 0.583, 0.5))
+    assert text.startswith("No difference shown: the best pretrained model (linear_probe@m) and a simple model")
+    assert "The planner kept lp_ft@m (0.500): the option that did best in our benchmarks" in text
+    assert verdict_headline(plan) == ("neutral", "No difference shown.")
+
+
+def test_plain_verdict_names_the_kept_default_when_it_is_not_the_best():
+    from headstart.report.build import plain_verdict, verdict_headline
+
+    plan = {"winner": "lp_ft@m", "baseline": "baseline:b", "negative_transfer": False, "verdict": "transfer helped: ..."}
+    text = plain_verdict(plan, _plan_candidates(0.6, 0.75, 0.7))
+    assert text.startswith("Transfer helped: the best pretrained model (linear_probe@m, 0.750) beat")
+    assert text.endswith("The planner kept lp_ft@m (0.700): the option that did best in our benchmarks at this data "
+                         "size, which the held-out examples did not show to be worse.")
+    assert verdict_headline(plan) == ("positive", "Transfer helped.")
+    assert verdict_headline({**plan, "negative_transfer": True}) == ("negative", "Negative transfer.")

@@ -154,6 +154,7 @@ def summarize_run(clf, folder: Path) -> dict:
             "winner": plan.get("winner"), "winner_kind": winner["kind"] if winner else None,
             "baseline": plan.get("baseline"), "negative_transfer": bool(plan.get("negative_transfer")),
             "verdict": plan.get("verdict", ""), "plain_verdict": plain_verdict(plan, candidates),
+            "headline": verdict_headline(plan),
             "candidates": candidates, "splits": plan.get("splits"), "split_kind": plan.get("split_kind"),
             "split_sizes": plan.get("split_sizes"), "budget_seconds": _number(plan.get("budget_seconds")),
             "spent_seconds": _number(plan.get("spent_seconds")), "kept_backbones": plan.get("kept_backbones", []),
@@ -163,6 +164,17 @@ def summarize_run(clf, folder: Path) -> dict:
                               "score_name": r.get("score_name", "logme"), "score": _number(r["score"])}
                              for r in plan.get("ranking", [])]
     return report
+
+
+def verdict_headline(plan: dict) -> tuple[str, str]:
+    """``(css class, bold words)`` that open the verdict: negative, a tie, positive, or no baseline."""
+    if plan.get("negative_transfer"):
+        return "negative", "Negative transfer."
+    if not plan.get("baseline"):
+        return "neutral", "No baseline."
+    if str(plan.get("verdict", "")).startswith("no difference shown"):
+        return "neutral", "No difference shown."
+    return "positive", "Transfer helped."
 
 
 def plain_verdict(plan: dict, candidates: list[dict]) -> str:
@@ -180,10 +192,18 @@ def plain_verdict(plan: dict, candidates: list[dict]) -> str:
         return (f"Transfer did not help here: a simple model trained from scratch on the raw inputs "
                 f"({baseline['strategy']}, {baseline['mean']:.3f}) did as well as or better than the best pretrained "
                 f"model ({best['name']}, {best['mean']:.3f}), so the simple model was kept.")
+    winner = next((c for c in transfer if c["name"] == plan.get("winner")), best)
+    kept = ("" if winner is best else
+            f" The planner kept {winner['name']} ({winner['mean']:.3f}): the option that did best in our benchmarks at "
+            f"this data size, which the held-out examples did not show to be worse.")
+    if best["mean"] == baseline["mean"]:
+        return (f"No difference shown: the best pretrained model ({best['name']}) and a simple model trained from "
+                f"scratch ({baseline['strategy']}) scored the same held-out accuracy ({best['mean']:.3f}); with this "
+                f"few examples that says nothing either way.{kept}")
     gain = 100 * (best["mean"] - baseline["mean"])
     return (f"Transfer helped: the best pretrained model ({best['name']}, {best['mean']:.3f}) beat a simple model "
             f"trained from scratch ({baseline['strategy']}, {baseline['mean']:.3f}) by {gain:.1f} percentage points "
-            f"of held-out accuracy.")
+            f"of held-out accuracy.{kept}")
 
 
 # --------------------------------------------------------------------------- test data

@@ -87,6 +87,29 @@ def test_fold_refuses_a_convolution_whose_output_is_also_used_elsewhere():
     assert note.startswith("folding changed layer group 'out' by ") and note.endswith("the unfolded network is used")
 
 
+def test_fold_in_place_folds_the_backbone_itself_and_undoes_a_fold_that_fails_its_check():
+    backbone = create_backbone("mobilenetv2_100", image_size=32)
+    _stir_batchnorm_statistics(backbone)
+    items, _ = tiny_inputs("image", per_class=3)
+    expected = _features(backbone, items)
+    runner, note = folded_for_inference(backbone, backbone.preprocess(items[:4]), in_place=True)
+    assert runner is backbone and note.startswith("folded ")
+    got = _features(runner, items)
+    for layer in backbone.layer_names:
+        scale = max(1.0, float(expected[layer].abs().max()))
+        assert float((got[layer] - expected[layer]).abs().max()) <= fold_module.MAX_RELATIVE_CHANGE * scale, layer
+
+    skip = _TinyBackbone(_ConvThenBatchNormAndSkip())  # its fold fails the check
+    _stir_batchnorm_statistics(skip)
+    state = {k: v.clone() for k, v in skip.state_dict().items()}
+    pixels = {"pixel_values": torch.randn(2, 3, 8, 8)}
+    runner, note = folded_for_inference(skip, pixels, in_place=True)
+    assert runner is skip and note.endswith("the unfolded network is used")
+    assert "forward" not in vars(skip.model.norm)  # the BatchNorm normalises again
+    for key, value in skip.state_dict().items():
+        torch.testing.assert_close(value, state[key], rtol=0, atol=0)
+
+
 def test_fold_reports_batchnorm_that_no_convolution_feeds():
     backbone = _TinyBackbone(nn.Sequential(nn.BatchNorm2d(3), nn.Conv2d(3, 2, 1)))
     runner, note = folded_for_inference(backbone, {"pixel_values": torch.randn(2, 3, 8, 8)})
@@ -100,7 +123,7 @@ def test_extract_features_folds_from_the_threshold_and_matches_the_plain_pass(mo
     plain = _extract(backbone, items, backbone.layer_names, batch_size=4, progress=False)
     calls = []
     original = fold_module.folded_for_inference
-    monkeypatch.setattr(fold_module, "folded_for_inference", lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setattr(fold_module, "folded_for_inference", lambda *a, **kw: calls.append(1) or original(*a, **kw))
     monkeypatch.setattr(fold_module, "FOLD_MIN_INPUTS", len(items) + 1)
     extract_features(backbone, items, backbone.layer_names, batch_size=4)
     assert calls == []  # too few inputs for folding to pay

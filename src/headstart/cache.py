@@ -86,8 +86,13 @@ class FeatureCache:
         *,
         batch_size: int = 64,
         progress: bool = False,
+        disposable: bool = False,
     ) -> dict[str, np.ndarray]:
-        """``{layer: (len(items), d) float32}``; computes only what is not cached yet."""
+        """``{layer: (len(items), d) float32}``; computes only what is not cached yet.
+
+        ``disposable``: the caller will not train or reuse ``backbone`` (ranking builds its own), so
+        BatchNorm folding may change it instead of a copy.
+        """
         layers = list(layers) if layers else [backbone.layer_names[-1]]
         backbone.check_layers(layers)
         key = self.backbone_key(backbone)
@@ -96,7 +101,8 @@ class FeatureCache:
         missing = sorted({i for i, h in enumerate(hashes) for layer in layers if h not in store.get(layer, {})})
         self.last_computed = len(missing)
         if missing:  # one folded copy for every chunk
-            runner, self.last_inference_note = inference_runner(backbone, [items[i] for i in missing])
+            runner, self.last_inference_note = inference_runner(backbone, [items[i] for i in missing],
+                                                                disposable=disposable)
         # One chunk per block: a crash during a long extraction keeps every finished block.
         for start in range(0, len(missing), CHUNK_SIZE):
             block = missing[start : start + CHUNK_SIZE]
@@ -159,14 +165,16 @@ def extract_features(
     return _extract(runner, items, layers, batch_size=batch_size, progress=progress)
 
 
-def inference_runner(backbone: Backbone, items: Sequence) -> tuple[Backbone, str]:
-    """The backbone to extract ``items`` with, and why: a BatchNorm-folded copy when that pays."""
+def inference_runner(backbone: Backbone, items: Sequence, *, disposable: bool = False) -> tuple[Backbone, str]:
+    """The backbone to extract ``items`` with, and why: a BatchNorm-folded copy when that pays
+    (``disposable``: the caller will not use ``backbone`` again, so it is folded itself, not a copy)."""
     from .backbones.fold import FOLD_MIN_INPUTS, folded_for_inference
 
     if len(items) < FOLD_MIN_INPUTS:
         return backbone, f"not folded: {len(items)} inputs, folding pays from {FOLD_MIN_INPUTS}"
     probe = backbone.preprocess(list(items[:4]))
-    return folded_for_inference(backbone, {k: v.to(_device_of(backbone)) for k, v in probe.items()})
+    return folded_for_inference(backbone, {k: v.to(_device_of(backbone)) for k, v in probe.items()},
+                                in_place=disposable)
 
 
 def _device_of(backbone: Backbone) -> torch.device:

@@ -47,34 +47,41 @@ TOLERANCE = 1e-10
 _TINY = 1e-300
 
 
-def max_log_evidence(sigma: np.ndarray, x: np.ndarray, y_norm2: float, n: int) -> tuple[float, float, float]:
-    """Maximise the evidence of one target over ``(alpha, beta)``; return ``(log evidence, alpha, beta)``.
+def max_log_evidence(sigma: np.ndarray, x: np.ndarray, y_norm2: np.ndarray, n: int):
+    """Maximise the evidence of each target over its own ``(alpha, beta)``; return ``(log evidence, alpha, beta)``, each ``(k,)``.
 
-    ``sigma`` ``(r,)``: non-zero eigenvalues of ``F^T F``; ``x`` ``(r,)``: ``U^T y``; ``y_norm2``: ``|y|^2``.
+    ``sigma`` ``(r,)``: non-zero eigenvalues of ``F^T F``; ``x`` ``(r, k)``: ``U^T y`` per target;
+    ``y_norm2`` ``(k,)``: ``|y|^2``. The k fixed-point iterations run side by side (one array step
+    for all targets, not k Python loops); a target stops updating once it has converged.
     """
-    x2 = x * x
-    outside = max(y_norm2 - float(x2.sum()), 0.0)  # the part of y no feature direction can reach
-    floor = _TINY + 1e-12 * max(y_norm2, _TINY)
+    x2 = x * x  # (r, k)
+    outside = np.maximum(y_norm2 - x2.sum(axis=0), 0.0)  # the part of y no feature direction can reach
+    floor = _TINY + 1e-12 * np.maximum(y_norm2, _TINY)
+    column = sigma[:, None]
 
-    def fit_terms(t):
-        m2 = float(np.sum(sigma * x2 / (t + sigma) ** 2))
-        res2 = float(np.sum(x2 * (t / (t + sigma)) ** 2)) + outside
-        gamma = float(np.sum(sigma / (t + sigma)))
+    def fit_terms(t):  # t (k,) -> |m|^2, |y - F m|^2, gamma, each (k,)
+        shrink = t / (t + column)  # (r, k)
+        m2 = np.sum(x2 * (1.0 - shrink) ** 2 / column, axis=0)  # sigma x^2 / (t + sigma)^2
+        res2 = np.sum(x2 * shrink**2, axis=0) + outside
+        gamma = np.sum(1.0 - shrink, axis=0)  # sigma / (t + sigma)
         return m2, res2, gamma
 
-    alpha, beta = 1.0, 1.0
+    k = x.shape[1]
+    alpha, beta = np.ones(k), np.ones(k)
+    active = np.ones(k, dtype=bool)
     for _ in range(MAX_ITERATIONS):
         t = alpha / beta
         m2, res2, gamma = fit_terms(t)
-        alpha = max(gamma, _TINY) / max(m2, floor)
-        beta = max(n - gamma, _TINY) / max(res2, floor)
-        if abs(alpha / beta - t) <= TOLERANCE * t:
+        alpha = np.where(active, np.maximum(gamma, _TINY) / np.maximum(m2, floor), alpha)
+        beta = np.where(active, np.maximum(n - gamma, _TINY) / np.maximum(res2, floor), beta)
+        active &= ~(np.abs(alpha / beta - t) <= TOLERANCE * t)
+        if not active.any():
             break
     m2, res2, _ = fit_terms(alpha / beta)
     evidence = (len(sigma) / 2 * np.log(alpha) + n / 2 * np.log(beta)
-                - 0.5 * float(np.sum(np.log(alpha + beta * sigma)))
+                - 0.5 * np.sum(np.log(alpha[None, :] + beta[None, :] * column), axis=0)
                 - beta / 2 * res2 - alpha / 2 * m2 - n / 2 * np.log(2 * np.pi))
-    return float(evidence), float(alpha), float(beta)
+    return evidence, alpha, beta
 
 
 def logme_score(features, labels) -> float:
@@ -87,6 +94,5 @@ def logme_score(features, labels) -> float:
         projected = u.T @ targets  # (r, k)
     else:  # U^T y = diag(1/s) V^T F^T y
         projected = (v.T @ (matrix.T @ targets)) / np.sqrt(sigma)[:, None]
-    evidences = [max_log_evidence(sigma, projected[:, c], float(targets[:, c].sum()), n)[0] / n
-                 for c in range(k)]
-    return float(np.mean(evidences))
+    evidences, _, _ = max_log_evidence(sigma, projected, targets.sum(axis=0).astype(float), n)
+    return float(np.mean(evidences / n))

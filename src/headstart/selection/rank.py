@@ -139,7 +139,8 @@ def rank_backbones(
         all_layers = backbone.layer_names
         chosen = _resolve_layers(layers, all_layers, name)
         started = time.perf_counter()
-        features = store.features(backbone, items, chosen, progress=progress)  # one pass, every layer
+        # one pass, every layer; the backbone is built here for this pass only, so it may be folded itself
+        features = store.features(backbone, items, chosen, progress=progress, disposable=True)
         feature_seconds = time.perf_counter() - started
         for layer in chosen:
             started = time.perf_counter()

@@ -72,7 +72,7 @@ class Candidate:
     seconds: float = 0.0
     status: str = "pending"  # "scored" | "skipped" | "failed"
     reason: str = ""
-    default: bool = False  # the ladder's default rung: kept unless another is better by more than one SE
+    default: bool = False  # the ladder's default rung: kept unless another leads it with its 95% paired interval above zero
 
     @property
     def mean(self) -> float:

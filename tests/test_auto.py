@@ -78,6 +78,19 @@ def test_auto_skips_rungs_the_budget_cannot_pay_for():
     assert "budget" in skipped["reason"]
 
 
+def test_auto_with_a_checkpoint_folder_gives_each_candidate_and_split_its_own(tmp_path):
+    X, y = tiny_texts(8)
+    clf = TransferClassifier(strategy="auto", budget="1s", epochs=1, verbose=0, checkpoint_dir=str(tmp_path)).fit(X, y)
+    scored = [c for c in clf.plan_["candidates"] if c["status"] == "scored" and c["kind"] == "transfer"
+              and c["strategy"] != "linear_probe"]
+    assert scored  # fine-tunes ran, three splits each, without refusing one another's checkpoint
+    for c in scored:
+        folder = tmp_path / "planner" / c["name"]
+        assert sorted(p.name for p in folder.iterdir() if p.name.startswith("split-")) == ["split-1", "split-2", "split-3"]
+    assert (tmp_path / "planner" / clf.plan_["winner"] / "all").is_dir() or clf.plan_["winner"].startswith(
+        ("baseline:", "linear_probe@"))  # the refit of a trained winner checkpoints too
+
+
 @pytest.mark.parametrize("text,seconds", [("90s", 90), ("10m", 600), ("1h", 3600), ("45", 45), (30, 30)])
 def test_budget_parses_durations(text, seconds):
     assert parse_budget(text) == seconds

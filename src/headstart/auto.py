@@ -29,9 +29,11 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import statistics
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import StratifiedShuffleSplit
@@ -169,8 +171,8 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
                                 f"the {budget_seconds:.0f} s budget left")
             continue
         t0 = time.perf_counter()
-        for train_idx, val_idx in splits:
-            model = _fit_candidate(estimator, candidate, data, encoded, train_idx, n_classes)
+        for number, (train_idx, val_idx) in enumerate(splits, 1):
+            model = _fit_candidate(estimator, candidate, data, encoded, train_idx, n_classes, part=f"split-{number}")
             logits = model.predict_logits([data.inputs[i] for i in val_idx])
             hits = np.asarray(logits).argmax(1) == encoded[val_idx]
             candidate.scores.append(float(hits.mean()))
@@ -184,7 +186,7 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
     held_out = sum(len(val) for _, val in splits)
     verdict = explain(scored, winner, best_transfer, base, negative, held_out)
     estimator._log(verdict)
-    final = _fit_candidate(estimator, winner, data, encoded, np.arange(len(encoded)), n_classes)
+    final = _fit_candidate(estimator, winner, data, encoded, np.arange(len(encoded)), n_classes, part="all")
     plan = {
         "budget_seconds": budget_seconds, "spent_seconds": time.perf_counter() - started,
         "splits": len(splits), "split_sizes": [len(splits[0][0]), len(splits[0][1])], "split_kind": "repeated stratified" if len(splits) > 1 else "stratified hold-out",
@@ -315,7 +317,10 @@ def _expected_cost(candidate: Candidate, seconds_per_fit: dict[str, float]) -> f
     return 0.0  # unknown yet: the first of its kind always runs
 
 
-def _fit_candidate(estimator, candidate: Candidate, data, encoded, train_idx, n_classes):
+def _fit_candidate(estimator, candidate: Candidate, data, encoded, train_idx, n_classes, *, part: str = "all"):
+    """Fit ``candidate`` on the rows ``train_idx``. With a checkpoint folder, each (candidate, part)
+    checkpoints in its own subfolder, ``planner/<candidate>/<part>``: two fits sharing one would refuse
+    each other's checkpoint (other data), or worse, resume it (same data, another freeze depth)."""
     from .baselines import BASELINES
     from .strategies import STRATEGIES
 
@@ -329,9 +334,13 @@ def _fit_candidate(estimator, candidate: Candidate, data, encoded, train_idx, n_
     from .train import seed_everything
 
     sub = dataclasses.replace(data, inputs=items, labels=encoded[train_idx])
-    saved = {key: getattr(estimator, key) for key in candidate.options}
+    options = dict(candidate.options)
+    if estimator.checkpoint_dir:
+        folder = re.sub(r"[^A-Za-z0-9._=+@()-]", "_", candidate.name)  # e.g. timm:NAME's colon
+        options["checkpoint_dir"] = str(Path(estimator.checkpoint_dir) / "planner" / folder / part)
+    saved = {key: getattr(estimator, key) for key in options}
     try:
-        estimator.__dict__.update(candidate.options)  # read by _context and _make_terms for this fit only
+        estimator.__dict__.update(options)  # read by _context and _make_terms for this fit only
         context = estimator._context(sub, encoded[train_idx], candidate.backbone, n_classes,
                                      freeze=candidate.freeze if candidate.strategy in ("finetune", "lp_ft") else None)
         # From the seed, not from whatever the earlier candidates drew: the new head's initial weights

@@ -50,6 +50,17 @@ def test_invalid_parameter_names_the_value_and_the_range():
         TransferClassifier(freeze=2).fit(X, y)
 
 
+def test_folder_options_take_a_path_and_other_types_are_refused(tmp_path):
+    X, y = tiny_texts(4)
+    TransferClassifier(verbose=0, cache_dir=tmp_path / "cache").fit(X, y)  # a linear probe caches its features
+    assert any((tmp_path / "cache").iterdir())
+    clf = TransferClassifier(strategy="finetune", epochs=1, verbose=0, checkpoint_dir=tmp_path / "checkpoint").fit(X, y)
+    clf.save(tmp_path / "run")
+    np.testing.assert_array_equal(TransferClassifier.load(tmp_path / "run").predict(X), clf.predict(X))
+    with pytest.raises(ConfigError, match=r"checkpoint_dir=3 should be of type str"):
+        TransferClassifier(checkpoint_dir=3).fit(X, y)
+
+
 def test_backbone_of_the_wrong_modality_is_refused_with_the_right_one():
     X, y = tiny_texts(3)
     with pytest.raises(ConfigError, match=r"backbone 'efficientnet_lite0' takes image inputs.*holds text.*minilm_l6"):

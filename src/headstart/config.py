@@ -4,14 +4,16 @@ CLI's ``headstart fit`` flags and help text are all derived from these fields.""
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field, fields
 
 from .errors import ConfigError, did_you_mean
 
 
-def option(default, help: str, *, choices=None, minimum=None, maximum=None, kind=None):
+def option(default, help: str, *, choices=None, minimum=None, maximum=None, kind=None, path=False):
+    """``path``: a folder option, which also takes a ``pathlib.Path`` (any ``os.PathLike``)."""
     return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum,
-                                            "maximum": maximum, "kind": kind})
+                                            "maximum": maximum, "kind": kind, "path": path})
 
 
 @dataclass
@@ -80,9 +82,9 @@ class FitConfig:
                                       "the best epoch on validation (0 or 1 = off). Fine-tuning strategies.",
                                       minimum=0, kind=int)
     cache_dir: str | None = option(None, "Folder of the feature cache (default: $HEADSTART_CACHE or "
-                                   "~/.cache/headstart); 'none' keeps features in memory only.", kind=str)
+                                   "~/.cache/headstart); 'none' keeps features in memory only.", kind=str, path=True)
     checkpoint_dir: str | None = option(None, "Save a training checkpoint here after every epoch; a fit started "
-                                        "again with the same data and options resumes from it.", kind=str)
+                                        "again with the same data and options resumes from it.", kind=str, path=True)
     device: str = option("auto", "auto, cpu, or cuda.", choices=("auto", "cpu", "cuda"), kind=str)
     random_state: int = option(0, "Seed of the split, initialisation and data order.", minimum=0, kind=int)
     verbose: int = option(1, "0 silent, 1 progress and summaries.", minimum=0, kind=int)
@@ -102,6 +104,8 @@ def validate(values: dict, strategies, where: str = "TransferClassifier") -> Non
         if value is None and default is None:
             continue
         number_ok = kind is float and isinstance(value, (int, float)) and not isinstance(value, bool)
+        if spec["path"] and isinstance(value, os.PathLike):
+            continue
         if not (isinstance(value, kind) and not (kind is int and isinstance(value, bool))) and not number_ok:
             raise ConfigError(f"{where}: {name}={value!r} should be of type {kind.__name__}. {spec['help']}")
         if spec["choices"] and value not in spec["choices"]:

@@ -254,7 +254,7 @@ def test_plain_verdict_says_a_tie_says_nothing_and_names_the_kept_default():
     plan = {"winner": "lp_ft@m", "baseline": "baseline:b", "negative_transfer": False,
             "verdict": "no difference shown: the no-transfer baseline baseline:b ties ..."}
     text = plain_verdict(plan, _plan_candidates(0.583, 0.583, 0.5))
-    assert text.startswith("No difference shown: the best pretrained model (linear_probe@m) and a simple model")
+    assert text.startswith("The best pretrained model (linear_probe@m) and a simple model")
     assert "The planner kept lp_ft@m (0.500): the option that did best in our benchmarks" in text
     assert verdict_headline(plan) == ("neutral", "No difference shown.")
 
@@ -264,7 +264,7 @@ def test_plain_verdict_names_the_kept_default_when_it_is_not_the_best():
 
     plan = {"winner": "lp_ft@m", "baseline": "baseline:b", "negative_transfer": False, "verdict": "transfer helped: ..."}
     text = plain_verdict(plan, _plan_candidates(0.6, 0.75, 0.7))
-    assert text.startswith("Transfer helped: the best pretrained model (linear_probe@m, 0.750) beat")
+    assert text.startswith("The best pretrained model (linear_probe@m, 0.750) beat")
     assert text.endswith("The planner kept lp_ft@m (0.700): the option that did best in our benchmarks at this data "
                          "size, which the held-out examples did not show to be worse.")
     assert verdict_headline(plan) == ("positive", "Transfer helped.")

@@ -178,7 +178,7 @@ def verdict_headline(plan: dict) -> tuple[str, str]:
 
 
 def plain_verdict(plan: dict, candidates: list[dict]) -> str:
-    """The negative-transfer verdict in one plain sentence."""
+    """The negative-transfer verdict in plain sentences, after the bold words of :func:`verdict_headline`."""
     baseline = next((c for c in candidates if c["kind"] == "baseline" and c["status"] == "scored"), None)
     transfer = [c for c in candidates if c["kind"] == "transfer" and c["status"] == "scored"]
     best = max(transfer, key=lambda c: c["mean"]) if transfer else None
@@ -189,7 +189,7 @@ def plain_verdict(plan: dict, candidates: list[dict]) -> str:
         if best is None:
             return (f"No transfer candidate could be scored, so the simple model trained from scratch "
                     f"({baseline['strategy']}) was kept.")
-        return (f"Transfer did not help here: a simple model trained from scratch on the raw inputs "
+        return (f"A simple model trained from scratch on the raw inputs "
                 f"({baseline['strategy']}, {baseline['mean']:.3f}) did as well as or better than the best pretrained "
                 f"model ({best['name']}, {best['mean']:.3f}), so the simple model was kept.")
     winner = next((c for c in transfer if c["name"] == plan.get("winner")), best)
@@ -197,11 +197,11 @@ def plain_verdict(plan: dict, candidates: list[dict]) -> str:
             f" The planner kept {winner['name']} ({winner['mean']:.3f}): the option that did best in our benchmarks at "
             f"this data size, which the held-out examples did not show to be worse.")
     if best["mean"] == baseline["mean"]:
-        return (f"No difference shown: the best pretrained model ({best['name']}) and a simple model trained from "
+        return (f"The best pretrained model ({best['name']}) and a simple model trained from "
                 f"scratch ({baseline['strategy']}) scored the same held-out accuracy ({best['mean']:.3f}); with this "
                 f"few examples that says nothing either way.{kept}")
     gain = 100 * (best["mean"] - baseline["mean"])
-    return (f"Transfer helped: the best pretrained model ({best['name']}, {best['mean']:.3f}) beat a simple model "
+    return (f"The best pretrained model ({best['name']}, {best['mean']:.3f}) beat a simple model "
             f"trained from scratch ({baseline['strategy']}, {baseline['mean']:.3f}) by {gain:.1f} percentage points "
             f"of held-out accuracy.{kept}")
 

@@ -107,14 +107,14 @@ def planner_splits(encoded: np.ndarray, val_size: float, seed: int) -> list[tupl
     return list(splitter.split(np.zeros(len(encoded)), encoded))
 
 
-def rank(estimator, data, encoded, backbones: list[str]) -> tuple[list[dict], dict[str, int]]:
-    """LogME per (backbone, layer group), on a stratified subsample of at most ``DEFAULT_MAX_EXAMPLES``;
+def rank(estimator, data, encoded, backbones: list[str], max_examples: int) -> tuple[list[dict], dict[str, int]]:
+    """LogME per (backbone, layer group), on a stratified subsample of at most ``max_examples``;
     returns rows best first and a freeze depth per backbone."""
     from .selection.rank import rank_backbones, suggest_freeze
 
     rows = rank_backbones(data.inputs, encoded, backbones, layers="all", cache=estimator._cache(),
                           image_size=estimator.image_size, max_length=estimator.max_length, score="logme",
-                          max_examples=default_max_examples(int(encoded.max()) + 1))
+                          max_examples=max_examples)
     freeze = {name: suggest_freeze([r for r in rows if r.backbone == name]) for name in backbones}
     return [dataclasses.asdict(r) for r in rows], freeze
 
@@ -128,7 +128,8 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
         backbones = [n for n in ZOO if ZOO.get(n).info.modality == modality and ZOO.get(n).installed]
     else:
         backbones = [estimator.backbone]
-    ranking, freeze_depths = rank(estimator, data, encoded, backbones) if backbones else ([], {})
+    rank_limit = default_max_examples(n_classes)
+    ranking, freeze_depths = rank(estimator, data, encoded, backbones, rank_limit) if backbones else ([], {})
     # A linear probe reads the last layer, so its LogME decides which backbones are worth trying.
     last_index = {r["backbone"]: max(q["layer_index"] for q in ranking if q["backbone"] == r["backbone"]) for r in ranking}
     last_layer_score = {r["backbone"]: r["score"] for r in ranking if r["layer_index"] == last_index[r["backbone"]]}
@@ -190,7 +191,7 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
     plan = {
         "budget_seconds": budget_seconds, "spent_seconds": time.perf_counter() - started,
         "splits": len(splits), "split_sizes": [len(splits[0][0]), len(splits[0][1])], "split_kind": "repeated stratified" if len(splits) > 1 else "stratified hold-out",
-        "ranking": ranking, "ranked_examples": min(len(encoded), default_max_examples(n_classes)),
+        "ranking": ranking, "ranked_examples": min(len(encoded), rank_limit),
         "freeze_suggestions": freeze_depths, "kept_backbones": kept,
         # ``correct``: 1/0 per held-out example, splits in order, so the paired standard errors can be redone
         "candidates": [{**dataclasses.asdict(c), "mean": c.mean, "std": c.std} for c in candidates],

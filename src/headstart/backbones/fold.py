@@ -15,12 +15,12 @@ about 1.2-1.8x faster on a 2-core CPU, with features equal to about 1e-5 relativ
 
 :func:`folded_for_inference` works on a copy (the caller's backbone keeps training as before), or,
 with ``in_place=True`` for a backbone nobody else holds (ranking builds its own), on the backbone
-itself, undone if the check fails; the copy of the zoo's mobile nets took 0.1 s of the 1 s a
-backbone's ranking pass costs at 512 images. It folds only pairs seen in a real forward pass: a
-BatchNorm whose input *is* a convolution's output.
-The copy is then checked against its own unfolded outputs on the same inputs (those of the pass
-that found the pairs), every layer group's pooled output, and is used only if they agree; the
-returned note says what was folded, or why nothing.
+itself; the copy of the zoo's mobile nets took 0.1 s of the 1 s a backbone's ranking pass costs at
+512 images. It folds only pairs seen in a real forward pass: a BatchNorm whose input *is* a
+convolution's output. The folded network is then checked against its own unfolded outputs on the
+same inputs (those of the pass that found the pairs), every layer group's pooled output, and is
+used only if they agree (an in-place fold that disagrees is undone); the returned note says what
+was folded, or why nothing.
 """
 
 from __future__ import annotations

@@ -64,7 +64,26 @@ def run(method: str, X, y, Xt, yt, seed: int, args) -> dict:
     outcome["seed"] = seed
     if method == "auto":
         outcome["chosen"] = clf.plan_["winner"]
+    else:
+        outcome["drift"] = weight_drift(clf.backbone_, args.image_size)
     return outcome
+
+
+def weight_drift(backbone, image_size: int) -> float:
+    """``||w - w0|| / ||w0||`` over the backbone's floating-point weights: how far fine-tuning moved it from
+    the pretrained ``w0``. A weight-space regularizer can only hold back a model that moves."""
+    import torch
+
+    from headstart.backbones import create_backbone
+
+    reference = dict(create_backbone(backbone.name, image_size=image_size).named_parameters())
+    moved = base = 0.0
+    with torch.no_grad():
+        for name, param in backbone.named_parameters():
+            start = reference[name].to(param.device)
+            moved += float((param - start).pow(2).sum())
+            base += float(start.pow(2).sum())
+    return (moved / base) ** 0.5 if base else 0.0
 
 
 def main(argv=None) -> int:
@@ -120,6 +139,17 @@ def render(results: dict, meta: dict) -> str:
         best = max(regularized, key=lambda m: mean(by_method[m])) if regularized else None
         delta = f"{100 * (mean(by_method[best]) - mean(by_method['plain'])):+.1f}" if best and "plain" in by_method else "–"
         lines.append(f"| {task} | " + " | ".join(cells) + f" | {best or '–'} | {delta} |")
+    drifted = [m for m in methods if any("drift" in r for by in results.values() for r in by.get(m, []))]
+    if drifted:
+        lines += ["", "Weight drift, `||w - w0|| / ||w0||` of the backbone after fitting (mean over the seeds that "
+                  "recorded it), in units of 10⁻³:", "",
+                  "| task | " + " | ".join(drifted) + " |", "|---" * (len(drifted) + 1) + "|"]
+        for task, by_method in results.items():
+            cells = []
+            for m in drifted:
+                values = [r["drift"] for r in by_method.get(m, []) if "drift" in r]
+                cells.append(f"{1e3 * statistics.fmean(values):.2f}" if values else "–")
+            lines.append(f"| {task} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -32,6 +32,14 @@ def test_adapt_auto_tries_source_only_and_every_method_and_records_them(source_a
     assert clf.predict(target).shape == (len(target),)
 
 
+def test_adapt_auto_fit_time_covers_every_candidate_not_only_the_kept_one(source_and_target):
+    X, y, target = source_and_target
+    clf = TransferClassifier(**FAST, adapt="auto", adapt_weight=0.5).fit(X, y, X_target=target)
+    summary = clf.fit_summary_
+    every_candidate = sum(row["seconds"] for row in clf.adaptation_["candidates"])
+    assert summary["fit_seconds"] >= every_candidate > summary["chosen_fit_seconds"] > 0
+
+
 def test_adapt_auto_tries_each_method_at_each_trade_off_weight():
     from headstart.adapt.select import WEIGHTS
 

@@ -6,6 +6,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -368,5 +369,6 @@ def test_cli_fit_with_adapt_auto_gives_each_candidate_its_own_checkpoint_and_kee
     assert code == 0, err
     chosen = json.loads((tmp_path / "run" / "metrics.json").read_text())["adaptation"]["chosen"]
     assert f"adaptation:          {chosen}, chosen by information maximization" in out
+    assert re.search(r"fit time: +[0-9.]+ s \(6 adaptation candidates; the kept one's own fit [0-9.]+ s\)", out)
     assert (tmp_path / "run" / "source_only").is_dir() == (chosen != "source_only")
     assert not (tmp_path / "run" / "checkpoint").exists()  # spent once the model is saved

@@ -225,6 +225,9 @@ def test_report_of_adapt_auto_lists_every_candidate_and_keeps_source_only_only_w
         assert f"<td>{name}" in html
     assert "information maximization on the unlabeled target inputs" in html
     assert "Pass labeled target data to this report" in html
+    # the run's fit time is the whole choice, and the kept candidate's own fit is shown beside it
+    assert f"the run's fit time (all {len(clf.adaptation_['candidates'])} adaptation candidates)" in html
+    assert f"the kept adaptation candidate's own fit ({clf.adaptation_['chosen']})" in html
 
 
 def test_report_says_when_dev_was_too_thin_to_guard_the_choice(tmp_path, monkeypatch):

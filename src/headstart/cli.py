@@ -300,7 +300,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
         f"classes:             {len(clf.classes_)} ({_shorten(', '.join(map(str, clf.classes_)))})",
         f"train / validation:  {summary['n_train']} / {summary['n_val']} examples" + (" (held-out part of the planner's split)" if "verdict" in summary else ""),
         f"validation accuracy: {val_text}",
-        f"fit time:            {summary['fit_seconds']:.1f} s",
+        f"fit time:            {summary['fit_seconds']:.1f} s" + (
+            f" ({len(summary['adaptation']['candidates'])} adaptation candidates; the kept one's own fit "
+            f"{summary['chosen_fit_seconds']:.1f} s)" if "chosen_fit_seconds" in summary else ""),
         f"skipped inputs:      {len(clf.skipped_)}",
     ]
     lines += [f"  - {item['where']}: {item['reason']}" for item in clf.skipped_]

@@ -372,3 +372,27 @@ def test_cli_fit_with_adapt_auto_gives_each_candidate_its_own_checkpoint_and_kee
     assert re.search(r"fit time: +[0-9.]+ s \(6 adaptation candidates; the kept one's own fit [0-9.]+ s\)", out)
     assert (tmp_path / "run" / "source_only").is_dir() == (chosen != "source_only")
     assert not (tmp_path / "run" / "checkpoint").exists()  # spent once the model is saved
+
+
+def test_cli_fit_interrupted_says_how_to_resume_and_the_resume_says_where_it_took_up(tmp_path, monkeypatch):
+    import headstart.train as train_module
+
+    X, y = tiny_texts(6)
+    with open(tmp_path / "train.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("text", "label"), *zip(X, y)])
+    real = train_module.save_checkpoint
+
+    def save_then_crash(folder, **kwargs):
+        real(folder, **kwargs)
+        raise KeyboardInterrupt  # what Ctrl-C during the second epoch would leave behind
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_crash)
+    code, _, err = run(["fit", tmp_path / "train.csv", "--strategy", "finetune", "--epochs", "3", "--batch-size", "4",
+                        "--out", tmp_path / "run", "--quiet"])
+    assert code == 130
+    assert f"interrupted; the epochs that finished are checkpointed in {tmp_path / 'run' / 'checkpoint'}" in err
+    assert f"continue with `headstart fit --resume {tmp_path / 'run'}`" in err
+    monkeypatch.undo()
+    code, out, err = run(["fit", "--resume", tmp_path / "run", "--quiet"])
+    assert code == 0, err
+    assert "resumed:             after epoch 1 of the interrupted fit (3 epochs in all; the fit time is this session's)" in out

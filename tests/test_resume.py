@@ -35,9 +35,22 @@ def test_resume_after_a_crash_ends_like_the_uninterrupted_run(modality, tmp_path
     monkeypatch.undo()
     resumed = TransferClassifier(checkpoint_dir=str(tmp_path), **SETTINGS).fit(X, y)
     assert [h["epoch"] for h in resumed.history_] == [1, 2, 3, 4]
+    assert (reference.fit_summary_["resumed_after_epoch"], resumed.fit_summary_["resumed_after_epoch"]) == (None, 2)
     for a, b in zip(reference.history_, resumed.history_):
         assert (a["val_accuracy"], a["val_loss"], a["train_loss"]) == (b["val_accuracy"], b["val_loss"], b["train_loss"])
     np.testing.assert_array_equal(reference.predict_proba(X), resumed.predict_proba(X))
+
+
+def test_resume_says_where_it_took_up_the_interrupted_fit(tmp_path, monkeypatch, capsys):
+    X, y = tiny_inputs("text", per_class=6)
+    _crash_after(1, monkeypatch)
+    with pytest.raises(Crash):
+        TransferClassifier(checkpoint_dir=str(tmp_path), **SETTINGS).fit(X, y)
+    monkeypatch.undo()
+    capsys.readouterr()
+    TransferClassifier(checkpoint_dir=str(tmp_path), **{**SETTINGS, "verbose": 1}).fit(X, y)
+    assert (f"[headstart] resumed from the checkpoint in {tmp_path} after epoch 1 of 4 (the fit time counts this "
+            f"session only)") in capsys.readouterr().out
 
 
 def test_resume_refuses_a_checkpoint_of_another_fit(tmp_path, monkeypatch):

@@ -282,7 +282,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if params["verbose"]:
         print(f"[headstart] {len(data)} {data.modality} examples from {data.source}")
     target = _load(args.target, args, require_labels=False).inputs if args.target else None
-    clf = TransferClassifier(**params).fit(data, X_target=target)
+    try:
+        clf = TransferClassifier(**params).fit(data, X_target=target)
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted; the epochs that finished are checkpointed in {out / 'checkpoint'}: continue "
+              f"with `{PROG} fit --resume {shlex.quote(str(out))}`", file=sys.stderr)
+        return 130
     folder = clf.save(out)
     import shutil
 
@@ -305,6 +310,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
             f"{summary['chosen_fit_seconds']:.1f} s)" if "chosen_fit_seconds" in summary else ""),
         f"skipped inputs:      {len(clf.skipped_)}",
     ]
+    if summary.get("resumed_after_epoch") is not None:
+        lines.insert(-1, f"resumed:             after epoch {summary['resumed_after_epoch']} of the interrupted fit "
+                         f"({summary['epochs_run']} epochs in all; the fit time is this session's)")
     lines += [f"  - {item['where']}: {item['reason']}" for item in clf.skipped_]
     if "verdict" in summary:
         lines.append(f"chosen:              {summary['chosen']} — {summary['verdict']} (see plan.json)")

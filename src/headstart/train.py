@@ -92,6 +92,7 @@ class TrainResult:
     batch_examples_per_second: float = 0.0
     checkpoint_average: dict | None = None  # what averaging the best epochs gave, and whether it was kept
     frozen_prefix: str = ""  # whether the frozen groups' outputs were computed once (headstart.prefix), and why
+    resumed_after_epoch: int | None = None  # the last epoch a restored checkpoint had finished; None on a fresh fit
 
 
 def make_accelerator(device: str = "auto", precision: str = "no"):
@@ -301,6 +302,7 @@ def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val
         result.history = meta["history"]
         result.best_epoch, result.best_val_accuracy = meta["best_epoch"], meta["best_val_accuracy"]
         first_epoch = meta["epoch"] + 1
+        result.resumed_after_epoch = meta["epoch"]
         average_pool = [(tuple(entry[0]), entry[1], state)
                         for entry, state in zip(meta.get("average_pool", []), tensors["avg"])]
     started = time.perf_counter()

@@ -56,7 +56,11 @@ def run_finetune(context: FitContext, model: TransferModel, *, default_freeze: i
         "loss_terms": [f"{t.name} (weight {t.weight:g})" for t in terms],
         "checkpoint_average": getattr(result, "checkpoint_average", None),
         "frozen_prefix": result.frozen_prefix,
+        "resumed_after_epoch": result.resumed_after_epoch,
     }
+    if result.resumed_after_epoch is not None:
+        context.log(f"resumed from the checkpoint in {context.checkpoint_dir} after epoch {result.resumed_after_epoch} "
+                    f"of {settings.epochs} (the fit time counts this session only)")
     if result.frozen_prefix.startswith("reused"):
         context.log(f"frozen prefix {result.frozen_prefix}")
     if view_rows:

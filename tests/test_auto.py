@@ -37,6 +37,19 @@ def test_auto_detects_negative_transfer_on_digits_and_keeps_the_baseline(digits_
     assert digits_plan.score(X_test, y_test) > 0.8
 
 
+def test_auto_summary_counts_every_held_out_prediction_for_the_interval(digits_plan):
+    summary, plan = digits_plan.fit_summary_, digits_plan.plan_
+    assert summary["n_val"] == plan["split_sizes"][1]  # one split's held-out part, as the CLI's "train / validation"
+    assert summary["n_val_scored"] == 3 * plan["split_sizes"][1] and summary["splits"] == 3
+    from headstart.cli import fit_summary_lines
+    from headstart.intervals import format_accuracy, wilson_interval
+
+    n = summary["n_val_scored"]  # `headstart fit` prints the interval over every pooled prediction, not one split's
+    interval = format_accuracy(summary["val_accuracy"], *wilson_interval(round(summary["val_accuracy"] * n), n))
+    assert (f"validation accuracy: {interval} (95% interval; {n} held-out predictions over 3 splits)"
+            in fit_summary_lines(digits_plan, "run"))
+
+
 def test_auto_records_every_candidate_with_scores_time_and_reason(digits_plan):
     candidates = digits_plan.plan_["candidates"]
     names = [c["name"] for c in candidates]

@@ -66,6 +66,8 @@ def test_report_has_every_section_and_four_inline_png_plots(report_page, digits_
     from headstart.report.build import verdict_headline
 
     assert f'<p class="verdict {verdict_headline(plan)[0]}"><strong>{verdict_headline(plan)[1]}</strong>' in html
+    default = next(c["name"] for c in plan["candidates"] if c["default"])  # the rule in force, not "the best won"
+    assert f"the ladder's default at this data size, <code>{default}</code>, is kept unless another" in html
     assert "20 per class skipped: larger than the smallest class of the training half (10)" in html
 
 

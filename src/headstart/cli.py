@@ -256,7 +256,6 @@ def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
 def cmd_fit(args: argparse.Namespace) -> int:
     from .config import validate
     from .estimator import TransferClassifier
-    from .intervals import format_accuracy, needs_interval, wilson_interval
     from .model import write_json
     from .strategies import STRATEGIES
 
@@ -292,13 +291,24 @@ def cmd_fit(args: argparse.Namespace) -> int:
     import shutil
 
     shutil.rmtree(out / "checkpoint", ignore_errors=True)  # the finished model is saved; its checkpoint is spent
+    print("\n".join(fit_summary_lines(clf, folder)))
+    print(f"next: {PROG} evaluate {shlex.quote(str(folder))} TEST_DATA   |   "
+          f"{PROG} predict {shlex.quote(str(folder))} INPUTS")
+    return 0
+
+
+def fit_summary_lines(clf, folder) -> list[str]:
+    """What `headstart fit` prints about a finished fit, one line each."""
+    from .intervals import format_accuracy, needs_interval, wilson_interval
+
     summary = clf.fit_summary_
     val = summary.get("val_accuracy")
     val_text = _fmt(val)
-    if val_text != "n/a" and summary.get("n_val") and needs_interval(summary["n_val"]):
+    n_val = int(summary.get("n_val_scored") or summary.get("n_val") or 0)  # the planner pools its splits' held-out parts
+    if val_text != "n/a" and n_val and needs_interval(n_val):
         # a Wilson interval from the accuracy and the count (the validation predictions are gone)
-        n_val = int(summary["n_val"])
-        val_text = format_accuracy(val, *wilson_interval(round(val * n_val), n_val)) + " (95% interval)"
+        val_text = format_accuracy(val, *wilson_interval(round(val * n_val), n_val)) + " (95% interval" + (
+            f"; {n_val} held-out predictions over {summary['splits']} splits)" if summary.get("splits", 1) > 1 else ")")
     lines = [
         f"strategy:            {summary['strategy']}",
         f"backbone:            {summary['backbone']} ({summary['modality']})",
@@ -324,10 +334,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     elif clf.adapt:
         lines.append(f"adaptation:          {clf.adapt}")
     lines.append(f"run folder:          {Path(folder).absolute()}")
-    print("\n".join(lines))
-    print(f"next: {PROG} evaluate {shlex.quote(str(folder))} TEST_DATA   |   "
-          f"{PROG} predict {shlex.quote(str(folder))} INPUTS")
-    return 0
+    return lines
 
 
 def _fmt(value) -> str:

@@ -113,6 +113,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             summary = {"strategy": "auto", "chosen": winner.name, "chosen_strategy": winner.strategy,
                        "backbone": winner.backbone or winner.strategy, "val_accuracy": winner.mean,
                        "n_train": train_part, "n_val": held_out,
+                       # the mean pools every split's held-out part: its interval is over this many predictions
+                       "n_val_scored": len(winner.correct) or held_out, "splits": self.plan_["splits"],
                        "negative_transfer": self.plan_["negative_transfer"], "verdict": self.plan_["verdict"]}
             self.history_ = []
         else:

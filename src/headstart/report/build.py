@@ -149,11 +149,13 @@ def summarize_run(clf, folder: Path) -> dict:
             "name": c["name"], "kind": c["kind"], "strategy": c["strategy"], "backbone": c.get("backbone"),
             "scores": list(c.get("scores") or []), "mean": _number(c.get("mean")), "std": _number(c.get("std")),
             "seconds": _number(c.get("seconds")), "status": c.get("status"), "reason": c.get("reason", ""),
-            "chosen": c["name"] == plan.get("winner"),
+            "chosen": c["name"] == plan.get("winner"), "default": bool(c.get("default")),
         } for c in plan.get("candidates", [])]
         winner = next((c for c in candidates if c["chosen"]), None)
+        default = next((c["name"] for c in candidates if c["default"]), None)
         report["plan"] = {
             "winner": plan.get("winner"), "winner_kind": winner["kind"] if winner else None,
+            "default": default,  # the ladder's default rung, kept unless held-out data clearly disagree (auto.py)
             "baseline": plan.get("baseline"), "negative_transfer": bool(plan.get("negative_transfer")),
             "verdict": plan.get("verdict", ""), "plain_verdict": plain_verdict(plan, candidates),
             "headline": verdict_headline(plan),

@@ -205,6 +205,7 @@ def test_choose_winner_keeps_the_default_rung_on_an_exact_tie_with_the_baseline(
     assert explain([baseline, probe, lp_ft], winner, best, base, negative, 6).startswith(
         "no difference shown: the no-transfer baseline baseline:b ties the best transfer candidate linear_probe@m")
     assert lp_ft.reason.endswith("linear_probe@m ties it")
+    assert probe.reason == "lost: ties the ladder's default lp_ft@m at 0.667 [0.300, 0.903]; a tie keeps the default"
 
 
 def test_choose_winner_leaves_the_default_rung_when_another_is_clearly_better():

@@ -275,6 +275,8 @@ def explain(scored: list[Candidate], winner, best_transfer, base, negative: bool
                         f"{best_transfer.seconds:.0f} s)")
         elif c is winner:
             c.reason = f"won: best held-out accuracy {shown(c)}" + (f" (± {c.std:.3f} across splits)" if c.std else "")
+        elif c is best_transfer and not negative and winner.default and c.mean == winner.mean:
+            c.reason = f"lost: ties the ladder's default {winner.name} at {shown(c)}; a tie keeps the default"
         elif c is best_transfer and not negative and winner.default:
             c.reason = (f"lost: best held-out accuracy {shown(c)}, but its lead over the ladder's default "
                         f"{winner.name} ({lead(c, winner)}) includes zero")

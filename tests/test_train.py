@@ -226,3 +226,30 @@ def test_cli_fit_with_the_new_options_and_evaluate_print_intervals(tmp_path):
     report = json.loads((tmp_path / "run" / "evaluation.json").read_text())
     interval = report["accuracy_interval"]
     assert interval["low"] <= report["accuracy"] <= interval["high"] and interval["confidence"] == 0.95
+
+
+# --------------------------------------------------------------------------- progress a log file keeps
+
+
+def test_finetune_logs_a_line_per_epoch_and_says_when_it_stops_early(capsys):
+    X, y = tiny_inputs("text", per_class=6)
+    TransferClassifier(**{**FAST, "epochs": 6, "patience": 1, "lr": 0.0, "verbose": 1}).fit(X, y)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[headstart] epoch ")]
+    # lr 0 leaves the validation score where epoch 1 put it, so patience 1 stops after epoch 2
+    assert len(lines) == 2
+    assert re.fullmatch(r"\[headstart\] epoch 1/6: train loss \d+\.\d{4}, validation accuracy \d\.\d{3} "
+                        r"\(loss \d+\.\d{4}\), \d+ s", lines[0])
+    assert lines[1].endswith("; stopping early: no better validation score for 1 epochs, keeping epoch 1")
+
+
+def test_planner_candidate_fits_do_not_log_their_epochs(capsys):
+    from headstart.auto import Candidate, _fit_candidate
+
+    X, y = tiny_inputs("text", per_class=6)
+    clf = TransferClassifier(**{**FAST, "verbose": 1})
+    data = clf._read(X, y, require_labels=True)
+    encoded = np.unique(y, return_inverse=True)[1]
+    _fit_candidate(clf, Candidate("finetune@minilm_l6", "transfer", "finetune", "minilm_l6", 0), data, encoded,
+                   np.arange(len(y)), 2)
+    out = capsys.readouterr().out
+    assert "froze 0 layer group(s)" in out and "[headstart] epoch " not in out

@@ -346,6 +346,7 @@ def _fit_candidate(estimator, candidate: Candidate, data, encoded, train_idx, n_
         estimator.__dict__.update(options)  # read by _context and _make_terms for this fit only
         context = estimator._context(sub, encoded[train_idx], candidate.backbone, n_classes,
                                      freeze=candidate.freeze if candidate.strategy in ("finetune", "lp_ft") else None)
+        context.epoch_log = None  # dozens of candidate fits: their outcomes are logged, not their epochs
         # From the seed, not from whatever the earlier candidates drew: the new head's initial weights
         # come from the global generator, so the winner's refit is the fit of that strategy alone
         # (Fashion-MNIST 100 per class, seed 0: the refit scored 0.760 where the same fine-tune alone scored 0.849).

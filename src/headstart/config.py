@@ -87,7 +87,7 @@ class FitConfig:
                                         "again with the same data and options resumes from it.", kind=str, path=True)
     device: str = option("auto", "auto, cpu, or cuda.", choices=("auto", "cpu", "cuda"), kind=str)
     random_state: int = option(0, "Seed of the split, initialisation and data order.", minimum=0, kind=int)
-    verbose: int = option(1, "0 silent, 1 progress and summaries.", minimum=0, kind=int)
+    verbose: int = option(1, "0 silent; 1 progress bars, a line per training epoch, and summaries.", minimum=0, kind=int)
 
 
 DEFAULTS = FitConfig()

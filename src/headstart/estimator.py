@@ -228,7 +228,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                                    device=self._device(), seed=self.random_state, progress=self.verbose > 0),
             cache=self._cache(), freeze=freeze, lr=self.lr, C=self.C, lora_rank=self.lora_rank, image_size=self.image_size,
             max_length=self.max_length, feature_dim=self.n_features_in_ if data.modality == "features" else None,
-            log=self._log, checkpoint_dir=self.checkpoint_dir,
+            log=self._log, epoch_log=self._log if self.verbose else None, checkpoint_dir=self.checkpoint_dir,
             run_key=self._run_key(data, backbone_name) if self.checkpoint_dir else "",
             make_terms=self._make_terms, target_items=self._target if self.adapt else None,
         )

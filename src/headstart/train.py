@@ -242,7 +242,7 @@ def _evaluate(model: TransferModel, items, y: np.ndarray, batch_size: int) -> tu
 
 def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val_items, val_y: np.ndarray,
                      settings: TrainSettings, *, terms: Sequence[LossTerm] = (), target_items=None,
-                     checkpoint_dir=None, run_key: str = "") -> TrainResult:
+                     checkpoint_dir=None, run_key: str = "", epoch_log=None) -> TrainResult:
     """Train ``model`` in place; on return it holds the weights of the best validation epoch.
 
     ``terms`` add to the cross-entropy (regularizers, domain adaptation); ``target_items`` are the
@@ -364,6 +364,12 @@ def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val
         else:
             stale += 1
             stopped = stale >= settings.patience
+        if epoch_log:  # progress a log file keeps too: tqdm's bar shows only on a terminal
+            entry = result.history[-1]
+            epoch_log(f"epoch {epoch}/{settings.epochs}: train loss {entry['train_loss']:.4f}, validation accuracy "
+                      f"{val_accuracy:.3f} (loss {val_loss:.4f}), {entry['seconds']:.0f} s"
+                      + (f"; stopping early: no better validation score for {stale} epochs, keeping epoch "
+                         f"{result.best_epoch}" if stopped and epoch < settings.epochs else ""))
         if average_k and not math.isnan(val_accuracy) and _enters_pool(average_pool, key, epoch, average_k):
             average_pool = _add_to_pool(average_pool, (key, epoch, trainable_state(unwrapped)), average_k)
         if checkpoint_dir:

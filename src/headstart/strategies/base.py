@@ -34,6 +34,7 @@ class FitContext:
     max_length: int | None = None
     feature_dim: int | None = None
     log: Callable[[str], None] = lambda message: None
+    epoch_log: Callable[[str], None] | None = None  # a line per training epoch; None for the planner's candidate fits
     make_terms: Callable[[Backbone, int], list] = lambda backbone, n_classes: []  # fresh LossTerms per fit
     target_items: list | None = None  # unlabeled target inputs, for adaptation terms
     checkpoint_dir: str | None = None

@@ -39,7 +39,8 @@ def run_finetune(context: FitContext, model: TransferModel, *, default_freeze: i
     before = _view_features(model, context, view_rows) if view_rows else None
     result = train_classifier(model, context.train_items, context.train_y, context.val_items, context.val_y, settings,
                               terms=terms, target_items=context.target_items,
-                              checkpoint_dir=context.checkpoint_dir, run_key=context.run_key)
+                              checkpoint_dir=context.checkpoint_dir, run_key=context.run_key,
+                              epoch_log=context.epoch_log)
     summary = {
         "val_accuracy": result.best_val_accuracy,
         "best_epoch": result.best_epoch,

@@ -34,6 +34,7 @@ from torch import nn
 from .augment import DEFAULT_AUGMENTATION, configure_augmentation, make_batch_mixer, uses_training_preprocessing
 from .checkpoint import load_checkpoint, restore_optimizer, save_checkpoint
 from .errors import ConfigError, RunFolderError
+from .intervals import accuracy_text
 from .model import TransferModel
 from .terms import LossTerm, StepOutputs
 
@@ -367,7 +368,7 @@ def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val
         if epoch_log:  # progress a log file keeps too: tqdm's bar shows only on a terminal
             entry = result.history[-1]
             epoch_log(f"epoch {epoch}/{settings.epochs}: train loss {entry['train_loss']:.4f}, validation accuracy "
-                      f"{val_accuracy:.3f} (loss {val_loss:.4f}), {entry['seconds']:.0f} s"
+                      f"{accuracy_text(val_accuracy, len(val_y))} (loss {val_loss:.4f}), {entry['seconds']:.0f} s"
                       + (f"; stopping early: no better validation score for {stale} epochs, keeping epoch "
                          f"{result.best_epoch}" if stopped and epoch < settings.epochs else ""))
         if average_k and not math.isnan(val_accuracy) and _enters_pool(average_pool, key, epoch, average_k):

@@ -11,7 +11,7 @@ stopping on a 20% validation split): ``plain``; the weight-space and feature-spa
 ``label_smoothing=0.1`` and, by modality, ``mixup=0.2`` (images) or ``token_dropout=0.1`` (text);
 ``average_checkpoints=3``; label smoothing and averaging together (``ls+avg``); and
 ``strategy="lp_ft"``, plain and with both (``lp_ft+ls+avg``). With ``--planner-tasks`` the planner (``strategy="auto"``) runs on those
-tasks too, to show whether it picks a regularized rung where one helps.
+tasks too, to show what it picks there.
 """
 
 from __future__ import annotations

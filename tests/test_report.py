@@ -68,6 +68,10 @@ def test_report_has_every_section_and_four_inline_png_plots(report_page, digits_
     assert f'<p class="verdict {verdict_headline(plan)[0]}"><strong>{verdict_headline(plan)[1]}</strong>' in html
     default = next(c["name"] for c in plan["candidates"] if c["default"])  # the rule in force, not "the best won"
     assert f"the ladder's default at this data size, <code>{default}</code>, is kept unless another" in html
+    scored = sum(c["status"] == "scored" for c in plan["candidates"])  # tiny data: the rung at LogME's depth is skipped
+    assert scored < len(plan["candidates"])
+    assert (f"{scored} candidates ({len(plan['candidates']) - scored} more skipped, each with its reason under "
+            f"Candidates), each scored on held-out data it never saw") in html
     assert "20 per class skipped: larger than the smallest class of the training half (10)" in html
 
 

@@ -50,7 +50,7 @@ def test_adapt_auto_tries_each_method_at_each_trade_off_weight():
     clf = TransferClassifier(strategy="linear_probe", backbone="precomputed", adapt="auto", epochs=2,
                              verbose=0).fit(source, y, X_target=target)
     names = [row["candidate"] for row in clf.adaptation_["candidates"]]
-    assert names == ["source_only"] + [f"{m}@{w:g}" for m in CANDIDATES[1:] for w in WEIGHTS]
+    assert names == ["source_only"] + [f"{m}@{w:g}" for w in WEIGHTS for m in CANDIDATES[1:]]  # each method once first
     chosen = next(row for row in clf.adaptation_["candidates"] if row["candidate"] == clf.adaptation_["chosen"])
     assert clf.adaptation_["chosen_weight"] == chosen["weight"]
     if chosen["method"] != "source_only":  # the kept model trained with the chosen weight
@@ -117,6 +117,53 @@ def test_adapt_auto_records_a_diverged_method_as_failed_and_compares_the_rest():
     rows = {row["method"]: row for row in record["candidates"]}
     assert rows["dann"]["status"] == "failed" and rows["dann"]["reason"].startswith("training diverged")
     assert record["chosen"] == "mcc" and best.confident
+
+
+def test_adapt_auto_budget_tries_each_method_once_before_a_second_weight_and_records_the_rest_as_skipped(monkeypatch):
+    import headstart.adapt.select as select
+    from headstart.cli import _adaptation_count
+
+    clock = [0.0]
+    monkeypatch.setattr(select.time, "perf_counter", lambda: clock[0])
+
+    class Fitted:
+        classes_ = np.array(["a", "b"])
+
+        def __init__(self, p):
+            self.p = p
+
+        def predict_proba(self, items):
+            return np.array([[self.p, 1 - self.p], [1 - self.p, self.p]] * (len(items) // 2))
+
+    def fit_candidate(method, weight):
+        clock[0] += 10.0 if method is None else 20.0  # source-only 10 s, an adapted fit 20 s
+        return Fitted(0.6 if method is None else 0.9)
+
+    messages = []
+    best, record = select.select_adaptation(fit_candidate, ["x"] * 4, weights=(0.3, 1.0), budget_seconds=75,
+                                            log=messages.append)
+    status = {row["candidate"]: row["status"] for row in record["candidates"]}
+    # 10 + 3 x 20 = 70 s; a fourth adapted fit (about 20 s) does not fit in the 5 s left
+    assert [n for n, s in status.items() if s == "scored"] == ["source_only", "coral@0.3", "mmd@0.3", "dann@0.3"]
+    skipped = [row for row in record["candidates"] if row["status"] == "skipped"]
+    assert [row["candidate"] for row in skipped] == ["mcc@0.3", "self_training@0.3"] + [
+        f"{m}@1" for m in CANDIDATES[1:]]
+    assert skipped[0]["reason"] == "skipped: about 20 s needed, 5 s of the 75 s budget left"
+    assert record["chosen"] in ("coral@0.3", "mmd@0.3", "dann@0.3")
+    assert messages[-1] == ("adapt=auto: the 75 s budget left 7 of 11 candidates untried (mcc@0.3, self_training@0.3, "
+                            "coral@1, mmd@1, dann@1, mcc@1, self_training@1); a larger budget tries them")
+    assert _adaptation_count(record) == "4 adaptation candidates, 7 more skipped by the budget"
+
+
+def test_adapt_auto_budget_always_fits_source_only_and_is_refused_for_a_fixed_method(source_and_target):
+    X, y, target = source_and_target
+    clf = TransferClassifier(**FAST, adapt="auto", adapt_weight=0.5, budget="0.001s").fit(X, y, X_target=target)
+    rows = clf.adaptation_["candidates"]
+    assert rows[0]["candidate"] == "source_only" and rows[0]["status"] == "scored"
+    assert all(row["status"] == "skipped" and "budget left" in row["reason"] for row in rows[1:])
+    assert clf.adaptation_["chosen"] == "source_only" and clf.predict(target).shape == (len(target),)
+    with pytest.raises(ConfigError, match=r"budget='1m' only applies to strategy='auto' or adapt='auto'; drop it"):
+        TransferClassifier(**FAST, adapt="coral", budget="1m").fit(X, y, X_target=target)
 
 
 def test_adapt_auto_does_not_hide_a_diverged_source_only_fit():

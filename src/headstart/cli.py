@@ -297,6 +297,13 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _adaptation_count(record: dict) -> str:
+    """'16 adaptation candidates', or '9 adaptation candidates, 7 more skipped by the budget'."""
+    skipped = sum(row.get("status") == "skipped" for row in record["candidates"])
+    fitted = len(record["candidates"]) - skipped
+    return f"{fitted} adaptation candidates" + (f", {skipped} more skipped by the budget" if skipped else "")
+
+
 def fit_summary_lines(clf, folder) -> list[str]:
     """What `headstart fit` prints about a finished fit, one line each."""
     from .intervals import format_accuracy, needs_interval, wilson_interval
@@ -316,7 +323,7 @@ def fit_summary_lines(clf, folder) -> list[str]:
         f"train / validation:  {summary['n_train']} / {summary['n_val']} examples" + (" (held-out part of the planner's split)" if "verdict" in summary else ""),
         f"validation accuracy: {val_text}",
         f"fit time:            {summary['fit_seconds']:.1f} s" + (
-            f" ({len(summary['adaptation']['candidates'])} adaptation candidates; the kept one's own fit "
+            f" ({_adaptation_count(summary['adaptation'])}; the kept one's own fit "
             f"{summary['chosen_fit_seconds']:.1f} s)" if "chosen_fit_seconds" in summary else ""),
         f"skipped inputs:      {len(clf.skipped_)}",
     ]

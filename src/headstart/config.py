@@ -24,7 +24,8 @@ class FitConfig:
     strategy: str = option("linear_probe", "How to transfer: linear_probe (frozen backbone + logistic head), "
                            "finetune, lp_ft (probe then fine-tune), lora (low-rank adapters in a transformer's attention), scratch (no transfer: random init), or auto "
                            "(rank backbones, try the ladder against a no-transfer baseline, keep the best).", kind=str)
-    budget: str | None = option(None, "strategy=auto: time budget, e.g. '90s', '10m', '1h' (default 10m).", kind=str)
+    budget: str | None = option(None, "Time budget of strategy=auto (default 10m) or of adapt=auto's search (default: "
+                                "none, every candidate is tried), e.g. '90s', '10m', '1h'.", kind=str)
     freeze: int | None = option(None, "finetune/lp_ft: freeze the first K layer groups (0 = train all; default 0).",
                                 minimum=0, kind=int)
     lora_rank: int = option(8, "lora: rank r of the low-rank update added to each attention projection (more = more "
@@ -49,7 +50,7 @@ class FitConfig:
                                "with coral, mmd, dann, cdan, cdan_e, mcc, self_training, or auto (each method and "
                                "source-only, judged on the target inputs without labels).", kind=str)
     adapt_weight: float | None = option(None, "Weight of the adaptation term (default: the method's own; adapt=auto "
-                                        "tries 0.1, 0.3 and 1).",
+                                        "tries 0.3, 1 and 0.1).",
                                         minimum=0.0, kind=float)
     C: float | None = option(None, "linear_probe: inverse L2 strength of the logistic head (default: chosen on "
                              "validation).", minimum=0.0, kind=float)
@@ -120,8 +121,9 @@ def validate(values: dict, strategies, where: str = "TransferClassifier") -> Non
         from .auto import parse_budget
 
         parse_budget(values["budget"])
-        if values["strategy"] != "auto":
-            raise ConfigError(f"{where}: budget={values['budget']!r} only applies to strategy='auto'; drop it")
+        if values["strategy"] != "auto" and values["adapt"] != "auto":
+            raise ConfigError(f"{where}: budget={values['budget']!r} only applies to strategy='auto' or adapt='auto'; "
+                              f"drop it")
     if values["freeze"] is not None and values["strategy"] not in ("finetune", "lp_ft"):
         raise ConfigError(f"{where}: freeze={values['freeze']} only applies to strategy 'finetune' or 'lp_ft', "
                           f"not {values['strategy']!r}; drop freeze or change the strategy")

@@ -143,6 +143,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         from sklearn.base import clone
 
         from .adapt.select import WEIGHTS, candidate_name, select_adaptation
+        from .auto import parse_budget
 
         if X_target is None:
             raise ConfigError("adapt='auto' chooses how to align the training data with unlabeled target data; pass "
@@ -153,7 +154,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         fitted = {}
 
         def fit_candidate(method, weight):
-            candidate = clone(self).set_params(adapt=method, adapt_weight=weight if method else None)
+            # the budget is the search's, not each candidate's
+            candidate = clone(self).set_params(adapt=method, adapt_weight=weight if method else None, budget=None)
             if self.checkpoint_dir:  # one checkpoint per candidate: each resumes its own fit, none refuses another's
                 candidate.set_params(checkpoint_dir=str(Path(self.checkpoint_dir) / candidate_name(method, weight)))
             if method is None:  # kept for the report's source-only vs adapted comparison
@@ -161,8 +163,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             return candidate.fit(X, y, X_target=X_target if method else None)
 
         weights = WEIGHTS if self.adapt_weight is None else (self.adapt_weight,)
+        budget = None if self.budget is None else parse_budget(self.budget)
         best, record = select_adaptation(fit_candidate, target_items, y_target, weights=weights,
-                                         source_validation=self._source_validation(X, y), log=self._log)
+                                         source_validation=self._source_validation(X, y), log=self._log,
+                                         budget_seconds=budget)
         self.__dict__.update({k: v for k, v in best.__dict__.items() if k.endswith("_") and not k.startswith("__")})
         self.__dict__.pop("source_only_", None)
         if best is not fitted.get("source_only") and "source_only" in fitted:

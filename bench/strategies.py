@@ -78,7 +78,7 @@ def run_method(method: str, X, y, Xt, yt, seed: int, args, modality: str | None 
         predictions = clf.predict(Xt)
         extra = {}
         if method == "auto":  # the held-out evidence too, so other selection rules can be replayed on it
-            keep = ("name", "status", "default", "mean", "seconds", "correct")
+            keep = ("name", "status", "default", "mean", "seconds", "correct", "log_loss")
             extra = {"chosen": clf.plan_["winner"], "negative_transfer": clf.plan_["negative_transfer"],
                      "candidates": [{k: c[k] for k in keep} for c in clf.plan_["candidates"]]}
     return {"accuracy": float((np.asarray(predictions) == np.asarray(yt)).mean()),

@@ -71,6 +71,9 @@ def test_auto_records_every_candidate_with_scores_time_and_reason(digits_plan):
     for c in candidates:
         if c["status"] == "scored":  # per-example hits, so a reader can redo the paired standard errors
             assert len(c["correct"]) == held_out and np.mean(c["correct"]) == pytest.approx(np.mean(c["scores"]))
+            losses = np.asarray(c["log_loss"])  # a miss gave the true class at most half the probability
+            assert len(losses) == held_out and (losses >= 0).all()
+            assert (losses[np.asarray(c["correct"]) == 0] >= np.log(2) - 1e-9).all()
 
 
 def test_auto_plan_is_saved_and_a_baseline_winner_reloads_to_identical_predictions(digits_plan, digits_10_per_class, tmp_path):

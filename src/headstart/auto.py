@@ -75,6 +75,7 @@ class Candidate:
     options: dict = field(default_factory=dict)  # estimator parameters this candidate changes, e.g. a regularizer
     scores: list[float] = field(default_factory=list)
     correct: list[int] = field(default_factory=list, repr=False)  # per held-out example, all splits in order
+    log_loss: list[float] = field(default_factory=list, repr=False)  # -log p(true class), same order as ``correct``
     seconds: float = 0.0
     status: str = "pending"  # "scored" | "skipped" | "failed"
     reason: str = ""
@@ -178,10 +179,13 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
         t0 = time.perf_counter()
         for number, (train_idx, val_idx) in enumerate(splits, 1):
             model = _fit_candidate(estimator, candidate, data, encoded, train_idx, n_classes, part=f"split-{number}")
-            logits = model.predict_logits([data.inputs[i] for i in val_idx])
-            hits = np.asarray(logits).argmax(1) == encoded[val_idx]
+            logits = np.asarray(model.predict_logits([data.inputs[i] for i in val_idx]), dtype=np.float64)
+            hits = logits.argmax(1) == encoded[val_idx]
             candidate.scores.append(float(hits.mean()))
             candidate.correct.extend(int(h) for h in hits)
+            log_p = logits - logits.max(1, keepdims=True)
+            log_p -= np.log(np.exp(log_p).sum(1, keepdims=True))
+            candidate.log_loss.extend(float(-v) for v in log_p[np.arange(len(val_idx)), encoded[val_idx]])
         candidate.seconds = time.perf_counter() - t0
         seconds_per_fit[candidate.strategy] = candidate.seconds / len(splits)
         candidate.status = "scored"
@@ -197,7 +201,8 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
         "splits": len(splits), "split_sizes": [len(splits[0][0]), len(splits[0][1])], "split_kind": "repeated stratified" if len(splits) > 1 else "stratified hold-out",
         "ranking": ranking, "ranked_examples": min(len(encoded), rank_limit),
         "freeze_suggestions": freeze_depths, "kept_backbones": kept,
-        # ``correct``: 1/0 per held-out example, splits in order, so the paired standard errors can be redone
+        # ``correct``: 1/0 per held-out example, splits in order, so the paired standard errors can be redone;
+        # ``log_loss``: -log of the probability given to the true class, for the same examples
         "candidates": [{**dataclasses.asdict(c), "mean": c.mean, "std": c.std} for c in candidates],
         "winner": winner.name, "baseline": base.name if base else None,
         "negative_transfer": negative, "verdict": verdict,

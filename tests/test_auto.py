@@ -161,12 +161,16 @@ def test_choose_winner_takes_the_costlier_candidate_when_it_is_clearly_better():
 
 
 def test_choose_winner_keeps_the_baseline_when_it_matches_the_best_transfer_candidate():
-    from headstart.auto import choose_winner
+    from headstart.auto import choose_winner, explain
 
     probe = _scored("linear_probe@m", "transfer", [1, 0, 1, 0], seconds=2)
     baseline = _scored("baseline:b", "baseline", [0, 1, 1, 0], seconds=0.1)
-    winner, _, _, negative = choose_winner([baseline, probe])
+    winner, best, base, negative = choose_winner([baseline, probe])
     assert winner is baseline and negative
+    # says what happened: a tie is "matches", not "matches or beats"
+    assert explain([baseline, probe], winner, best, base, negative, 4).startswith(
+        "negative transfer: the no-transfer baseline (baseline:b, 0.500 [0.150, 0.850]) matches the best transfer "
+        "candidate (linear_probe@m")
 
 
 def test_choose_winner_prefers_the_best_when_the_baseline_beats_the_cheaper_one():
@@ -227,13 +231,15 @@ def test_choose_winner_leaves_the_default_rung_when_another_is_clearly_better():
 
 
 def test_choose_winner_calls_negative_transfer_when_the_baseline_beats_every_transfer_candidate():
-    from headstart.auto import choose_winner
+    from headstart.auto import choose_winner, explain
 
     lp_ft = _scored("lp_ft@m", "transfer", [1, 0, 1, 0, 0, 1], seconds=60)
     lp_ft.default = True
     baseline = _scored("baseline:b", "baseline", [1, 1, 1, 0, 0, 1], seconds=0.1)
-    winner, _, _, negative = choose_winner([baseline, lp_ft])
+    winner, best, base, negative = choose_winner([baseline, lp_ft])
     assert winner is baseline and negative
+    assert " (baseline:b, 0.667 [0.300, 0.903]) beats the best transfer candidate (lp_ft@m, 0.500 " in explain(
+        [baseline, lp_ft], winner, best, base, negative, 6)
 
 
 def test_default_rung_is_lp_ft_on_tiny_data_and_the_full_finetune_when_plentiful():
@@ -268,3 +274,47 @@ def test_planner_candidate_fit_is_the_fit_of_that_strategy_alone_whatever_ran_be
                            data, encoded, np.arange(len(y)), len(planner.classes_))
     refit = torch.softmax(torch.as_tensor(model.predict_logits(X)), dim=1).numpy()
     np.testing.assert_allclose(refit, alone.predict_proba(X), atol=1e-6)
+
+
+def _separable_features(per_class=20):
+    rng = np.random.default_rng(0)
+    y = np.repeat(["a", "b", "c"], per_class)
+    X = rng.standard_normal((len(y), 8)).astype(np.float32)
+    X[y == "a", 0] += 3
+    X[y == "b", 1] += 3
+    return X, y
+
+
+@pytest.mark.parametrize("backbone", ["precomputed", "auto"])
+def test_auto_on_feature_vectors_ranks_and_runs_the_ladder(backbone):
+    # both crashed: ranking built the precomputed backbone without its width, and backbone="auto" found no
+    # zoo model for feature vectors and ended in an AttributeError
+    X, y = _separable_features()
+    clf = TransferClassifier(strategy="auto", backbone=backbone, epochs=2, verbose=0).fit(X, y)
+    plan = clf.plan_
+    assert [r["backbone"] for r in plan["ranking"]] == ["precomputed"]
+    assert plan["winner"].endswith("@precomputed") and plan["baseline"] is None
+    assert "lora@precomputed" not in {c["name"] for c in plan["candidates"]}
+    assert clf.score(X, y) > 0.8
+
+
+def test_auto_refuses_a_backbone_of_another_modality_naming_both():
+    X, y = _separable_features()
+    with pytest.raises(ConfigError, match=r"backbone 'minilm_l6' takes text inputs, but array X holds features inputs"):
+        TransferClassifier(strategy="auto", backbone="minilm_l6", verbose=0).fit(X, y)
+
+
+def test_auto_logs_a_line_per_candidate_and_keeps_its_scoring_fits_quiet(capsys):
+    X, y = _separable_features()
+    TransferClassifier(strategy="auto", backbone="precomputed", epochs=2, verbose=1).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("[headstart] auto: ranked 1 layer group of precomputed with LogME on 60 examples")
+    scored = [line for line in lines if " scored " in line]
+    assert [line.split()[2] for line in scored] == ["linear_probe@precomputed", "lp_ft@precomputed"]
+    assert all("held-out predictions over 3 splits" in line for line in scored)
+    assert any(line.startswith("[headstart] auto: finetune(freeze=0)@precomputed skipped (not tried below 30")
+               for line in lines)
+    refit = next(i for i, line in enumerate(lines) if "auto: refitting lp_ft@precomputed on all 60" in line)
+    # the scoring fits (3 splits x 2 candidates) said nothing of their own; only the refit does
+    assert not [line for line in lines[:refit] if "chosen on validation" in line or "froze" in line]
+    assert any("chosen on validation" in line for line in lines[refit:])

@@ -119,7 +119,8 @@ def rank(estimator, data, encoded, backbones: list[str], max_examples: int) -> t
 
     rows = rank_backbones(data.inputs, encoded, backbones, layers="all", cache=estimator._cache(),
                           image_size=estimator.image_size, max_length=estimator.max_length, score="logme",
-                          max_examples=max_examples)
+                          max_examples=max_examples,
+                          feature_dim=estimator.n_features_in_ if data.modality == "features" else None)
     freeze = {name: suggest_freeze([r for r in rows if r.backbone == name]) for name in backbones}
     return [dataclasses.asdict(r) for r in rows], freeze
 
@@ -131,10 +132,17 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
     modality = data.modality
     if estimator.backbone == "auto":
         backbones = [n for n in ZOO if ZOO.get(n).info.modality == modality and ZOO.get(n).installed]
+        # none installed (or feature vectors, which have no zoo): the estimator's own default for the
+        # modality, whose build says how to install its weights when they are missing
+        backbones = backbones or [estimator._resolve_backbone(data)]
     else:
-        backbones = [estimator.backbone]
+        backbones = [estimator._resolve_backbone(data)]
     rank_limit = default_max_examples(n_classes)
     ranking, freeze_depths = rank(estimator, data, encoded, backbones, rank_limit) if backbones else ([], {})
+    if ranking:
+        estimator._log(f"auto: ranked {len(ranking)} layer group{'s' if len(ranking) != 1 else ''} of {', '.join(backbones)} with LogME on "
+                       f"{min(len(encoded), rank_limit)} examples in {time.perf_counter() - started:.1f} s; suggested "
+                       f"freeze depth {', '.join(f'{b} {k}' for b, k in freeze_depths.items())}")
     # A linear probe reads the last layer, so its LogME decides which backbones are worth trying.
     last_index = {r["backbone"]: max(q["layer_index"] for q in ranking if q["backbone"] == r["backbone"]) for r in ranking}
     last_layer_score = {r["backbone"]: r["score"] for r in ranking if r["layer_index"] == last_index[r["backbone"]]}
@@ -168,6 +176,7 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
     seconds_per_fit: dict[str, float] = {}
     for candidate in candidates:
         if candidate.status == "skipped":  # already decided by the data size, with its reason
+            estimator._log(f"auto: {candidate.name} skipped ({candidate.reason})")
             continue
         spent = time.perf_counter() - started
         expected = _expected_cost(candidate, seconds_per_fit) * len(splits) * 2  # scoring + the final refit
@@ -175,10 +184,12 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
             candidate.status = "skipped"
             candidate.reason = (f"skipped: about {expected:.0f} s needed, {max(0, budget_seconds - spent):.0f} s of "
                                 f"the {budget_seconds:.0f} s budget left")
+            estimator._log(f"auto: {candidate.name} {candidate.reason}")
             continue
         t0 = time.perf_counter()
         for number, (train_idx, val_idx) in enumerate(splits, 1):
-            model = _fit_candidate(estimator, candidate, data, encoded, train_idx, n_classes, part=f"split-{number}")
+            model = _fit_candidate(estimator, candidate, data, encoded, train_idx, n_classes, part=f"split-{number}",
+                                   quiet=True)
             logits = np.asarray(model.predict_logits([data.inputs[i] for i in val_idx]), dtype=np.float64)
             hits = logits.argmax(1) == encoded[val_idx]
             candidate.scores.append(float(hits.mean()))
@@ -189,12 +200,16 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
         candidate.seconds = time.perf_counter() - t0
         seconds_per_fit[candidate.strategy] = candidate.seconds / len(splits)
         candidate.status = "scored"
+        held = len(candidate.correct)
+        estimator._log(f"auto: {candidate.name} scored {accuracy_text(candidate.mean, held)} on {held} held-out "
+                       f"predictions over {len(splits)} split{'s' if len(splits) > 1 else ''} ({candidate.seconds:.1f} s)")
     scored = [c for c in candidates if c.status == "scored"]
     winner, best_transfer, base, negative = choose_winner(scored)
     # Every held-out score pools len(splits) validation parts: its 95% interval is over that many examples.
     held_out = sum(len(val) for _, val in splits)
     verdict = explain(scored, winner, best_transfer, base, negative, held_out)
     estimator._log(verdict)
+    estimator._log(f"auto: refitting {winner.name} on all {len(encoded)} labeled examples")
     final = _fit_candidate(estimator, winner, data, encoded, np.arange(len(encoded)), n_classes, part="all")
     plan = {
         "budget_seconds": budget_seconds, "spent_seconds": time.perf_counter() - started,
@@ -295,7 +310,8 @@ def explain(scored: list[Candidate], winner, best_transfer, base, negative: bool
         else:
             c.reason = f"lost: {shown(c)} vs the winner's {shown(winner)}" + (" (no-transfer baseline)" if c.kind == "baseline" else "")
     if negative:
-        return (f"negative transfer: the no-transfer baseline ({base.name}, {shown(base)}) matches or beats the "
+        relation = "beats" if best_transfer is None or base.mean > best_transfer.mean else "matches"
+        return (f"negative transfer: the no-transfer baseline ({base.name}, {shown(base)}) {relation} the "
                 f"best transfer candidate ({best_transfer.name if best_transfer else 'none'}, "
                 f"{shown(best_transfer)}); keeping the baseline")
     if base and base.mean == best_transfer.mean:
@@ -331,10 +347,12 @@ def _expected_cost(candidate: Candidate, seconds_per_fit: dict[str, float]) -> f
     return 0.0  # unknown yet: the first of its kind always runs
 
 
-def _fit_candidate(estimator, candidate: Candidate, data, encoded, train_idx, n_classes, *, part: str = "all"):
+def _fit_candidate(estimator, candidate: Candidate, data, encoded, train_idx, n_classes, *, part: str = "all",
+                   quiet: bool = False):
     """Fit ``candidate`` on the rows ``train_idx``. With a checkpoint folder, each (candidate, part)
     checkpoints in its own subfolder, ``planner/<candidate>/<part>``: two fits sharing one would refuse
-    each other's checkpoint (other data), or worse, resume it (same data, another freeze depth)."""
+    each other's checkpoint (other data), or worse, resume it (same data, another freeze depth).
+    ``quiet``: the fit logs nothing (a scoring fit; the planner logs its outcome in one line)."""
     from .baselines import BASELINES
     from .strategies import STRATEGIES
 
@@ -358,6 +376,8 @@ def _fit_candidate(estimator, candidate: Candidate, data, encoded, train_idx, n_
         context = estimator._context(sub, encoded[train_idx], candidate.backbone, n_classes,
                                      freeze=candidate.freeze if candidate.strategy in ("finetune", "lp_ft") else None)
         context.epoch_log = None  # dozens of candidate fits: their outcomes are logged, not their epochs
+        if quiet:  # "C=1 chosen" seven times over, with no word of which candidate or split, told a user nothing
+            context.log = lambda message: None
         # From the seed, not from whatever the earlier candidates drew: the new head's initial weights
         # come from the global generator, so the winner's refit is the fit of that strategy alone
         # (Fashion-MNIST 100 per class, seed 0: the refit scored 0.760 where the same fine-tune alone scored 0.849).
@@ -372,6 +392,8 @@ def _supports_lora(backbone_name: str) -> bool:
     from .backbones import create_backbone
     from .strategies.lora import lora_targets
 
+    if backbone_name == "precomputed":  # feature vectors: no network, so no attention projections
+        return False
     return bool(lora_targets(create_backbone(backbone_name, pretrained=False)))
 
 

@@ -89,6 +89,7 @@ def rank_backbones(
     score: str = "logme",
     progress: bool = False,
     max_examples: int | None = None,
+    feature_dim: int | None = None,
 ) -> list[RankRow]:
     """Score every ``(backbone, layer)`` on ``(items, labels)``; return the rows best first.
 
@@ -100,6 +101,7 @@ def rank_backbones(
     :data:`~headstart.selection.SCORES`. ``max_examples``: score a stratified subsample of that many
     inputs when there are more (every class keeps its share, at least one example; the draw is fixed),
     ``None`` for all (the planner and ``headstart rank`` use :data:`DEFAULT_MAX_EXAMPLES`).
+    ``feature_dim``: the width of the rows when ``backbones`` is ``["precomputed"]`` (feature vectors).
     """
     from ..backbones import create_backbone
     from . import SCORES
@@ -135,7 +137,7 @@ def rank_backbones(
     store = _make_cache(cache)
     rows: list[RankRow] = []
     for name in names:
-        backbone = create_backbone(name, image_size=image_size, max_length=max_length)
+        backbone = create_backbone(name, image_size=image_size, max_length=max_length, feature_dim=feature_dim)
         all_layers = backbone.layer_names
         chosen = _resolve_layers(layers, all_layers, name)
         started = time.perf_counter()

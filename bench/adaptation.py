@@ -40,7 +40,7 @@ import numpy as np
 from headstart import TransferClassifier
 
 from . import datasets
-from .report import finish, load_saved, record, save_results
+from .report import add_threads_option, apply_threads, finish, load_saved, record, save_results
 
 ROOT = Path(__file__).resolve().parent.parent
 VALIDATORS = ("im", "snd", "dev", "source_val_accuracy")  # each candidate's scores, recorded to judge the validators
@@ -196,7 +196,9 @@ def main(argv=None) -> int:
     parser.add_argument("--skada", default=",".join(SKADA_ADAPTERS), help="skada adapters to run (class names)")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--smoke", action="store_true", help="one seed, tiny sizes, 1 epoch: checks the harness")
+    add_threads_option(parser)
     args = parser.parse_args(argv)
+    apply_threads(args)
     if args.smoke:
         args.seeds, args.epochs, args.image_size, args.source_n, args.finetune_source_n = 1, 1, 32, 100, 40
         args.skada = "CORAL"

@@ -25,7 +25,7 @@ import numpy as np
 
 from headstart import TransferClassifier
 
-from .report import finish, load_saved, record, save_results
+from .report import add_threads_option, apply_threads, finish, load_saved, record, save_results
 from .strategies import load_task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,7 +99,9 @@ def main(argv=None) -> int:
     parser.add_argument("--budget", default="15m")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--smoke", action="store_true", help="one seed, tiny test sets, 1 epoch: checks the harness")
+    add_threads_option(parser)
     args = parser.parse_args(argv)
+    apply_threads(args)
     if args.smoke:
         args.seeds, args.epochs, args.image_size, args.budget = 1, 1, 32, "1m"
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]

@@ -23,6 +23,34 @@ def write_section(path: Path, key: str, title: str, body: str) -> None:
     os.replace(temporary, path)
 
 
+def add_threads_option(parser) -> None:
+    """``--threads N``: torch's thread count for the run (default: torch's own, one per core)."""
+
+    def positive(text: str) -> int:
+        import argparse
+
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"--threads takes a whole number of at least 1, got {text!r}")
+        return value
+
+    parser.add_argument("--threads", type=positive, default=None,
+                        help="torch threads (default: torch's own). Convolutions sum in another order on another "
+                             "thread count, and a fine-tune on 10 images per class then lands up to 9 points apart "
+                             "(docs/benchmarks.md): to reproduce a table, use the thread count of its 'Measured' line")
+
+
+def apply_threads(args) -> None:
+    """Set torch's thread count from ``--threads``, before anything is timed or trained."""
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
 def record(results: dict, task: str, method: str, outcome: dict, seed: int) -> None:
     """Add one run's outcome to ``results[task][method]`` and print it as one line."""
     results.setdefault(task, {}).setdefault(method, []).append(outcome)

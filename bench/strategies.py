@@ -27,7 +27,7 @@ from headstart import TransferClassifier
 from headstart.baselines import baseline_for
 
 from . import datasets
-from .report import finish, load_saved, record, save_results
+from .report import add_threads_option, apply_threads, finish, load_saved, record, save_results
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXED = ("baseline", "linear_probe", "finetune", "lp_ft", "scratch")
@@ -99,7 +99,9 @@ def main(argv=None) -> int:
                         help="start at this seed (seeds first-seed .. seeds-1): fresh draws to check a rule chosen on "
                              "the first ones; with a value above 0 the run adds to the saved results")
     parser.add_argument("--smoke", action="store_true", help="one seed, tiny test sets, 1 epoch: checks the harness")
+    add_threads_option(parser)
     args = parser.parse_args(argv)
+    apply_threads(args)
     if args.smoke:
         args.seeds, args.epochs, args.image_size, args.budget = 1, 1, 32, "2m"
     wanted = {m.strip() for m in args.methods.split(",") if m.strip()}

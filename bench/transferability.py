@@ -30,7 +30,7 @@ from headstart import TransferClassifier, __version__
 from headstart.backbones import ZOO
 from headstart.selection.rank import default_max_examples, rank_backbones, suggest_freeze
 
-from .report import write_section
+from .report import add_threads_option, apply_threads, write_section
 from .strategies import load_task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,7 +132,9 @@ def main(argv=None) -> int:
                         help="--cost-only: rank on a stratified subsample of this many (default: what `headstart rank` "
                              "uses; 0: all)")
     parser.add_argument("--smoke", action="store_true", help="one seed, tiny test sets, 1 epoch, 2 depths")
+    add_threads_option(parser)
     args = parser.parse_args(argv)
+    apply_threads(args)
     if args.smoke:
         args.seeds, args.epochs, args.image_size, args.max_depths = 1, 1, 32, 2
     results: dict = {}

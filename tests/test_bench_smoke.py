@@ -153,3 +153,26 @@ def test_peers_merge_keeps_tasks_and_speed_of_earlier_runs(tmp_path, monkeypatch
     assert merged["speed"] == earlier["speed"]
     assert meta["measured"] == {"vader@8": "2026-01-01, x86_64, 1 threads", "fashion@10": "2026-02-02, x86_64, 2 threads",
                                 "speed": "2026-01-01, x86_64, 1 threads"}
+
+
+def test_bench_threads_option_sets_torch_threads_and_refuses_zero(capsys):
+    import argparse
+
+    import pytest
+    import torch
+
+    from bench.report import add_threads_option, apply_threads
+
+    parser = argparse.ArgumentParser(prog="python -m bench.x")
+    add_threads_option(parser)
+    before = torch.get_num_threads()
+    try:
+        apply_threads(parser.parse_args(["--threads", "1"]))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    apply_threads(parser.parse_args([]))  # no flag: torch's own count, untouched
+    assert torch.get_num_threads() == before
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--threads", "0"])
+    assert "--threads takes a whole number of at least 1, got '0'" in capsys.readouterr().err

@@ -138,11 +138,10 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
     else:
         backbones = [estimator._resolve_backbone(data)]
     rank_limit = default_max_examples(n_classes)
-    ranking, freeze_depths = rank(estimator, data, encoded, backbones, rank_limit) if backbones else ([], {})
-    if ranking:
-        estimator._log(f"auto: ranked {len(ranking)} layer group{'s' if len(ranking) != 1 else ''} of {', '.join(backbones)} with LogME on "
-                       f"{min(len(encoded), rank_limit)} examples in {time.perf_counter() - started:.1f} s; suggested "
-                       f"freeze depth {', '.join(f'{b} {k}' for b, k in freeze_depths.items())}")
+    ranking, freeze_depths = rank(estimator, data, encoded, backbones, rank_limit)
+    estimator._log(f"auto: ranked {len(ranking)} layer group{'s' if len(ranking) != 1 else ''} of {', '.join(backbones)} "
+                   f"with LogME on {min(len(encoded), rank_limit)} examples in {time.perf_counter() - started:.1f} s; "
+                   f"suggested freeze depth {', '.join(f'{b} {k}' for b, k in freeze_depths.items())}")
     # A linear probe reads the last layer, so its LogME decides which backbones are worth trying.
     last_index = {r["backbone"]: max(q["layer_index"] for q in ranking if q["backbone"] == r["backbone"]) for r in ranking}
     last_layer_score = {r["backbone"]: r["score"] for r in ranking if r["layer_index"] == last_index[r["backbone"]]}
@@ -154,18 +153,17 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
                                     reason="no-transfer baseline"))
     for name in kept:
         candidates.append(Candidate(f"linear_probe@{name}", "transfer", "linear_probe", name))
-    if kept:
-        best = kept[0]
-        depth = freeze_depths.get(best, 0)
-        at_depth = Candidate(f"finetune(freeze={depth})@{best}", "transfer", "finetune", best, depth)
-        if np.bincount(encoded).min() < TINY_PER_CLASS:
-            at_depth.status, at_depth.reason = "skipped", TINY_DEPTH_RUNG_SKIPPED.format(tiny=TINY_PER_CLASS)
-        candidates.append(at_depth)
-        candidates.append(Candidate(f"lp_ft@{best}", "transfer", "lp_ft", best, 0))
-        if _supports_lora(best):
-            candidates.append(Candidate(f"lora@{best}", "transfer", "lora", best))
-        if np.bincount(encoded).min() >= PLENTIFUL_PER_CLASS and depth != 0:
-            candidates.append(Candidate(f"finetune(freeze=0)@{best}", "transfer", "finetune", best, 0))
+    best = kept[0]
+    depth = freeze_depths.get(best, 0)
+    at_depth = Candidate(f"finetune(freeze={depth})@{best}", "transfer", "finetune", best, depth)
+    if np.bincount(encoded).min() < TINY_PER_CLASS:
+        at_depth.status, at_depth.reason = "skipped", TINY_DEPTH_RUNG_SKIPPED.format(tiny=TINY_PER_CLASS)
+    candidates.append(at_depth)
+    candidates.append(Candidate(f"lp_ft@{best}", "transfer", "lp_ft", best, 0))
+    if _supports_lora(best):
+        candidates.append(Candidate(f"lora@{best}", "transfer", "lora", best))
+    if np.bincount(encoded).min() >= PLENTIFUL_PER_CLASS and depth != 0:
+        candidates.append(Candidate(f"finetune(freeze=0)@{best}", "transfer", "finetune", best, 0))
     preferred = default_rung(candidates, int(np.bincount(encoded).min()))
     if preferred is not None:
         preferred.default = True

@@ -318,3 +318,51 @@ def test_auto_logs_a_line_per_candidate_and_keeps_its_scoring_fits_quiet(capsys)
     # the scoring fits (3 splits x 2 candidates) said nothing of their own; only the refit does
     assert not [line for line in lines[:refit] if "chosen on validation" in line or "froze" in line]
     assert any("chosen on validation" in line for line in lines[refit:])
+
+
+@pytest.fixture(scope="module")
+def features_plan_40_per_class():  # 30 to 49 per class: one split, LP-FT the default rung
+    X, y = _separable_features(per_class=40)
+    options = dict(backbone="precomputed", epochs=3, verbose=0, random_state=1)
+    return X, y, options, TransferClassifier(strategy="auto", **options).fit(X, y)
+
+
+def test_auto_from_30_per_class_scores_on_the_fits_own_validation_split(features_plan_40_per_class):
+    X, y, _, clf = features_plan_40_per_class
+    plan = clf.plan_
+    _, val_idx = clf._validation_split(np.unique(y, return_inverse=True)[1])
+    assert plan["splits"] == 1 and plan["split_kind"] == "the fit's own validation split"
+    assert plan["split_sizes"] == [len(y) - len(val_idx), len(val_idx)]
+    for candidate in plan["candidates"]:
+        if candidate["status"] == "scored":
+            assert len(candidate["correct"]) == len(val_idx)
+    winner = next(c for c in plan["candidates"] if c["name"] == plan["winner"])
+    # the kept model is the one that was scored: the same hits on the same rows
+    assert (clf.predict(X[val_idx]) == y[val_idx]).astype(int).tolist() == winner["correct"]
+
+
+def test_auto_keeps_a_fine_tuned_winner_as_scored_identical_to_that_fit_alone(features_plan_40_per_class):
+    X, y, options, clf = features_plan_40_per_class
+    winner = next(c for c in clf.plan_["candidates"] if c["name"] == clf.plan_["winner"])
+    assert winner["strategy"] in ("finetune", "lp_ft") and clf.plan_["winner_refit"] is False
+    alone = TransferClassifier(strategy=winner["strategy"], freeze=winner["freeze"], **options).fit(X, y)
+    np.testing.assert_allclose(clf.predict_proba(X), alone.predict_proba(X), atol=1e-6)
+
+
+def test_auto_refits_a_linear_probe_winner_on_every_row_from_30_per_class(capsys):
+    """The probe is scored without the validation rows in its head, then refit with them, as it is alone."""
+    from headstart.auto import Candidate, _fit_candidate
+    from headstart.data import from_arrays
+
+    X, y = _separable_features(per_class=30)
+    options = dict(backbone="precomputed", verbose=0, random_state=2)
+    planner = TransferClassifier(strategy="auto", **options)
+    planner.classes_, encoded = np.unique(y, return_inverse=True)
+    planner.n_features_in_ = X.shape[1]
+    data = from_arrays(X, encoded)
+    probe = Candidate("linear_probe@precomputed", "transfer", "linear_probe", "precomputed")
+    scored = _fit_candidate(planner, probe, data, encoded, np.arange(len(y)), 3, train_on_validation=False)
+    refit = _fit_candidate(planner, probe, data, encoded, np.arange(len(y)), 3)
+    alone = TransferClassifier(strategy="linear_probe", **options).fit(X, y)
+    np.testing.assert_allclose(refit.predict_logits(X), alone.model_.predict_logits(X), atol=1e-5)
+    assert not np.allclose(scored.predict_logits(X), refit.predict_logits(X), atol=1e-3)

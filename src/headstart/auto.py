@@ -4,9 +4,13 @@
    for) with LogME on every layer group, from one cached forward pass each over a stratified
    subsample of at most 512 examples (``selection.rank.DEFAULT_MAX_EXAMPLES``); keep the best two,
    and read a suggested freeze depth off the per-layer scores.
-2. Score candidates on held-out data they never saw: each is fit on the planner's training part
-   (with its own inner split for C or early stopping) and scored on the planner's validation part;
-   with tiny data (fewer than 30 examples in some class) over 3 repeated stratified splits.
+2. Score candidates on held-out data. With tiny data (fewer than 30 examples in some class): over 3
+   repeated stratified splits, each candidate fit on a split's training part (with its own inner split
+   for C or early stopping) and scored on held-out examples it never saw. From 30 per class on: on the
+   estimator's own validation split, the one every fixed strategy holds out to choose its epoch or C
+   (:data:`KEPT_AS_SCORED`). Each candidate trains on the rest, chooses on that part and is scored
+   there, so every score is the best choice's and a little optimistic, alike for all candidates, as
+   when runs are compared by their best validation score; the cost is halved.
    The ladder: the no-transfer baseline of the modality, a linear probe per kept backbone, then,
    on the best backbone, fine-tuning at the suggested freeze depth (recorded as skipped on tiny
    data, see :data:`TINY_DEPTH_RUNG_SKIPPED`), LP-FT, LoRA when the backbone has attention
@@ -22,8 +26,9 @@
    Hastie et al., "Elements of Statistical Learning", §7.10). If the baseline beats the best
    transfer candidate, that is negative transfer: it is said plainly and the baseline is kept. An
    exact tie is said plainly too; the default rung is kept (and the baseline when there is none).
-4. The winner is refit on all labeled data. ``plan_`` records every candidate's scores, time and
-   why it won or lost.
+4. The winner is refit on all labeled data, unless its scoring fit already is that fit (one split and
+   a fine-tuning strategy: :data:`KEPT_AS_SCORED`). ``plan_`` records every candidate's scores, time
+   and why it won or lost.
 """
 
 from __future__ import annotations
@@ -60,6 +65,13 @@ MIN_PER_CLASS = 3  # one held-out example, and two to train (one of them for the
 # 0.691) and Fashion-MNIST 100 per class (0.834 against 0.824), and LP-FT at the tiny sizes
 # (Fashion-MNIST 10: 0.713 against 0.705; VADER 8: 0.579 against 0.545); see docs/benchmarks.md.
 PLENTIFUL_PER_CLASS = 50
+# With one split (30 or more examples per class) the planner's held-out part is the validation split that
+# every fixed strategy holds out for its own choices (the kept epoch, C). A candidate trains on the rest,
+# makes its choices on that part and is scored there, as its fixed fit would be. For these strategies that
+# scoring fit *is* the fit on all labeled data (their fit never trains on the validation part), so the
+# winner is kept as scored, not refit: the refit repeated the same fit, same seed and rows, to the last
+# digit (docs/benchmarks.md), and cost as much as the rest of the ladder's default rung.
+KEPT_AS_SCORED = ("finetune", "lp_ft", "lora")
 # Leaving the default rung takes a lead whose 95% interval (paired, per held-out example) excludes zero:
 # the same 95% as every interval the library prints.
 DEPARTURE_Z = 1.96
@@ -104,11 +116,14 @@ def parse_budget(budget) -> float:
         raise ConfigError(f"budget={budget!r} is not a duration; write e.g. '90s', '10m' or '1h'") from None
 
 
-def planner_splits(encoded: np.ndarray, val_size: float, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def planner_splits(estimator, encoded: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Tiny data: 3 repeated stratified splits. Otherwise one: the estimator's own validation split,
+    the one every fixed strategy trains beside (see :data:`KEPT_AS_SCORED`)."""
     counts = np.bincount(encoded)
-    n_splits = 3 if counts.min() < TINY_PER_CLASS else 1
-    test_size = max(float(val_size), len(counts) / len(encoded))
-    splitter = StratifiedShuffleSplit(n_splits=n_splits, test_size=test_size, random_state=seed)
+    if counts.min() >= TINY_PER_CLASS:
+        return [estimator._validation_split(encoded)]
+    test_size = max(float(estimator.val_size), len(counts) / len(encoded))
+    splitter = StratifiedShuffleSplit(n_splits=3, test_size=test_size, random_state=estimator.random_state)
     return list(splitter.split(np.zeros(len(encoded)), encoded))
 
 
@@ -170,14 +185,18 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
         # right after the linear probes, so a tight budget skips the optional rungs rather than the default
         candidates.remove(preferred)
         candidates.insert(1 + len(kept) if baseline is not None else len(kept), preferred)
-    splits = planner_splits(encoded, estimator.val_size, estimator.random_state)
+    splits = planner_splits(estimator, encoded)
+    shared = len(splits) == 1  # the estimator's own validation split: see KEPT_AS_SCORED
+    everything = np.arange(len(encoded))
+    kept_models = {}  # candidate name -> its scoring fit, when that is already the final model
     seconds_per_fit: dict[str, float] = {}
     for candidate in candidates:
         if candidate.status == "skipped":  # already decided by the data size, with its reason
             estimator._log(f"auto: {candidate.name} skipped ({candidate.reason})")
             continue
         spent = time.perf_counter() - started
-        expected = _expected_cost(candidate, seconds_per_fit) * len(splits) * 2  # scoring + the final refit
+        refit = 1 if shared and candidate.strategy in KEPT_AS_SCORED else 2
+        expected = _expected_cost(candidate, seconds_per_fit) * len(splits) * refit  # scoring (+ the final refit)
         if expected and spent + expected > budget_seconds:
             candidate.status = "skipped"
             candidate.reason = (f"skipped: about {expected:.0f} s needed, {max(0, budget_seconds - spent):.0f} s of "
@@ -186,8 +205,14 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
             continue
         t0 = time.perf_counter()
         for number, (train_idx, val_idx) in enumerate(splits, 1):
-            model = _fit_candidate(estimator, candidate, data, encoded, train_idx, n_classes, part=f"split-{number}",
-                                   quiet=True)
+            if shared:  # fit as a fixed fit would (it splits off val_idx itself) but without refitting on it
+                model = _fit_candidate(estimator, candidate, data, encoded, everything, n_classes, part="all",
+                                       quiet=True, train_on_validation=False)
+                if candidate.strategy in KEPT_AS_SCORED:
+                    kept_models[candidate.name] = model
+            else:
+                model = _fit_candidate(estimator, candidate, data, encoded, train_idx, n_classes,
+                                       part=f"split-{number}", quiet=True)
             logits = np.asarray(model.predict_logits([data.inputs[i] for i in val_idx]), dtype=np.float64)
             hits = logits.argmax(1) == encoded[val_idx]
             candidate.scores.append(float(hits.mean()))
@@ -207,11 +232,20 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
     held_out = sum(len(val) for _, val in splits)
     verdict = explain(scored, winner, best_transfer, base, negative, held_out)
     estimator._log(verdict)
-    estimator._log(f"auto: refitting {winner.name} on all {len(encoded)} labeled examples")
-    final = _fit_candidate(estimator, winner, data, encoded, np.arange(len(encoded)), n_classes, part="all")
+    final = kept_models.pop(winner.name, None)
+    refit_winner = final is None
+    if not refit_winner:
+        estimator._log(f"auto: keeping {winner.name} as scored: trained on {len(splits[0][0])} of the "
+                       f"{len(encoded)} labeled examples, its epoch chosen on the other {len(splits[0][1])}, "
+                       f"as a fit of {winner.strategy} alone would be")
+    else:
+        estimator._log(f"auto: refitting {winner.name} on all {len(encoded)} labeled examples")
+        final = _fit_candidate(estimator, winner, data, encoded, everything, n_classes, part="all")
+    kept_models.clear()
     plan = {
         "budget_seconds": budget_seconds, "spent_seconds": time.perf_counter() - started,
-        "splits": len(splits), "split_sizes": [len(splits[0][0]), len(splits[0][1])], "split_kind": "repeated stratified" if len(splits) > 1 else "stratified hold-out",
+        "splits": len(splits), "split_sizes": [len(splits[0][0]), len(splits[0][1])], "split_kind": "the fit's own validation split" if shared else "repeated stratified",
+        "winner_refit": refit_winner,
         "ranking": ranking, "ranked_examples": min(len(encoded), rank_limit),
         "freeze_suggestions": freeze_depths, "kept_backbones": kept,
         # ``correct``: 1/0 per held-out example, splits in order, so the paired standard errors can be redone;
@@ -346,20 +380,26 @@ def _expected_cost(candidate: Candidate, seconds_per_fit: dict[str, float]) -> f
 
 
 def _fit_candidate(estimator, candidate: Candidate, data, encoded, train_idx, n_classes, *, part: str = "all",
-                   quiet: bool = False):
-    """Fit ``candidate`` on the rows ``train_idx``. With a checkpoint folder, each (candidate, part)
+                   quiet: bool = False, train_on_validation: bool = True):
+    """Fit ``candidate`` on the rows ``train_idx``, which it splits into training and validation rows
+    as any fit does. With a checkpoint folder, each (candidate, part)
     checkpoints in its own subfolder, ``planner/<candidate>/<part>``: two fits sharing one would refuse
     each other's checkpoint (other data), or worse, resume it (same data, another freeze depth).
-    ``quiet``: the fit logs nothing (a scoring fit; the planner logs its outcome in one line)."""
+    ``quiet``: the fit logs nothing (a scoring fit; the planner logs its outcome in one line).
+    ``train_on_validation=False``: the baseline and the linear probe keep the model of the chosen C
+    trained on the training rows, instead of refitting it with the validation rows, so that it can be
+    scored on them."""
     from .baselines import BASELINES
     from .strategies import STRATEGIES
+    from .strategies.linear_probe import LinearProbe
 
     items = [data.inputs[i] for i in train_idx]
     if candidate.kind == "baseline":
         inner_train, inner_val = _inner_split(encoded[train_idx], estimator)
         model = BASELINES.get(candidate.strategy)()
         model.fit([items[i] for i in inner_train], encoded[train_idx][inner_train],
-                  [items[i] for i in inner_val], encoded[train_idx][inner_val], n_classes)
+                  [items[i] for i in inner_val], encoded[train_idx][inner_val], n_classes,
+                  refit_on_validation=train_on_validation)
         return model
     from .train import seed_everything
 
@@ -380,7 +420,9 @@ def _fit_candidate(estimator, candidate: Candidate, data, encoded, train_idx, n_
         # come from the global generator, so the winner's refit is the fit of that strategy alone
         # (Fashion-MNIST 100 per class, seed 0: the refit scored 0.760 where the same fine-tune alone scored 0.849).
         seed_everything(estimator.random_state)
-        return STRATEGIES.get(candidate.strategy)().fit(context).model
+        strategy = (LinearProbe(refit_on_validation=False) if candidate.strategy == "linear_probe"
+                    and not train_on_validation else STRATEGIES.get(candidate.strategy)())
+        return strategy.fit(context).model
     finally:
         estimator.__dict__.update(saved)
 

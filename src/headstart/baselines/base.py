@@ -38,13 +38,21 @@ class Baseline:
         raise NotImplementedError
 
     # -- shared -------------------------------------------------------------------------
-    def fit(self, train_items, train_y, val_items, val_y, n_classes: int) -> dict:
-        """Choose C on validation, refit on train + validation; return the C search's record."""
+    def fit(self, train_items, train_y, val_items, val_y, n_classes: int, refit_on_validation: bool = True) -> dict:
+        """Choose C on validation, refit on train + validation; return the C search's record.
+
+        ``refit_on_validation=False`` keeps the head of the chosen C fit on the training rows, so the
+        planner can score it on the validation rows; the features (e.g. TF-IDF's vocabulary) are learned
+        from both either way, as no labels enter them.
+        """
         train_f = self.fit_transform(list(train_items) + list(val_items))
         n = len(train_items)
         C, history, start = choose_C(train_f[:n], train_y, train_f[n:], val_y)
-        all_y = np.concatenate([train_y, val_y])
-        self.weight, self.bias = fit_logistic_head(train_f, all_y, n_classes, C, start=start)
+        if refit_on_validation:
+            self.weight, self.bias = fit_logistic_head(train_f, np.concatenate([train_y, val_y]), n_classes, C,
+                                                       start=start)
+        else:
+            self.weight, self.bias = fit_logistic_head(train_f[:n], train_y, n_classes, C, start=start)
         best = next(h for h in history if h["C"] == C)
         return {"C": C, "val_accuracy": best["val_accuracy"], "history": history}
 

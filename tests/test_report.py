@@ -278,3 +278,19 @@ def test_plain_verdict_names_the_kept_default_when_it_is_not_the_best():
                          "size, which the held-out examples did not show to be worse.")
     assert verdict_headline(plan) == ("positive", "Transfer helped.")
     assert verdict_headline({**plan, "negative_transfer": True}) == ("negative", "Negative transfer.")
+
+
+def test_report_says_a_winner_kept_as_scored_was_not_refit(digits_run, tmp_path):
+    """From 30 per class the planner scores on the fit's own validation split and keeps a fine-tuned winner."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run[0], run)
+    plan = json.loads((run / "plan.json").read_text())
+    plan.update(splits=1, split_sizes=[80, 20], split_kind="the fit's own validation split", winner_refit=False)
+    (run / "plan.json").write_text(json.dumps(plan))
+    html = build_report(run, out=tmp_path / "kept.html").read_text(encoding="utf-8")
+    assert ("each trained on 80 examples and scored on the other 20, the validation split that any fit of this "
+            "data holds out to choose its epoch or C") in html
+    assert "the winner is kept as scored: that fit already is the fit of its strategy on all" in html
+    assert "refit on all" not in html and "and the final refit" not in html

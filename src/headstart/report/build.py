@@ -163,6 +163,7 @@ def summarize_run(clf, folder: Path) -> dict:
             "split_sizes": plan.get("split_sizes"), "budget_seconds": _number(plan.get("budget_seconds")),
             "spent_seconds": _number(plan.get("spent_seconds")), "kept_backbones": plan.get("kept_backbones", []),
             "freeze_suggestions": plan.get("freeze_suggestions", {}),
+            "winner_refit": plan.get("winner_refit", True),  # plans saved before it existed always refit
         }
         report["ranking"] = [{"backbone": r["backbone"], "layer": r["layer"], "layer_index": r["layer_index"],
                               "score_name": r.get("score_name", "logme"), "score": _number(r["score"])}

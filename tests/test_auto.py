@@ -96,9 +96,21 @@ def test_auto_skips_rungs_the_budget_cannot_pay_for():
     assert skipped[0]["reason"].startswith("skipped: about ") and "s budget left" in skipped[0]["reason"]
 
 
-def test_auto_with_a_checkpoint_folder_gives_each_candidate_and_split_its_own(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_text_plan(tmp_path_factory):
     X, y = tiny_texts(8)
-    clf = TransferClassifier(strategy="auto", budget="1s", epochs=1, verbose=0, checkpoint_dir=str(tmp_path)).fit(X, y)
+    folder = tmp_path_factory.mktemp("checkpoints")
+    return TransferClassifier(strategy="auto", budget="1s", epochs=1, verbose=0, checkpoint_dir=str(folder)).fit(X, y), folder
+
+
+def test_auto_on_tiny_text_records_lora_as_skipped_with_its_reason(tiny_text_plan):
+    lora = next(c for c in tiny_text_plan[0].plan_["candidates"] if c["strategy"] == "lora")
+    assert lora["status"] == "skipped" and not lora["scores"]
+    assert lora["reason"].startswith("not tried below 30 examples per class: on tiny data LoRA scored at chance")
+
+
+def test_auto_with_a_checkpoint_folder_gives_each_candidate_and_split_its_own(tiny_text_plan):
+    clf, tmp_path = tiny_text_plan
     scored = [c for c in clf.plan_["candidates"] if c["status"] == "scored" and c["kind"] == "transfer"
               and c["strategy"] != "linear_probe"]
     assert scored  # fine-tunes ran, three splits each, without refusing one another's checkpoint

@@ -14,7 +14,7 @@
    The ladder: the no-transfer baseline of the modality, a linear probe per kept backbone, then,
    on the best backbone, fine-tuning at the suggested freeze depth (recorded as skipped on tiny
    data, see :data:`TINY_DEPTH_RUNG_SKIPPED`), LP-FT, LoRA when the backbone has attention
-   projections, and full fine-tuning when there are at least 50 examples per class. A rung that the
+   projections (skipped on tiny data too, :data:`TINY_LORA_RUNG_SKIPPED`), and full fine-tuning when there are at least 50 examples per class. A rung that the
    remaining budget cannot pay for (estimated from the rungs already run) is skipped and recorded as such.
 3. Among transfer candidates, the ladder's *default rung* (:func:`default_rung`: the rung the
    benchmarks found best at this data size) wins unless another candidate beats it on the same
@@ -59,6 +59,14 @@ TINY_DEPTH_RUNG_SKIPPED = (
     "not tried below {tiny} examples per class: on tiny data fine-tuning at LogME's freeze depth never won "
     "in bench.strategies (0 of 18 draws) and took a third to a half of the planner's time; LP-FT is the rung for "
     "this data size (docs/benchmarks.md)")
+# LoRA on tiny data: the fixed LoRA scored 0.508 on VADER 8 per class (6 seeds, chance is 0.5) against
+# LP-FT's 0.587, and it won none of the 12 planner draws there (seeds 0-5, twice); replayed without it,
+# all 6 draws of the fit-only run keep their choice. It cost a third of the planner's time on that task
+# (5.5 of 15.9 s). Recorded as skipped, with this reason.
+TINY_LORA_RUNG_SKIPPED = (
+    "not tried below {tiny} examples per class: on tiny data LoRA scored at chance in bench.strategies (VADER 8 "
+    "per class: 0.508 against LP-FT's 0.587, 6 seeds), won none of 12 planner draws and took a third of the "
+    "planner's time (docs/benchmarks.md)")
 MIN_PER_CLASS = 3  # one held-out example, and two to train (one of them for the inner validation split)
 # From here on, full fine-tuning is a rung and the default one. In bench.strategies (3 seeds, small-data
 # batch size) the full fine-tune was the best fixed strategy at VADER 64 per class (0.706 against LP-FT's
@@ -177,6 +185,8 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
     candidates.append(Candidate(f"lp_ft@{best}", "transfer", "lp_ft", best, 0))
     if _supports_lora(best):
         candidates.append(Candidate(f"lora@{best}", "transfer", "lora", best))
+        if np.bincount(encoded).min() < TINY_PER_CLASS:
+            candidates[-1].status, candidates[-1].reason = "skipped", TINY_LORA_RUNG_SKIPPED.format(tiny=TINY_PER_CLASS)
     if np.bincount(encoded).min() >= PLENTIFUL_PER_CLASS and depth != 0:
         candidates.append(Candidate(f"finetune(freeze=0)@{best}", "transfer", "finetune", best, 0))
     preferred = default_rung(candidates, int(np.bincount(encoded).min()))

@@ -65,8 +65,9 @@ def test_auto_records_every_candidate_with_scores_time_and_reason(digits_plan):
             assert len(c["scores"]) == digits_plan.plan_["splits"] == 3  # tiny data: repeated splits
     assert {r["backbone"] for r in digits_plan.plan_["ranking"]} == {"efficientnet_lite0", "mobilenetv2_100"}
     assert digits_plan.plan_["ranked_examples"] == 100  # all of them: fewer than the subsample size
-    # tiny data: LP-FT is the default rung, tried right after the linear probes
-    assert [c["name"] for c in candidates if c["default"]] == [names[3]] and names[3].startswith("lp_ft@")
+    # tiny data: LP-FT with label smoothing is the default rung, tried right after the linear probes
+    assert [c["name"] for c in candidates if c["default"]] == [names[3]]
+    assert names[3].startswith("lp_ft+label_smoothing@") and candidates[3]["options"] == {"label_smoothing": 0.1}
     held_out = digits_plan.plan_["split_sizes"][1] * digits_plan.plan_["splits"]
     for c in candidates:
         if c["status"] == "scored":  # per-example hits, so a reader can redo the paired standard errors
@@ -322,11 +323,12 @@ def test_auto_logs_a_line_per_candidate_and_keeps_its_scoring_fits_quiet(capsys)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("[headstart] auto: ranked 1 layer group of precomputed with LogME on 60 examples")
     scored = [line for line in lines if " scored " in line]
-    assert [line.split()[2] for line in scored] == ["linear_probe@precomputed", "lp_ft@precomputed"]
+    assert [line.split()[2] for line in scored] == ["linear_probe@precomputed", "lp_ft+label_smoothing@precomputed"]
     assert all("held-out predictions over 3 splits" in line for line in scored)
     assert any(line.startswith("[headstart] auto: finetune(freeze=0)@precomputed skipped (not tried below 30")
                for line in lines)
-    refit = next(i for i, line in enumerate(lines) if "auto: refitting lp_ft@precomputed on all 60" in line)
+    refit = next(i for i, line in enumerate(lines)
+                 if "auto: refitting lp_ft+label_smoothing@precomputed on all 60" in line)
     # the scoring fits (3 splits x 2 candidates) said nothing of their own; only the refit does
     assert not [line for line in lines[:refit] if "chosen on validation" in line or "froze" in line]
     assert any("chosen on validation" in line for line in lines[refit:])
@@ -378,3 +380,14 @@ def test_auto_refits_a_linear_probe_winner_on_every_row_from_30_per_class(capsys
     alone = TransferClassifier(strategy="linear_probe", **options).fit(X, y)
     np.testing.assert_allclose(refit.predict_logits(X), alone.model_.predict_logits(X), atol=1e-5)
     assert not np.allclose(scored.predict_logits(X), refit.predict_logits(X), atol=1e-3)
+
+
+def test_auto_on_tiny_data_smooths_the_lp_ft_labels_unless_the_user_chose_a_smoothing():
+    X, y = _separable_features()  # 20 per class: tiny
+    clf = TransferClassifier(strategy="auto", backbone="precomputed", epochs=1, verbose=0).fit(X, y)
+    lp_ft = next(c for c in clf.plan_["candidates"] if c["strategy"] == "lp_ft")
+    assert lp_ft["name"] == "lp_ft+label_smoothing@precomputed" and lp_ft["options"] == {"label_smoothing": 0.1}
+    assert clf.label_smoothing == 0.0  # the rung's option is the planner's, not a change to the user's settings
+    own = TransferClassifier(strategy="auto", backbone="precomputed", epochs=1, verbose=0, label_smoothing=0.2).fit(X, y)
+    lp_ft = next(c for c in own.plan_["candidates"] if c["strategy"] == "lp_ft")
+    assert lp_ft["name"] == "lp_ft@precomputed" and lp_ft["options"] == {}

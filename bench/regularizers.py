@@ -10,7 +10,8 @@ stopping on a 20% validation split): ``plain``; the weight-space and feature-spa
 ``l2_sp``, ``delta``, ``bss``, ``lwf`` at their own default weights; the data-side options
 ``label_smoothing=0.1`` and, by modality, ``mixup=0.2`` (images) or ``token_dropout=0.1`` (text);
 ``average_checkpoints=3``; label smoothing and averaging together (``ls+avg``); and
-``strategy="lp_ft"``, plain and with both (``lp_ft+ls+avg``). With ``--planner-tasks`` the planner (``strategy="auto"``) runs on those
+``strategy="lp_ft"``, plain, with label smoothing (``lp_ft+ls``, the planner's tiny-data default rung)
+and with both (``lp_ft+ls+avg``). With ``--planner-tasks`` the planner (``strategy="auto"``) runs on those
 tasks too, to show what it picks there.
 """
 
@@ -43,6 +44,8 @@ METHODS = {
     "ls+avg": {"label_smoothing": 0.1, "average_checkpoints": 3},
     "lp_ft": {"strategy": "lp_ft"},
     "lp_ft+ls+avg": {"strategy": "lp_ft", "label_smoothing": 0.1, "average_checkpoints": 3},
+    # the planner's default rung on tiny data (auto.TINY_LP_FT_OPTIONS)
+    "lp_ft+ls": {"strategy": "lp_ft", "label_smoothing": 0.1},
 }
 REGULARIZED = [m for m in METHODS if m not in ("plain", "lp_ft")]  # lp_ft is a schedule, shown for reference
 

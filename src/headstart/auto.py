@@ -173,6 +173,68 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
     estimator._log(f"auto: ranked {len(ranking)} layer group{'s' if len(ranking) != 1 else ''} of {', '.join(backbones)} "
                    f"with LogME on {min(len(encoded), rank_limit)} examples in {time.perf_counter() - started:.1f} s; "
                    f"suggested freeze depth {', '.join(f'{b} {k}' for b, k in freeze_depths.items())}")
+    candidates, kept = build_ladder(estimator, modality, backbones, ranking, freeze_depths, encoded)
+    splits = planner_splits(estimator, encoded)
+    shared = len(splits) == 1  # the estimator's own validation split: see KEPT_AS_SCORED
+    everything = np.arange(len(encoded))
+    kept_models = {}  # candidate name -> its scoring fit, when that is already the final model
+    seconds_per_fit: dict[str, float] = {}
+    for candidate in candidates:
+        if candidate.status == "skipped":  # already decided by the data size, with its reason
+            estimator._log(f"auto: {candidate.name} skipped ({candidate.reason})")
+            continue
+        spent = time.perf_counter() - started
+        refit = 1 if shared and candidate.strategy in KEPT_AS_SCORED else 2
+        expected = _expected_cost(candidate, seconds_per_fit) * len(splits) * refit  # scoring (+ the final refit)
+        if expected and spent + expected > budget_seconds:
+            candidate.status = "skipped"
+            candidate.reason = (f"skipped: about {expected:.0f} s needed, {max(0, budget_seconds - spent):.0f} s of "
+                                f"the {budget_seconds:.0f} s budget left")
+            estimator._log(f"auto: {candidate.name} {candidate.reason}")
+            continue
+        t0 = time.perf_counter()
+        model = _score(estimator, candidate, data, encoded, splits, n_classes)
+        if shared and candidate.strategy in KEPT_AS_SCORED:
+            kept_models[candidate.name] = model
+        candidate.seconds = time.perf_counter() - t0
+        seconds_per_fit[candidate.strategy] = candidate.seconds / len(splits)
+        candidate.status = "scored"
+        held = len(candidate.correct)
+        estimator._log(f"auto: {candidate.name} scored {accuracy_text(candidate.mean, held)} on {held} held-out "
+                       f"predictions over {len(splits)} split{'s' if len(splits) > 1 else ''} ({candidate.seconds:.1f} s)")
+    scored = [c for c in candidates if c.status == "scored"]
+    winner, best_transfer, base, negative = choose_winner(scored)
+    # Every held-out score pools len(splits) validation parts: its 95% interval is over that many examples.
+    held_out = sum(len(val) for _, val in splits)
+    verdict = explain(scored, winner, best_transfer, base, negative, held_out)
+    estimator._log(verdict)
+    final = kept_models.pop(winner.name, None)
+    refit_winner = final is None
+    if not refit_winner:
+        estimator._log(f"auto: keeping {winner.name} as scored: trained on {len(splits[0][0])} of the "
+                       f"{len(encoded)} labeled examples, its epoch chosen on the other {len(splits[0][1])}, "
+                       f"as a fit of {winner.strategy} alone would be")
+    else:
+        estimator._log(f"auto: refitting {winner.name} on all {len(encoded)} labeled examples")
+        final = _fit_candidate(estimator, winner, data, encoded, everything, n_classes, part="all")
+    plan = {
+        "budget_seconds": budget_seconds, "spent_seconds": time.perf_counter() - started,
+        "splits": len(splits), "split_sizes": [len(splits[0][0]), len(splits[0][1])], "split_kind": "the fit's own validation split" if shared else "repeated stratified",
+        "winner_refit": refit_winner,
+        "ranking": ranking, "ranked_examples": min(len(encoded), rank_limit),
+        "freeze_suggestions": freeze_depths, "kept_backbones": kept,
+        # ``correct``: 1/0 per held-out example, splits in order, so the paired standard errors can be redone;
+        # ``log_loss``: -log of the probability given to the true class, for the same examples
+        "candidates": [{**dataclasses.asdict(c), "mean": c.mean, "std": c.std} for c in candidates],
+        "winner": winner.name, "baseline": base.name if base else None,
+        "negative_transfer": negative, "verdict": verdict,
+    }
+    return final, winner, plan
+
+
+def build_ladder(estimator, modality: str, backbones: list[str], ranking: list[dict], freeze_depths: dict[str, int],
+                 encoded: np.ndarray) -> tuple[list[Candidate], list[str]]:
+    """The candidates in the order they are tried, the default rung marked; and the backbones kept."""
     # A linear probe reads the last layer, so its LogME decides which backbones are worth trying.
     last_index = {r["backbone"]: max(q["layer_index"] for q in ranking if q["backbone"] == r["backbone"]) for r in ranking}
     last_layer_score = {r["backbone"]: r["score"] for r in ranking if r["layer_index"] == last_index[r["backbone"]]}
@@ -208,76 +270,28 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
         # right after the linear probes, so a tight budget skips the optional rungs rather than the default
         candidates.remove(preferred)
         candidates.insert(1 + len(kept) if baseline is not None else len(kept), preferred)
-    splits = planner_splits(estimator, encoded)
-    shared = len(splits) == 1  # the estimator's own validation split: see KEPT_AS_SCORED
-    everything = np.arange(len(encoded))
-    kept_models = {}  # candidate name -> its scoring fit, when that is already the final model
-    seconds_per_fit: dict[str, float] = {}
-    for candidate in candidates:
-        if candidate.status == "skipped":  # already decided by the data size, with its reason
-            estimator._log(f"auto: {candidate.name} skipped ({candidate.reason})")
-            continue
-        spent = time.perf_counter() - started
-        refit = 1 if shared and candidate.strategy in KEPT_AS_SCORED else 2
-        expected = _expected_cost(candidate, seconds_per_fit) * len(splits) * refit  # scoring (+ the final refit)
-        if expected and spent + expected > budget_seconds:
-            candidate.status = "skipped"
-            candidate.reason = (f"skipped: about {expected:.0f} s needed, {max(0, budget_seconds - spent):.0f} s of "
-                                f"the {budget_seconds:.0f} s budget left")
-            estimator._log(f"auto: {candidate.name} {candidate.reason}")
-            continue
-        t0 = time.perf_counter()
-        for number, (train_idx, val_idx) in enumerate(splits, 1):
-            if shared:  # fit as a fixed fit would (it splits off val_idx itself) but without refitting on it
-                model = _fit_candidate(estimator, candidate, data, encoded, everything, n_classes, part="all",
-                                       quiet=True, train_on_validation=False)
-                if candidate.strategy in KEPT_AS_SCORED:
-                    kept_models[candidate.name] = model
-            else:
-                model = _fit_candidate(estimator, candidate, data, encoded, train_idx, n_classes,
-                                       part=f"split-{number}", quiet=True)
-            logits = np.asarray(model.predict_logits([data.inputs[i] for i in val_idx]), dtype=np.float64)
-            hits = logits.argmax(1) == encoded[val_idx]
-            candidate.scores.append(float(hits.mean()))
-            candidate.correct.extend(int(h) for h in hits)
-            log_p = logits - logits.max(1, keepdims=True)
-            log_p -= np.log(np.exp(log_p).sum(1, keepdims=True))
-            candidate.log_loss.extend(float(-v) for v in log_p[np.arange(len(val_idx)), encoded[val_idx]])
-        candidate.seconds = time.perf_counter() - t0
-        seconds_per_fit[candidate.strategy] = candidate.seconds / len(splits)
-        candidate.status = "scored"
-        held = len(candidate.correct)
-        estimator._log(f"auto: {candidate.name} scored {accuracy_text(candidate.mean, held)} on {held} held-out "
-                       f"predictions over {len(splits)} split{'s' if len(splits) > 1 else ''} ({candidate.seconds:.1f} s)")
-    scored = [c for c in candidates if c.status == "scored"]
-    winner, best_transfer, base, negative = choose_winner(scored)
-    # Every held-out score pools len(splits) validation parts: its 95% interval is over that many examples.
-    held_out = sum(len(val) for _, val in splits)
-    verdict = explain(scored, winner, best_transfer, base, negative, held_out)
-    estimator._log(verdict)
-    final = kept_models.pop(winner.name, None)
-    refit_winner = final is None
-    if not refit_winner:
-        estimator._log(f"auto: keeping {winner.name} as scored: trained on {len(splits[0][0])} of the "
-                       f"{len(encoded)} labeled examples, its epoch chosen on the other {len(splits[0][1])}, "
-                       f"as a fit of {winner.strategy} alone would be")
-    else:
-        estimator._log(f"auto: refitting {winner.name} on all {len(encoded)} labeled examples")
-        final = _fit_candidate(estimator, winner, data, encoded, everything, n_classes, part="all")
-    kept_models.clear()
-    plan = {
-        "budget_seconds": budget_seconds, "spent_seconds": time.perf_counter() - started,
-        "splits": len(splits), "split_sizes": [len(splits[0][0]), len(splits[0][1])], "split_kind": "the fit's own validation split" if shared else "repeated stratified",
-        "winner_refit": refit_winner,
-        "ranking": ranking, "ranked_examples": min(len(encoded), rank_limit),
-        "freeze_suggestions": freeze_depths, "kept_backbones": kept,
-        # ``correct``: 1/0 per held-out example, splits in order, so the paired standard errors can be redone;
-        # ``log_loss``: -log of the probability given to the true class, for the same examples
-        "candidates": [{**dataclasses.asdict(c), "mean": c.mean, "std": c.std} for c in candidates],
-        "winner": winner.name, "baseline": base.name if base else None,
-        "negative_transfer": negative, "verdict": verdict,
-    }
-    return final, winner, plan
+    return candidates, kept
+
+
+def _score(estimator, candidate: Candidate, data, encoded, splits, n_classes: int):
+    """Fit ``candidate`` on each split's training part and record its hits and log-loss on the held-out
+    part; return the last split's model (with one split, the fit a fixed strategy would make)."""
+    shared = len(splits) == 1
+    for number, (train_idx, val_idx) in enumerate(splits, 1):
+        if shared:  # fit as a fixed fit would (it splits off val_idx itself) but without refitting on it
+            model = _fit_candidate(estimator, candidate, data, encoded, np.arange(len(encoded)), n_classes,
+                                   part="all", quiet=True, train_on_validation=False)
+        else:
+            model = _fit_candidate(estimator, candidate, data, encoded, train_idx, n_classes,
+                                   part=f"split-{number}", quiet=True)
+        logits = np.asarray(model.predict_logits([data.inputs[i] for i in val_idx]), dtype=np.float64)
+        hits = logits.argmax(1) == encoded[val_idx]
+        candidate.scores.append(float(hits.mean()))
+        candidate.correct.extend(int(h) for h in hits)
+        log_p = logits - logits.max(1, keepdims=True)
+        log_p -= np.log(np.exp(log_p).sum(1, keepdims=True))
+        candidate.log_loss.extend(float(-v) for v in log_p[np.arange(len(val_idx)), encoded[val_idx]])
+    return model
 
 
 def paired_standard_error(a: Candidate, b: Candidate) -> float:

@@ -391,3 +391,27 @@ def test_auto_on_tiny_data_smooths_the_lp_ft_labels_unless_the_user_chose_a_smoo
     own = TransferClassifier(strategy="auto", backbone="precomputed", epochs=1, verbose=0, label_smoothing=0.2).fit(X, y)
     lp_ft = next(c for c in own.plan_["candidates"] if c["strategy"] == "lp_ft")
     assert lp_ft["name"] == "lp_ft@precomputed" and lp_ft["options"] == {}
+
+
+@pytest.mark.parametrize("per_class,expected", [
+    (10, {"baseline:tfidf_logistic": "pending", "linear_probe@minilm_l6": "pending",
+          "lp_ft+label_smoothing@minilm_l6": "pending*", "finetune(freeze=4)@minilm_l6": "skipped",
+          "lora@minilm_l6": "skipped"}),
+    (40, {"baseline:tfidf_logistic": "pending", "linear_probe@minilm_l6": "pending", "lp_ft@minilm_l6": "pending*",
+          "finetune(freeze=4)@minilm_l6": "pending", "lora@minilm_l6": "pending"}),
+    (50, {"baseline:tfidf_logistic": "pending", "linear_probe@minilm_l6": "pending",
+          "finetune(freeze=0)@minilm_l6": "pending*", "finetune(freeze=4)@minilm_l6": "pending",
+          "lp_ft@minilm_l6": "pending", "lora@minilm_l6": "pending"}),
+])
+def test_build_ladder_follows_the_data_size(per_class, expected):
+    """Tiny data: no rung at LogME's depth nor LoRA, and a label-smoothed LP-FT as the default (*); from 30
+    per class every rung, LP-FT the default; from 50 the full fine-tune joins as the default."""
+    from headstart.auto import build_ladder
+
+    encoded = np.repeat([0, 1], per_class)
+    ranking = [{"backbone": "minilm_l6", "layer_index": k, "score": -1.0 + k / 10} for k in range(7)]
+    candidates, kept = build_ladder(TransferClassifier(), "text", ["minilm_l6"], ranking, {"minilm_l6": 4}, encoded)
+    assert kept == ["minilm_l6"]
+    assert {c.name: c.status + ("*" if c.default else "") for c in candidates} == expected
+    # the default is tried right after the baseline and the probes, so a tight budget skips the others first
+    assert candidates[2].default

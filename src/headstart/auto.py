@@ -10,7 +10,7 @@
    estimator's own validation split, the one every fixed strategy holds out to choose its epoch or C
    (:data:`KEPT_AS_SCORED`). Each candidate trains on the rest, chooses on that part and is scored
    there, so every score is the best choice's and a little optimistic, alike for all candidates, as
-   when runs are compared by their best validation score; the cost is halved.
+   when runs are compared by their best validation score; a fine-tuned winner needs no refit.
    The ladder: the no-transfer baseline of the modality, a linear probe per kept backbone, then,
    on the best backbone, fine-tuning at the suggested freeze depth (recorded as skipped on tiny
    data, see :data:`TINY_DEPTH_RUNG_SKIPPED`), LP-FT (with label smoothing on tiny data,
@@ -72,8 +72,8 @@ TINY_LORA_RUNG_SKIPPED = (
 # Inception Architecture", §7), unless the user set label_smoothing: on Fashion-MNIST 10 per class it
 # beat plain LP-FT by +3.7 points (seeds 0-5, 2 threads, ahead on all six), +4.3 on fresh seeds 6-11 and
 # +1.3 at 1 thread, and plain fine-tuning by +3.4; on VADER 8 per class it was level (-0.3, 6 seeds).
-# A fresh head fit to a dozen examples per class is overconfident on them; smoothing keeps its logits
-# from growing to fit them. See docs/benchmarks.md, regularizers section.
+# Why it helps is not established (the backbone's weight drift is the same with and without it).
+# See docs/benchmarks.md, regularizers section.
 TINY_LP_FT_OPTIONS = {"label_smoothing": 0.1}
 MIN_PER_CLASS = 3  # one held-out example, and two to train (one of them for the inner validation split)
 # From here on, full fine-tuning is a rung and the default one. In bench.strategies (3 seeds, small-data
@@ -184,8 +184,8 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
             estimator._log(f"auto: {candidate.name} skipped ({candidate.reason})")
             continue
         spent = time.perf_counter() - started
-        refit = 1 if shared and candidate.strategy in KEPT_AS_SCORED else 2
-        expected = _expected_cost(candidate, seconds_per_fit) * len(splits) * refit  # scoring (+ the final refit)
+        kept_as_scored = shared and candidate.strategy in KEPT_AS_SCORED
+        expected = _expected_cost(candidate, seconds_per_fit) * len(splits) * (1 if kept_as_scored else 2)  # (+ refit)
         if expected and spent + expected > budget_seconds:
             candidate.status = "skipped"
             candidate.reason = (f"skipped: about {expected:.0f} s needed, {max(0, budget_seconds - spent):.0f} s of "
@@ -194,7 +194,7 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
             continue
         t0 = time.perf_counter()
         model = _score(estimator, candidate, data, encoded, splits, n_classes)
-        if shared and candidate.strategy in KEPT_AS_SCORED:
+        if kept_as_scored:
             kept_models[candidate.name] = model
         candidate.seconds = time.perf_counter() - t0
         seconds_per_fit[candidate.strategy] = candidate.seconds / len(splits)

@@ -255,6 +255,33 @@ def test_choose_winner_calls_negative_transfer_when_the_baseline_beats_every_tra
         [baseline, lp_ft], winner, best, base, negative, 6)
 
 
+def test_planner_holds_only_the_scoring_fits_that_can_still_win():
+    from headstart.auto import _drop_losers, choose_winner
+
+    finetune = _scored("finetune@m", "transfer", [1, 1, 0, 0], seconds=30)
+    finetune.default = True
+    depth = _scored("finetune(freeze=4)@m", "transfer", [1, 1, 1, 0], seconds=20)
+    lora = _scored("lora@m", "transfer", [1, 0, 0, 0], seconds=25)
+    lp_ft = _scored("lp_ft@m", "transfer", [1, 1, 1, 1], seconds=40)
+    kept = {}
+    for candidate in (finetune, depth, lora, lp_ft):  # the order the ladder scores them
+        kept[candidate.name] = f"model of {candidate.name}"
+        _drop_losers(kept, [finetune, depth, lora, lp_ft])
+        assert len(kept) <= 2
+    assert set(kept) == {"finetune@m", "lp_ft@m"}
+    assert choose_winner([finetune, depth, lora, lp_ft])[0].name in kept
+
+
+def test_planner_keeps_every_scoring_fit_while_no_default_rung_is_scored():
+    from headstart.auto import _drop_losers
+
+    depth = _scored("finetune(freeze=4)@m", "transfer", [1, 1, 1, 0], seconds=20)
+    lora = _scored("lora@m", "transfer", [1, 0, 0, 0], seconds=25)  # the cheapest close one may win
+    kept = {"finetune(freeze=4)@m": 1, "lora@m": 2}
+    _drop_losers(kept, [depth, lora])
+    assert set(kept) == {"finetune(freeze=4)@m", "lora@m"}
+
+
 def test_default_rung_is_lp_ft_on_tiny_data_and_the_full_finetune_when_plentiful():
     from headstart.auto import PLENTIFUL_PER_CLASS, Candidate, default_rung
 

@@ -194,11 +194,12 @@ def plan_and_fit(estimator, data, encoded: np.ndarray, n_classes: int, budget_se
             continue
         t0 = time.perf_counter()
         model = _score(estimator, candidate, data, encoded, splits, n_classes)
-        if kept_as_scored:
-            kept_models[candidate.name] = model
         candidate.seconds = time.perf_counter() - t0
         seconds_per_fit[candidate.strategy] = candidate.seconds / len(splits)
         candidate.status = "scored"
+        if kept_as_scored:
+            kept_models[candidate.name] = model
+            _drop_losers(kept_models, candidates)
         held = len(candidate.correct)
         estimator._log(f"auto: {candidate.name} scored {accuracy_text(candidate.mean, held)} on {held} held-out "
                        f"predictions over {len(splits)} split{'s' if len(splits) > 1 else ''} ({candidate.seconds:.1f} s)")
@@ -327,7 +328,7 @@ def choose_winner(scored: list[Candidate]):
     """
     transfer = [c for c in scored if c.kind == "transfer"]
     base = next((c for c in scored if c.kind == "baseline"), None)
-    best_transfer = max(transfer, key=lambda c: (round(c.mean, 6), -c.seconds)) if transfer else None
+    best_transfer = max(transfer, key=_rank_key) if transfer else None
     default = next((c for c in transfer if c.default), None)
     negative = bool(base and (best_transfer is None or base.mean > best_transfer.mean
                               or (default is None and base.mean >= best_transfer.mean)))
@@ -342,6 +343,25 @@ def choose_winner(scored: list[Candidate]):
     if base and base.mean >= chosen.mean:
         chosen = best_transfer
     return chosen, best_transfer, base, negative
+
+
+def _rank_key(candidate: Candidate) -> tuple[float, float]:
+    """Best held-out accuracy first; between equals, the faster."""
+    return round(candidate.mean, 6), -candidate.seconds
+
+
+def _drop_losers(kept_models: dict, candidates: list[Candidate]) -> None:
+    """Free the kept scoring fits that can no longer win. Once the default rung is scored, the
+    winner is the default, the best transfer candidate or the baseline (:func:`choose_winner`), so
+    at most two fine-tuned models are held at a time, not one per rung. Without a scored default
+    (skipped for the budget) the cheapest candidate close to the best may win: all are kept."""
+    scored = [c for c in candidates if c.status == "scored" and c.kind == "transfer"]
+    default = next((c for c in scored if c.default), None)
+    if default is None:
+        return
+    best = max(scored, key=_rank_key)
+    for name in [n for n in kept_models if n not in (default.name, best.name)]:
+        del kept_models[name]
 
 
 def explain(scored: list[Candidate], winner, best_transfer, base, negative: bool, held_out: int) -> str:
@@ -428,7 +448,6 @@ def _fit_candidate(estimator, candidate: Candidate, data, encoded, train_idx, n_
     scored on them."""
     from .baselines import BASELINES
     from .strategies import STRATEGIES
-    from .strategies.linear_probe import LinearProbe
 
     items = [data.inputs[i] for i in train_idx]
     if candidate.kind == "baseline":
@@ -457,9 +476,8 @@ def _fit_candidate(estimator, candidate: Candidate, data, encoded, train_idx, n_
         # come from the global generator, so the winner's refit is the fit of that strategy alone
         # (Fashion-MNIST 100 per class, seed 0: the refit scored 0.760 where the same fine-tune alone scored 0.849).
         seed_everything(estimator.random_state)
-        strategy = (LinearProbe(refit_on_validation=False) if candidate.strategy == "linear_probe"
-                    and not train_on_validation else STRATEGIES.get(candidate.strategy)())
-        return strategy.fit(context).model
+        context.refit_on_validation = train_on_validation
+        return STRATEGIES.get(candidate.strategy)().fit(context).model
     finally:
         estimator.__dict__.update(saved)
 

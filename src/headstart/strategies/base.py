@@ -39,6 +39,10 @@ class FitContext:
     target_items: list | None = None  # unlabeled target inputs, for adaptation terms
     checkpoint_dir: str | None = None
     run_key: str = ""
+    # Whether a head whose C was chosen on the validation rows is then refit with them. False for LP-FT's
+    # probe stage (its fine-tuning stage early-stops on those rows, which must be unseen) and for the
+    # planner's scoring fits (scored on them). Fine-tuning never trains on the validation rows.
+    refit_on_validation: bool = True
 
     def make_backbone(self, pretrained: bool = True) -> Backbone:
         return create_backbone(self.backbone, pretrained=pretrained, image_size=self.image_size,

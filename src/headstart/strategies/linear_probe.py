@@ -111,11 +111,6 @@ def choose_C(train_f, train_y, val_f, val_y) -> tuple[float, list[dict], tuple]:
 class LinearProbe(Strategy):
     name = "linear_probe"
 
-    def __init__(self, refit_on_validation: bool = True):
-        # LP-FT passes False: its fine-tuning stage early-stops on the validation split, which must
-        # then be data the probe's head never saw.
-        self.refit_on_validation = refit_on_validation
-
     def fit(self, context: FitContext) -> StrategyResult:
         started = time.perf_counter()
         backbone = context.make_backbone()
@@ -141,7 +136,7 @@ class LinearProbe(Strategy):
         else:
             C, history, start = choose_C(train_f, context.train_y, val_f, context.val_y)
         val_accuracy = next((h["val_accuracy"] for h in history if h["C"] == C), float("nan"))
-        if self.refit_on_validation:
+        if context.refit_on_validation:
             weight, bias = fit_logistic_head(features, np.concatenate([context.train_y, context.val_y]),
                                              context.n_classes, C, start=start)
         else:
@@ -153,7 +148,7 @@ class LinearProbe(Strategy):
         model.eval()
         summary = {"C": C, "val_accuracy": val_accuracy, "seconds": time.perf_counter() - started,
                    "inputs_run_through_backbone": computed, "inputs_from_cache": len(items) - computed,
-                   "freeze": str(report), "refit_on": "train+validation" if self.refit_on_validation else "train"}
+                   "freeze": str(report), "refit_on": "train+validation" if context.refit_on_validation else "train"}
         context.log(f"linear_probe: C={C:g} chosen on validation (accuracy {accuracy_text(val_accuracy, len(context.val_y))}); "
                     f"{computed} of {len(items)} inputs run through the backbone, the rest from the cache")
         return StrategyResult(model, history, summary)

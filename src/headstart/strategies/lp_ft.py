@@ -10,6 +10,7 @@ stage costs one cached forward pass; the head then trains at the backbone's rate
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 
 from ..model import TransferModel
@@ -23,7 +24,7 @@ class LPFT(Strategy):
 
     def fit(self, context: FitContext) -> StrategyResult:
         started = time.perf_counter()
-        probe = LinearProbe(refit_on_validation=False).fit(context)
+        probe = LinearProbe().fit(dataclasses.replace(context, refit_on_validation=False))
         model = TransferModel(context.make_backbone(pretrained=True), context.n_classes)
         model.head.load_state_dict(copy.deepcopy(probe.model.head.state_dict()))
         lr = context.lr if context.lr is not None else model.backbone.info.finetune_lr

@@ -40,13 +40,13 @@ def test_auto_detects_negative_transfer_on_digits_and_keeps_the_baseline(digits_
 def test_auto_summary_counts_every_held_out_prediction_for_the_interval(digits_plan):
     summary, plan = digits_plan.fit_summary_, digits_plan.plan_
     assert summary["n_val"] == plan["split_sizes"][1]  # one split's held-out part, as the CLI's "train / validation"
-    assert summary["n_val_scored"] == 3 * plan["split_sizes"][1] and summary["splits"] == 3
+    assert summary["n_val_scored"] == plan["held_out_predictions"] == 100 and summary["splits"] == 3  # each once
     from headstart.cli import fit_summary_lines
     from headstart.intervals import format_accuracy, wilson_interval
 
     n = summary["n_val_scored"]  # `headstart fit` prints the interval over every pooled prediction, not one split's
     interval = format_accuracy(summary["val_accuracy"], *wilson_interval(round(summary["val_accuracy"] * n), n))
-    assert (f"validation accuracy: {interval} (95% interval; {n} held-out predictions over 3 splits)"
+    assert (f"validation accuracy: {interval} (95% interval; {n} held-out predictions over 3 folds)"
             in fit_summary_lines(digits_plan, "run"))
 
 
@@ -62,16 +62,17 @@ def test_auto_records_every_candidate_with_scores_time_and_reason(digits_plan):
     for c in candidates:
         assert c["status"] in ("scored", "skipped") and c["reason"]
         if c["status"] == "scored":
-            assert len(c["scores"]) == digits_plan.plan_["splits"] == 3  # tiny data: repeated splits
+            assert len(c["scores"]) == digits_plan.plan_["splits"] == 3  # tiny data: 3 folds
     assert {r["backbone"] for r in digits_plan.plan_["ranking"]} == {"efficientnet_lite0", "mobilenetv2_100"}
     assert digits_plan.plan_["ranked_examples"] == 100  # all of them: fewer than the subsample size
     # tiny data: LP-FT with label smoothing is the default rung, tried right after the linear probes
     assert [c["name"] for c in candidates if c["default"]] == [names[3]]
     assert names[3].startswith("lp_ft+label_smoothing@") and candidates[3]["options"] == {"label_smoothing": 0.1}
-    held_out = digits_plan.plan_["split_sizes"][1] * digits_plan.plan_["splits"]
+    held_out = digits_plan.plan_["held_out_predictions"]
     for c in candidates:
         if c["status"] == "scored":  # per-example hits, so a reader can redo the paired standard errors
-            assert len(c["correct"]) == held_out and np.mean(c["correct"]) == pytest.approx(np.mean(c["scores"]))
+            assert len(c["correct"]) == held_out and np.mean(c["correct"]) == pytest.approx(c["mean"])
+            assert c["mean"] == pytest.approx(np.mean(c["scores"]), abs=0.01)  # folds of 34, 33, 33: near, not equal
             losses = np.asarray(c["log_loss"])  # a miss gave the true class at most half the probability
             assert len(losses) == held_out and (losses >= 0).all()
             assert (losses[np.asarray(c["correct"]) == 0] >= np.log(2) - 1e-9).all()
@@ -255,6 +256,19 @@ def test_choose_winner_calls_negative_transfer_when_the_baseline_beats_every_tra
         [baseline, lp_ft], winner, best, base, negative, 6)
 
 
+@pytest.mark.parametrize("per_class", [3, 8, 10])
+def test_planner_splits_on_tiny_data_hold_out_every_example_once_keeping_each_class(per_class):
+    from headstart.auto import TINY_FOLDS, planner_splits
+
+    encoded = np.repeat(np.arange(4), per_class)
+    splits = planner_splits(TransferClassifier(random_state=0), encoded)
+    held_out = np.concatenate([val for _, val in splits])
+    assert len(splits) == TINY_FOLDS and sorted(held_out) == list(range(len(encoded)))
+    for train, val in splits:
+        assert not set(train) & set(val) and len(train) + len(val) == len(encoded)
+        assert set(encoded[val]) == set(encoded[train]) == {0, 1, 2, 3}  # every class on both sides
+
+
 def test_planner_holds_only_the_scoring_fits_that_can_still_win():
     from headstart.auto import _drop_losers, choose_winner
 
@@ -351,7 +365,7 @@ def test_auto_logs_a_line_per_candidate_and_keeps_its_scoring_fits_quiet(capsys)
     assert lines[0].startswith("[headstart] auto: ranked 1 layer group of precomputed with LogME on 60 examples")
     scored = [line for line in lines if " scored " in line]
     assert [line.split()[2] for line in scored] == ["linear_probe@precomputed", "lp_ft+label_smoothing@precomputed"]
-    assert all("held-out predictions over 3 splits" in line for line in scored)
+    assert all("held-out predictions over 3 folds" in line for line in scored)
     assert any(line.startswith("[headstart] auto: finetune(freeze=0)@precomputed skipped (not tried below 30")
                for line in lines)
     refit = next(i for i, line in enumerate(lines)

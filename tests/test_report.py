@@ -72,6 +72,8 @@ def test_report_has_every_section_and_four_inline_png_plots(report_page, digits_
     assert scored < len(plan["candidates"])
     assert (f"{scored} candidates ({len(plan['candidates']) - scored} more skipped, each with its reason under "
             f"Candidates), each scored on held-out data it never saw") in html
+    assert (f"(stratified 3-fold cross-validation: each of the {plan['held_out_predictions']} labeled examples "
+            f"held out once, by a fit trained on the other 2 folds)") in html
     assert "20 per class skipped: larger than the smallest class of the training half (10)" in html
 
 

@@ -315,7 +315,7 @@ def fit_summary_lines(clf, folder) -> list[str]:
     if val_text != "n/a" and n_val and needs_interval(n_val):
         # a Wilson interval from the accuracy and the count (the validation predictions are gone)
         val_text = format_accuracy(val, *wilson_interval(round(val * n_val), n_val)) + " (95% interval" + (
-            f"; {n_val} held-out predictions over {summary['splits']} splits)" if summary.get("splits", 1) > 1 else ")")
+            f"; {n_val} held-out predictions over {summary['splits']} folds)" if summary.get("splits", 1) > 1 else ")")
     lines = [
         f"strategy:            {summary['strategy']}",
         f"backbone:            {summary['backbone']} ({summary['modality']})",

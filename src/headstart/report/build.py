@@ -161,6 +161,7 @@ def summarize_run(clf, folder: Path) -> dict:
             "headline": verdict_headline(plan),
             "candidates": candidates, "splits": plan.get("splits"), "split_kind": plan.get("split_kind"),
             "split_sizes": plan.get("split_sizes"), "budget_seconds": _number(plan.get("budget_seconds")),
+            "held_out_predictions": plan.get("held_out_predictions"),  # absent from plans saved before the 3 folds
             "spent_seconds": _number(plan.get("spent_seconds")), "kept_backbones": plan.get("kept_backbones", []),
             "freeze_suggestions": plan.get("freeze_suggestions", {}),
             "winner_refit": plan.get("winner_refit", True),  # plans saved before it existed always refit

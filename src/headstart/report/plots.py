@@ -84,7 +84,7 @@ def candidates_plot(candidates: list[dict], winner: str | None) -> str:
                    linewidth=2 if c["name"] == winner else 0.5)
     left.set_yticks(positions, names, fontsize=8)
     left.set_xlim(0, 1.05)
-    left.set_xlabel("held-out accuracy (mean ± std over the planner's splits)")
+    left.set_xlabel("held-out accuracy (over all held-out predictions; error bar: std across folds)")
     left.grid(axis="x", alpha=0.3)
     right.set_xlabel("seconds (scoring fits)")
     right.grid(axis="x", alpha=0.3)

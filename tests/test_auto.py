@@ -296,8 +296,8 @@ def test_planner_keeps_every_scoring_fit_while_no_default_rung_is_scored():
     assert set(kept) == {"finetune(freeze=4)@m", "lora@m"}
 
 
-def test_default_rung_is_lp_ft_on_tiny_data_and_the_full_finetune_when_plentiful():
-    from headstart.auto import PLENTIFUL_PER_CLASS, Candidate, default_rung
+def test_default_rungs_are_lp_ft_on_tiny_data_and_both_whole_network_rungs_when_plentiful():
+    from headstart.auto import PLENTIFUL_PER_CLASS, Candidate, default_rungs
 
     ladder = [Candidate("baseline:b", "baseline", "b"), Candidate("linear_probe@m", "transfer", "linear_probe", "m"),
               Candidate("finetune(freeze=4)@m", "transfer", "finetune", "m", 4),
@@ -305,9 +305,27 @@ def test_default_rung_is_lp_ft_on_tiny_data_and_the_full_finetune_when_plentiful
                         options={"label_smoothing": 0.1}),
               Candidate("lp_ft@m", "transfer", "lp_ft", "m", 0),
               Candidate("finetune(freeze=0)@m", "transfer", "finetune", "m", 0)]
-    assert default_rung(ladder, PLENTIFUL_PER_CLASS - 1).name == "lp_ft@m"
-    assert default_rung(ladder, PLENTIFUL_PER_CLASS).name == "finetune(freeze=0)@m"
-    assert default_rung(ladder[:2], 10) is None
+    assert [c.name for c in default_rungs(ladder, PLENTIFUL_PER_CLASS - 1)] == ["lp_ft@m"]
+    assert [c.name for c in default_rungs(ladder, PLENTIFUL_PER_CLASS)] == ["finetune(freeze=0)@m", "lp_ft@m"]
+    assert default_rungs(ladder[:2], 10) == []
+
+
+def test_choose_winner_takes_the_better_of_two_defaults_without_asking_for_a_significant_lead():
+    from headstart.auto import choose_winner, explain
+
+    # 200 held-out examples: LP-FT ahead of the full fine-tune by 4, far from significant
+    finetune = _scored("finetune(freeze=0)@m", "transfer", [1] * 168 + [0] * 32, seconds=30)
+    lp_ft = _scored("lp_ft@m", "transfer", [1] * 172 + [0] * 28, seconds=38)
+    probe = _scored("linear_probe@m", "transfer", [1] * 175 + [0] * 25, seconds=2)  # ahead too, but not a default
+    baseline = _scored("baseline:b", "baseline", [1] * 150 + [0] * 50, seconds=1)
+    finetune.default = lp_ft.default = True
+    winner, best, base, negative = choose_winner([baseline, probe, finetune, lp_ft])
+    assert winner is lp_ft and best is probe and not negative
+    explain([baseline, probe, finetune, lp_ft], winner, best, base, negative, 200)
+    assert lp_ft.reason.startswith("won: the ladder's default at this data size, held-out accuracy 0.860")
+    assert finetune.reason.startswith("lost: one of the ladder's defaults at this data size, behind the other, lp_ft@m")
+    finetune.correct = lp_ft.correct  # an exact tie: the faster default counts
+    assert choose_winner([baseline, probe, finetune, lp_ft])[0] is finetune
 
 
 def test_planner_candidate_fit_is_the_fit_of_that_strategy_alone_whatever_ran_before():
@@ -404,6 +422,25 @@ def test_auto_keeps_a_fine_tuned_winner_as_scored_identical_to_that_fit_alone(fe
     np.testing.assert_allclose(clf.predict_proba(X), alone.predict_proba(X), atol=1e-6)
 
 
+def test_auto_from_50_per_class_lets_the_held_out_split_pick_between_its_two_defaults(tmp_path):
+    X, y = _separable_features(per_class=50)
+    clf = TransferClassifier(strategy="auto", backbone="precomputed", epochs=2, verbose=0, random_state=0).fit(X, y)
+    plan = clf.plan_
+    assert plan["defaults"] == ["finetune(freeze=0)@precomputed", "lp_ft@precomputed"]
+    scored = {c["name"]: c for c in plan["candidates"] if c["status"] == "scored"}
+    better = max(plan["defaults"], key=lambda name: (round(scored[name]["mean"], 6), -scored[name]["seconds"]))
+    assert plan["default"] == better
+    other = next(name for name in plan["defaults"] if name != better)
+    assert scored[other]["reason"].startswith(f"lost: one of the ladder's defaults at this data size, behind the other, "
+                                              f"{better}")
+    from headstart.report import build_report
+
+    clf.save(tmp_path / "run")
+    html = build_report(tmp_path / "run", out=tmp_path / "report.html").read_text()
+    assert (f"of the ladder's defaults at this data size (<code>{plan['defaults'][0]}</code> and "
+            f"<code>{plan['defaults'][1]}</code>), the better on held-out data, <code>{better}</code>, is kept") in html
+
+
 def test_auto_refits_a_linear_probe_winner_on_every_row_from_30_per_class(capsys):
     """The probe is scored without the validation rows in its head, then refit with them, as it is alone."""
     from headstart.auto import Candidate, _fit_candidate
@@ -441,12 +478,12 @@ def test_auto_on_tiny_data_smooths_the_lp_ft_labels_unless_the_user_chose_a_smoo
     (40, {"baseline:tfidf_logistic": "pending", "linear_probe@minilm_l6": "pending", "lp_ft@minilm_l6": "pending*",
           "finetune(freeze=4)@minilm_l6": "pending", "lora@minilm_l6": "pending"}),
     (50, {"baseline:tfidf_logistic": "pending", "linear_probe@minilm_l6": "pending",
-          "finetune(freeze=0)@minilm_l6": "pending*", "finetune(freeze=4)@minilm_l6": "pending",
-          "lp_ft@minilm_l6": "pending", "lora@minilm_l6": "pending"}),
+          "finetune(freeze=0)@minilm_l6": "pending*", "lp_ft@minilm_l6": "pending*",
+          "finetune(freeze=4)@minilm_l6": "pending", "lora@minilm_l6": "pending"}),
 ])
 def test_build_ladder_follows_the_data_size(per_class, expected):
     """Tiny data: no rung at LogME's depth nor LoRA, and a label-smoothed LP-FT as the default (*); from 30
-    per class every rung, LP-FT the default; from 50 the full fine-tune joins as the default."""
+    per class every rung, LP-FT the default; from 50 the full fine-tune joins, and it and LP-FT are the defaults."""
     from headstart.auto import build_ladder
 
     encoded = np.repeat([0, 1], per_class)
@@ -454,5 +491,6 @@ def test_build_ladder_follows_the_data_size(per_class, expected):
     candidates, kept = build_ladder(TransferClassifier(), "text", ["minilm_l6"], ranking, {"minilm_l6": 4}, encoded)
     assert kept == ["minilm_l6"]
     assert {c.name: c.status + ("*" if c.default else "") for c in candidates} == expected
-    # the default is tried right after the baseline and the probes, so a tight budget skips the others first
-    assert candidates[2].default
+    # the defaults are tried right after the baseline and the probes, so a tight budget skips the others first
+    defaults = sum(c.default for c in candidates)
+    assert all(c.default for c in candidates[2:2 + defaults])

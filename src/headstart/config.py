@@ -54,7 +54,9 @@ class FitConfig:
                                         minimum=0.0, kind=float)
     C: float | None = option(None, "linear_probe: inverse L2 strength of the logistic head (default: chosen on "
                              "validation).", minimum=0.0, kind=float)
-    val_size: float = option(0.2, "Fraction (or count, if >= 1) of labeled data held out for validation, stratified.",
+    val_size: float = option(0.2, "Fraction (or count, if >= 1) of labeled data held out for validation, stratified. "
+                             "strategy=auto with under 30 examples in some class scores its candidates by 3-fold "
+                             "cross-validation instead, and this sets each fold fit's own validation part.",
                              minimum=0.0, kind=float)
     image_size: int | None = option(None, "Resize images to this many pixels square (default: the backbone's, "
                                     "e.g. 224; smaller is faster).", minimum=16, kind=int)

@@ -152,10 +152,13 @@ def summarize_run(clf, folder: Path) -> dict:
             "chosen": c["name"] == plan.get("winner"), "default": bool(c.get("default")),
         } for c in plan.get("candidates", [])]
         winner = next((c for c in candidates if c["chosen"]), None)
-        default = next((c["name"] for c in candidates if c["default"]), None)
+        defaults = [c["name"] for c in candidates if c["default"]]
+        # the default that counted: plans saved before there could be two name none, and had one
+        default = plan.get("default") or next(iter(defaults), None)
         report["plan"] = {
             "winner": plan.get("winner"), "winner_kind": winner["kind"] if winner else None,
             "default": default,  # the ladder's default rung, kept unless held-out data clearly disagree (auto.py)
+            "defaults": defaults,
             "baseline": plan.get("baseline"), "negative_transfer": bool(plan.get("negative_transfer")),
             "verdict": plan.get("verdict", ""), "plain_verdict": plain_verdict(plan, candidates),
             "headline": verdict_headline(plan),
@@ -199,9 +202,12 @@ def plain_verdict(plan: dict, candidates: list[dict]) -> str:
                 f"({baseline['strategy']}, {baseline['mean']:.3f}) did as well as or better than the best pretrained "
                 f"model ({best['name']}, {best['mean']:.3f}), so the simple model was kept.")
     winner = next((c for c in transfer if c["name"] == plan.get("winner")), best)
+    option = ("the better on the held-out examples of the two options that did best in our benchmarks at this data "
+              "size" if len(plan.get("defaults") or []) > 1 else "the option that did best in our benchmarks at this "
+              "data size")
     kept = ("" if winner is best else
-            f" The planner kept {winner['name']} ({winner['mean']:.3f}): the option that did best in our benchmarks at "
-            f"this data size, which the held-out examples did not show to be worse.")
+            f" The planner kept {winner['name']} ({winner['mean']:.3f}): {option}, which the held-out examples did not "
+            f"show to be worse.")
     if best["mean"] == baseline["mean"]:
         return (f"The best pretrained model ({best['name']}) and a simple model trained from "
                 f"scratch ({baseline['strategy']}) scored the same held-out accuracy ({best['mean']:.3f}); with this "

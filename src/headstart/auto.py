@@ -95,7 +95,7 @@ TINY_FOLDS = 3
 # general). In bench.strategies (6 seeds, 2 threads) LP-FT was the best fixed strategy on Fashion-MNIST
 # 100 per class (0.842 against the full fine-tune's 0.824) and the full fine-tune on VADER 64 per class
 # (0.718 against 0.698); with the full fine-tune as the only default the planner missed the first by 1.8
-# points, with both it is +0.1 and -0.9 (docs/benchmarks.md). Below, LP-FT alone is the default.
+# points, with both it measured -0.6 and -0.9 (docs/benchmarks.md). Below, LP-FT alone is the default.
 PLENTIFUL_PER_CLASS = 50
 # With one split (30 or more examples per class) the planner's held-out part is the validation split that
 # every fixed strategy holds out for its own choices (the kept epoch, C). A candidate trains on the rest,
@@ -354,10 +354,10 @@ def choose_winner(scored: list[Candidate]):
 
     With a default rung (:func:`settled_default`: the better of two from 50 per class): it wins
     unless the best transfer candidate beats it by more than ``DEPARTURE_Z`` paired standard errors
-    (the 95% interval of their per-example difference lies above zero), in which case the best wins. Without one: the cheapest candidate
-    within one paired standard error of the best (a lead of exactly one example out of n is one
-    standard error, 1/n, so it does not count); if the baseline beats that one but not the best,
-    the best. Negative transfer: the baseline beats the best transfer candidate, or matches it when
+    (the 95% interval of their per-example difference lies above zero), in which case the best wins.
+    Without one: the cheapest candidate within one paired standard error of the best (a lead of
+    exactly one example out of n is one standard error, 1/n, so it does not count); if the baseline
+    beats that one but not the best, the best. Negative transfer: the baseline beats the best transfer candidate, or matches it when
     there is no default rung to fall back on (an exact tie on a dozen examples says nothing either
     way; see :func:`explain`).
     """

@@ -320,7 +320,9 @@ def fit_summary_lines(clf, folder) -> list[str]:
         f"strategy:            {summary['strategy']}",
         f"backbone:            {summary['backbone']} ({summary['modality']})",
         f"classes:             {len(clf.classes_)} ({_shorten(', '.join(map(str, clf.classes_)))})",
-        f"train / validation:  {summary['n_train']} / {summary['n_val']} examples" + (" (held-out part of the planner's split)" if "verdict" in summary else ""),
+        f"train / validation:  {summary['n_train']} / {summary['n_val']} examples" + (
+            "" if "verdict" not in summary else f" (one of the planner's {summary['splits']} folds)"
+            if summary.get("splits", 1) > 1 else " (held-out part of the planner's split)"),
         f"validation accuracy: {val_text}",
         f"fit time:            {summary['fit_seconds']:.1f} s" + (
             f" ({_adaptation_count(summary['adaptation'])}; the kept one's own fit "

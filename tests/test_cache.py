@@ -50,3 +50,19 @@ def test_cache_reads_only_the_chunks_holding_the_inputs_asked_for(tmp_path):
     assert fresh.last_computed == 0
     held = {h for bucket in next(iter(fresh._memory.values())).values() for h in bucket}
     assert held == {content_hash(item, "image") for item in second}  # the first data set stayed on disk
+
+
+def test_cache_keeps_the_first_features_of_an_input_when_other_layers_recompute_it(tmp_path):
+    # 130 inputs run through a BatchNorm-folded copy, 10 through the backbone itself: the rows differ
+    # in the last float bits, and the 10 first computed must stay what every later call reads
+    backbone = create_backbone("mobilenetv2_100", image_size=32)
+    images = list(tiny_inputs("image", per_class=70)[0])[:140]
+    assert len(images) == 140
+    last = backbone.layer_names[-1]
+    cache = FeatureCache(tmp_path)
+    first = cache.features(backbone, images[:10])[last]
+    everything = cache.features(backbone, images, backbone.layer_names)
+    assert cache.last_computed == 140  # the 10 lacked the other layers
+    np.testing.assert_array_equal(everything[last][:10], first)
+    again = FeatureCache(tmp_path).features(backbone, images[:10])[last]  # a new process reads the files
+    np.testing.assert_array_equal(again, first)

@@ -92,10 +92,11 @@ MIN_PER_CLASS = 3  # one held-out example per fold, and two to train (one of the
 TINY_FOLDS = 3
 # From here on, full fine-tuning is a rung, and it and LP-FT are both the ladder's default: the better of
 # the two on the held-out examples counts (no significant lead asked, as neither is the better one in
-# general). In bench.strategies (6 seeds, 2 threads) LP-FT was the best fixed strategy on Fashion-MNIST
-# 100 per class (0.842 against the full fine-tune's 0.824) and the full fine-tune on VADER 64 per class
-# (0.718 against 0.698); with the full fine-tune as the only default the planner missed the first by 1.8
-# points, with both it measured -0.6 and -0.9 (docs/benchmarks.md). Below, LP-FT alone is the default.
+# general). In bench.strategies (6 seeds, 2 threads, commit c603e75) LP-FT was the best fixed strategy on
+# Fashion-MNIST 100 per class (0.836 against the full fine-tune's 0.825) and the full fine-tune on VADER 64
+# per class (0.718 against 0.699); the planner measured -0.3 and -0.9 against them (keeping LP-FT 3 and 2
+# times of 6). With the full fine-tune as the only default it had missed the first by 1.8 points (commit
+# d5c3fde, docs/benchmarks.md). Below, LP-FT alone is the default.
 PLENTIFUL_PER_CLASS = 50
 # With one split (30 or more examples per class) the planner's held-out part is the validation split that
 # every fixed strategy holds out for its own choices (the kept epoch, C). A candidate trains on the rest,

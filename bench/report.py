@@ -11,16 +11,28 @@ HEADER = "# Benchmarks\n\nEvery table here is written by a script in `bench/`; r
 
 
 def write_section(path: Path, key: str, title: str, body: str) -> None:
+    """Replace the suite's marked section with ``body``; the ``###`` subsections the section held whose
+    headings ``body`` does not write (earlier measurements kept as history, written by hand) follow
+    it, in their order."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = path.read_text(encoding="utf-8") if path.exists() else HEADER
     begin, end = f"<!-- bench:{key}:begin -->", f"<!-- bench:{key}:end -->"
-    section = f"{begin}\n## {title}\n\n{body.strip()}\n{end}"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
+    pattern = re.compile(re.escape(begin) + r"(.*?)" + re.escape(end), re.S)
+    found = pattern.search(text)
+    kept = _subsections(found.group(1), skip=set(_subsections(body))) if found else {}
+    section = f"{begin}\n## {title}\n\n{body.strip()}\n" + "".join(f"\n{part.strip()}\n" for part in kept.values()) + end
+    text = pattern.sub(lambda _: section, text) if found else text.rstrip() + "\n\n" + section + "\n"
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(handle, "w", encoding="utf-8") as out:
         out.write(text)
     os.replace(temporary, path)
+
+
+def _subsections(markdown: str, skip: set[str] = frozenset()) -> dict[str, str]:
+    """``{heading line: the subsection's text}`` of each ``### `` subsection (up to the next one),
+    leaving out those whose heading line is in ``skip``."""
+    parts = re.split(r"(?m)^(?=### )", markdown)
+    return {part.splitlines()[0]: part for part in parts[1:] if part.splitlines()[0] not in skip}
 
 
 def add_threads_option(parser) -> None:

@@ -7,7 +7,8 @@ import re
 import tempfile
 from pathlib import Path
 
-HEADER = "# Benchmarks\n\nEvery table here is written by a script in `bench/`; rerun it to refresh its section.\n"
+HEADER = ("# Benchmarks\n\nEvery table here is written by a script in `bench/`; rerun it to refresh its section. The `###`\n"
+          "subsections a script does not write itself (earlier measurements, kept as history) stay below its table.\n")
 
 
 def write_section(path: Path, key: str, title: str, body: str) -> None:

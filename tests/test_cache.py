@@ -53,8 +53,9 @@ def test_cache_reads_only_the_chunks_holding_the_inputs_asked_for(tmp_path):
 
 
 def test_cache_keeps_the_first_features_of_an_input_when_other_layers_recompute_it(tmp_path):
-    # 130 inputs run through a BatchNorm-folded copy, 10 through the backbone itself: the rows differ
-    # in the last float bits, and the 10 first computed must stay what every later call reads
+    # 10 inputs first run through the backbone itself, then all 140 through a BatchNorm-folded copy (for
+    # the other layers): the rows differ in the last float bits, and the 10 first computed must stay
+    # what every later call reads
     backbone = create_backbone("mobilenetv2_100", image_size=32)
     images = list(tiny_inputs("image", per_class=70)[0])[:140]
     assert len(images) == 140
@@ -66,3 +67,14 @@ def test_cache_keeps_the_first_features_of_an_input_when_other_layers_recompute_
     np.testing.assert_array_equal(everything[last][:10], first)
     again = FeatureCache(tmp_path).features(backbone, images[:10])[last]  # a new process reads the files
     np.testing.assert_array_equal(again, first)
+
+
+def test_cache_writes_an_input_given_twice_once(tmp_path):
+    from safetensors.numpy import load_file
+
+    backbone = create_backbone("mobilenetv2_100", image_size=32)
+    images = list(tiny_inputs("image", per_class=2)[0])
+    rows = FeatureCache(tmp_path).features(backbone, [images[0], images[1], images[0]])[backbone.layer_names[-1]]
+    np.testing.assert_array_equal(rows[0], rows[2])
+    (chunk,) = tmp_path.rglob("chunk-*.safetensors")
+    assert len(load_file(str(chunk))["hashes"]) == 2

@@ -118,12 +118,13 @@ class FeatureCache:
         LP-FT's fine-tune a test accuracy by 3 points, with the fit, data and seed unchanged."""
         new_rows: dict[tuple[int, ...], list[str]] = {}  # rows new to a layer -> the layers they are new to
         for layer in computed:
-            bucket = store.setdefault(layer, {})
-            rows = tuple(i for i, h in enumerate(hashes) if h not in bucket)
-            for i in rows:
-                bucket[hashes[i]] = computed[layer][i]
+            bucket, rows = store.setdefault(layer, {}), []
+            for i, h in enumerate(hashes):
+                if h not in bucket:  # checked row by row: an input given twice is kept (and written) once
+                    bucket[h] = computed[layer][i]
+                    rows.append(i)
             if rows:
-                new_rows.setdefault(rows, []).append(layer)
+                new_rows.setdefault(tuple(rows), []).append(layer)
         for rows, layers in new_rows.items():  # mostly one group: every layer new for the same inputs
             picked = list(rows)
             self._write_chunk(key, [hashes[i] for i in picked], {layer: computed[layer][picked] for layer in layers})

@@ -1,6 +1,6 @@
 """headstart: transfer learning that chooses for you and checks itself against training from scratch."""
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["TransferClassifier", "__version__"]
 

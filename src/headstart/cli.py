@@ -24,7 +24,7 @@ import time
 import warnings
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .config import FitConfig
 from .atomic import write_text_atomic
 from .errors import ConfigError, DataError, DataPathError, HeadstartError

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .intervals import accuracy_interval, format_accuracy, needs_interval, paired_bootstrap_difference, wilson_interval
 
 STRATEGIES = ("linear_probe", "finetune", "scratch")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from . import __version__
+from ._version import __version__
 from .config import DEFAULTS, validate
 from .data import LabeledData, check_classification_labels, from_arrays, load_dataset, stratified_split
 from .errors import ConfigError, DataError, NotFittedError

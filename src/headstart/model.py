@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from . import __version__
+from ._version import __version__
 from .backbones import Backbone, create_backbone
 from .atomic import write_atomic, write_json
 from .errors import RunFolderError

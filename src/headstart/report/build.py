@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..atomic import write_text_atomic
 from ..errors import ConfigError, DataError, DataPathError, HeadstartError, RunFolderError
 from .adaptation import score_source_only, summarize_adaptation

@@ -317,7 +317,7 @@ def test_audio_baseline_roundtrip(tmp_path):
 def test_wave_memo_reads_a_file_once_and_again_after_it_changes(tmp_path):
     import soundfile as sf
 
-    from headstart.backbones.audio import WaveMemo
+    from headstart.backbones.wave_memo import WaveMemo
 
     path = tmp_path / "clip.wav"
     sf.write(str(path), tone(300, 0.2), 16_000)

@@ -100,7 +100,7 @@ def _build(
 def _create_from_zoo(entry: ZooEntry, pretrained, image_size, max_length) -> Backbone:
     info = entry.info
     if info.architecture.startswith("resemblyzer:"):  # audio: resemblyzer's VoiceEncoder, weights in its wheel
-        from .audio import ResemblyzerBackbone
+        from .ge2e import ResemblyzerBackbone
 
         entry.require_installed()
         return ResemblyzerBackbone(info, pretrained=pretrained, window_seconds=info.extra.get("window_seconds"))
@@ -168,7 +168,7 @@ def _create_hf_text(path_or_id: str, name: str, pretrained: bool, max_length) ->
             f"from the Hub on first use: run once with network access, pass a local model directory, "
             f"or use the offline zoo model minilm_l6"
         ) from error
-    from .audio import is_audio_config
+    from .hf_audio import is_audio_config
 
     if is_audio_config(config):  # wav2vec2, HuBERT, Whisper, AST…: decided by model_type / architectures
         return _load_hf_audio(path_or_id, name, config, pretrained)
@@ -222,7 +222,7 @@ def _load_hf_audio(path: str, name: str, config, pretrained: bool) -> Backbone:
     from transformers import AutoFeatureExtractor, AutoModel
     from transformers.utils import logging as hf_logging
 
-    from .audio import HFAudioBackbone
+    from .hf_audio import HFAudioBackbone
 
     feature_extractor = AutoFeatureExtractor.from_pretrained(path)
     bar_was_enabled = hf_logging.is_progress_bar_enabled()
@@ -263,7 +263,7 @@ def backbone_modality(name: str) -> str | None:
         try:
             from transformers import AutoConfig
 
-            from .audio import is_audio_config
+            from .hf_audio import is_audio_config
 
             return "audio" if is_audio_config(AutoConfig.from_pretrained(name.removeprefix("hf:"))) else "text"
         except Exception:

@@ -123,7 +123,7 @@ ZOO.register("minilm_l6", ZooEntry(ModelInfo(
 
 
 def _resemblyzer_weights():
-    from .audio import resemblyzer_weights
+    from .ge2e import resemblyzer_weights
 
     return resemblyzer_weights()
 

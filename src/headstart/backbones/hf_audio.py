@@ -1,31 +1,28 @@
-"""Audio backbones: the offline zoo's ``resemblyzer_ge2e`` and Hugging Face audio encoders (``hf:``).
+"""Hugging Face audio encoders (``hf:ID`` or a local model directory whose config is audio).
 
-Both take audio items (file paths, or 1-D float arrays at 16 kHz; see :mod:`headstart.data.audio`),
-resample them to the model's rate, and fit every clip to one fixed length inside ``preprocess``
-(the centre window at evaluation, a random window when ``train=True``; shorter clips are
-zero-padded). :meth:`count_truncated` says how many clips are longer than that window.
+wav2vec 2.0 (Baevski et al. 2020), HuBERT (Hsu et al. 2021), WavLM (Chen et al. 2022),
+data2vec-audio (Baevski et al. 2022), Whisper's encoder (Radford et al. 2022) and the Audio
+Spectrogram Transformer (Gong et al. 2021): the model's ``AutoFeatureExtractor`` and ``AutoModel``
+(Whisper: the encoder only). :func:`is_audio_config` tells these configs from text ones.
 
-``resemblyzer_ge2e`` (Resemblyzer's ``VoiceEncoder``, a GE2E speaker encoder): resemblyzer's own
-``preprocess_wav`` (volume normalisation to -30 dBFS, long silences cut by WebRTC VAD), then one
-fixed-length window of 1.6 s = 160 frames (exactly one of resemblyzer's partial utterances;
-resemblyzer averages several overlapping partials over long recordings, headstart uses one window
-per clip so a batch is one tensor) turned into resemblyzer's 40-channel mel spectrogram
-(``wav_to_mel_spectrogram``: mel power, 25 ms windows every 10 ms). The 3-layer LSTM is run as
-three single-layer LSTMs holding the same weights (identical outputs) so each layer is a layer
-group: ``lstm.0``, ``lstm.1``, ``lstm.2``, ``projection``. Features: resemblyzer's embedding,
-``relu(linear(last hidden state))`` L2-normalised, 256-d. Intermediate LSTM groups are mean-pooled
-over frames.
+Input: audio items (file paths, or 1-D float arrays at 16 kHz; see :mod:`headstart.data.audio`),
+resampled to the extractor's rate. A clip longer than ``max_seconds`` is cut to that window (the
+centre at evaluation, a random one when ``train=True``); :meth:`count_truncated` says how many are.
 
-``hf:`` audio encoders (wav2vec2, HuBERT, WavLM, data2vec-audio, Whisper's encoder, AST): the model's
-``AutoFeatureExtractor`` and ``AutoModel`` (Whisper: the encoder only). Layer groups: the feature
-encoder / embeddings (everything before the first transformer layer), then ``layer.0`` …
-``layer.N``; features are the frames of the group's output, mean-pooled under the frame mask
-(padding frames excluded). The final layer norm belongs to the last group.
+Layer groups, input to output: ``feature_encoder`` (everything before the first transformer layer:
+the convolutional feature encoder or the patch embeddings), then ``layer.0`` … ``layer.N``. The
+final layer norm belongs to the last group. Features are the frames of a group's output,
+mean-pooled under the frame mask (padding frames excluded).
+
+Shapes for a batch of ``n`` clips::
+
+    raw-waveform encoders: input_values (n, samples) + attention_mask (n, samples), padded to the longest
+    Whisper:               input_features (n, 80 or 128 mel bins, 3000 frames), padded to 30 s
+    AST:                   input_values (n, 1024 frames, 128 mel bins)
+    each group's output (n, frames, hidden) -> masked mean over frames -> features (n, hidden)
 """
 
 from __future__ import annotations
-
-import os
 
 from collections.abc import Sequence
 
@@ -38,149 +35,7 @@ from ..errors import ConfigError
 from .base import Backbone, LayerGroup
 from .hf_text import _find_attr
 from .info import ModelInfo
-
-# --------------------------------------------------------------------------- resemblyzer
-
-
-class _StackedLSTM(nn.Module):
-    """Resemblyzer's ``nn.LSTM(40, 256, 3)`` as three one-layer LSTMs (so each is hookable and freezable)."""
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int):
-        super().__init__()
-        self.layers = nn.ModuleList(
-            nn.LSTM(input_size if i == 0 else hidden_size, hidden_size, 1, batch_first=True) for i in range(num_layers)
-        )
-
-    def forward(self, x):
-        hidden = None
-        for layer in self.layers:
-            x, (hidden, _) = layer(x)
-        return x, hidden[-1]
-
-    def load_stacked(self, state: dict, prefix: str = "lstm.") -> None:
-        """Load the weights of resemblyzer's stacked LSTM (``weight_ih_l{i}`` → layer ``i``'s ``weight_ih_l0``)."""
-        for i, layer in enumerate(self.layers):
-            layer.load_state_dict(
-                {f"{kind}_l0": state[f"{prefix}{kind}_l{i}"] for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")},
-                strict=True,
-            )
-
-
-class _Projection(nn.Module):
-    def __init__(self, hidden_size: int, embedding_size: int):
-        super().__init__()
-        self.linear = nn.Linear(hidden_size, embedding_size)
-
-    def forward(self, hidden):
-        raw = torch.relu(self.linear(hidden))
-        return raw / torch.norm(raw, dim=1, keepdim=True).clamp(min=1e-8)
-
-
-def resemblyzer_weights() -> dict:
-    """The state dict resemblyzer ships inside its wheel (``resemblyzer/pretrained.pt``); never fetched."""
-    from pathlib import Path
-
-    import resemblyzer
-
-    path = Path(resemblyzer.__file__).resolve().parent / "pretrained.pt"
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)  # plain tensors: no unpickling needed
-    return checkpoint["model_state"]
-
-
-class WaveMemo:
-    """Decoded clips of audio *files*, kept across epochs up to ``max_bytes``.
-
-    Reading, resampling and trimming a clip costs about three times the GE2E encoder's forward
-    pass (64 one-second clips: 2.4 s against 0.7 s), and a fine-tune reads every training clip once
-    per epoch. The key is the path with its size and modification time, so an edited file is read
-    again; in-memory arrays are not kept (they are cheap to reuse, and have no stable key).
-    """
-
-    def __init__(self, max_bytes: int = 512 * 2**20):
-        self.max_bytes, self.bytes, self._store = max_bytes, 0, {}
-
-    def get(self, item, decode):
-        if not isinstance(item, (str, os.PathLike)):
-            return decode(item)
-        try:
-            stat = os.stat(item)
-        except OSError:
-            return decode(item)  # decode raises the clear error for a missing file
-        key = (os.fspath(item), stat.st_size, stat.st_mtime_ns)
-        wave = self._store.get(key)
-        if wave is None:
-            wave = decode(item)
-            if self.bytes + wave.nbytes <= self.max_bytes:
-                self._store[key] = wave
-                self.bytes += wave.nbytes
-        return wave
-
-
-class ResemblyzerBackbone(Backbone):
-    """Resemblyzer's GE2E speaker encoder as a headstart backbone (see the module docstring)."""
-
-    def __init__(self, info: ModelInfo, *, pretrained: bool, window_seconds: float | None = None):
-        super().__init__(info, pretrained=pretrained)
-        from resemblyzer import hparams
-
-        self.hparams = hparams
-        self.sample_rate = int(hparams.sampling_rate)
-        self.n_frames = int(round((window_seconds or 1.6) * 1000 / hparams.mel_window_step))
-        self.hop = int(hparams.sampling_rate * hparams.mel_window_step / 1000)
-        self.window_samples = self.n_frames * self.hop
-        self.lstm = _StackedLSTM(hparams.mel_n_channels, hparams.model_hidden_size, hparams.model_num_layers)
-        self.projection = _Projection(hparams.model_hidden_size, hparams.model_embedding_size)
-        if pretrained:
-            state = resemblyzer_weights()
-            self.lstm.load_stacked(state)
-            self.projection.linear.load_state_dict({"weight": state["linear.weight"], "bias": state["linear.bias"]})
-        self._groups = [LayerGroup(f"lstm.{i}", [layer], layer) for i, layer in enumerate(self.lstm.layers)]
-        self._groups.append(LayerGroup("projection", [self.projection], self.projection))
-        self._rng = np.random.default_rng(0)
-        self._waves = WaveMemo()
-
-    def _layer_groups(self) -> list[LayerGroup]:
-        return self._groups
-
-    def preprocess_signature(self) -> dict:
-        return {"sample_rate": self.sample_rate, "window_frames": self.n_frames, "mel_channels": 40,
-                "preprocess": "resemblyzer.preprocess_wav", "crop": "centre"}
-
-    def _wave(self, item) -> np.ndarray:
-        return self._waves.get(item, self._decode)
-
-    def _decode(self, item) -> np.ndarray:
-        from resemblyzer import preprocess_wav
-
-        wave = load_audio(item, self.sample_rate)
-        if np.any(wave):  # an all-zero clip has no volume to normalise (resemblyzer would divide by 0)
-            trimmed = preprocess_wav(wave)
-            wave = trimmed if len(trimmed) else wave
-        return wave.astype(np.float32)
-
-    def preprocess(self, items: Sequence, *, train: bool = False) -> dict[str, torch.Tensor]:
-        from resemblyzer import wav_to_mel_spectrogram
-
-        mels = []
-        for item in items:
-            wave, _ = fit_length(self._wave(item), self.window_samples, rng=self._rng if train else None)
-            mels.append(wav_to_mel_spectrogram(wave)[: self.n_frames])
-        return {"mels": torch.from_numpy(np.stack(mels).astype(np.float32))}
-
-    def count_truncated(self, items: Sequence) -> int:
-        return sum(len(self._wave(item)) > self.window_samples for item in items)
-
-    def _pool(self, output, batch) -> torch.Tensor:
-        if isinstance(output, (tuple, list)):  # an LSTM layer: (frames, (h, c)); mean over frames
-            return output[0].mean(dim=1)
-        return output
-
-    def _forward_final(self, batch):
-        _, hidden = self.lstm(batch["mels"])
-        return self.projection(hidden)
-
-
-# --------------------------------------------------------------------------- Hugging Face audio encoders
+from .wave_memo import WaveMemo
 
 AUDIO_MODEL_TYPES = (
     "wav2vec2", "wav2vec2-conformer", "wav2vec2-bert", "hubert", "wavlm", "data2vec-audio", "sew", "sew-d",

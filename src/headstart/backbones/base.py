@@ -65,8 +65,9 @@ class FreezeReport:
 
 
 class Backbone(nn.Module):
-    """Base class: subclasses implement ``preprocess``, ``preprocess_signature``, ``_layer_groups``
-    and ``_pooled_outputs``."""
+    """Base class: subclasses set ``self._groups`` (their layer groups, input to output) once in
+    ``__init__``, and implement ``preprocess``, ``preprocess_signature`` and ``_forward_final``
+    (or ``_pooled_outputs``)."""
 
     # Training-time options this backbone applies (see headstart.augment); others are refused.
     augmentations: tuple[str, ...] = ()
@@ -80,6 +81,7 @@ class Backbone(nn.Module):
         self.frozen_groups = 0
         self.batchnorm_stats_frozen = False  # set by fine-tuning; see train()
         self.pretrained_fingerprint: str | None = None  # set by create_backbone, before any training
+        self._groups: list[LayerGroup] | None = None  # set once by the subclass's __init__
 
     # -- what every backbone tells about itself -------------------------------------------
     @property
@@ -96,7 +98,10 @@ class Backbone(nn.Module):
 
     def layer_groups(self) -> list[LayerGroup]:
         """Ordered groups from input to output; the last one gives the features."""
-        return self._layer_groups()
+        if self._groups is None:
+            raise NotImplementedError(f"{type(self).__name__} sets no layer groups: its __init__ must assign "
+                                      f"self._groups, the list of LayerGroup from input to output")
+        return self._groups
 
     @property
     def layer_names(self) -> list[str]:
@@ -155,9 +160,6 @@ class Backbone(nn.Module):
                     f"{self.name} has no layer group {layer!r}.{did_you_mean(layer, names)} "
                     f"Its layer groups, input to output: {', '.join(names)}."
                 )
-
-    def _layer_groups(self) -> list[LayerGroup]:
-        raise NotImplementedError
 
     def _forward_final(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Run the whole network; return the pooled features of the last group, ``(n, d)``."""

@@ -107,9 +107,6 @@ class ResemblyzerBackbone(Backbone):
         self._rng = np.random.default_rng(0)
         self._waves = WaveMemo()
 
-    def _layer_groups(self) -> list[LayerGroup]:
-        return self._groups
-
     def preprocess_signature(self) -> dict:
         return {"sample_rate": self.sample_rate, "window_frames": self.n_frames, "mel_channels": 40,
                 "preprocess": "resemblyzer.preprocess_wav", "crop": "centre"}

@@ -100,9 +100,6 @@ class HFAudioBackbone(Backbone):
             return bool(getattr(self.model.config, "do_stable_layer_norm", False))
         return True
 
-    def _layer_groups(self) -> list[LayerGroup]:
-        return self._groups
-
     def preprocess_signature(self) -> dict:
         return {"feature_extractor": type(self.feature_extractor).__name__, "sample_rate": self.sample_rate,
                 "max_seconds": self.max_seconds, "pooling": "masked-mean", "crop": "centre"}

@@ -55,9 +55,6 @@ class HFTextBackbone(Backbone):
         groups += [LayerGroup(f"layer.{i}", [layer], layer) for i, layer in enumerate(layers)]
         return groups
 
-    def _layer_groups(self) -> list[LayerGroup]:
-        return self._groups
-
     def preprocess_signature(self) -> dict:
         return {
             "tokenizer": type(self.tokenizer).__name__,

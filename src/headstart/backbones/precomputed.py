@@ -33,9 +33,6 @@ class PrecomputedBackbone(Backbone):
         self.identity = nn.Identity()
         self._groups = [LayerGroup("input", [self.identity], self.identity)]
 
-    def _layer_groups(self) -> list[LayerGroup]:
-        return self._groups
-
     def preprocess_signature(self) -> dict:
         return {"feature_dim": self.feature_dim}
 

@@ -77,9 +77,6 @@ class TimmBackbone(Backbone):
             groups.append(LayerGroup(label, members, output, params))
         return groups
 
-    def _layer_groups(self) -> list[LayerGroup]:
-        return self._groups
-
     def preprocess_signature(self) -> dict:
         return {
             "image_size": self.image_size,

@@ -121,7 +121,7 @@ def test_adapt_auto_records_a_diverged_method_as_failed_and_compares_the_rest():
 
 def test_adapt_auto_budget_tries_each_method_once_before_a_second_weight_and_records_the_rest_as_skipped(monkeypatch):
     import headstart.adapt.select as select
-    from headstart.cli import _adaptation_count
+    from headstart.cli.format import adaptation_count as _adaptation_count
 
     clock = [0.0]
     monkeypatch.setattr(select.time, "perf_counter", lambda: clock[0])

@@ -41,7 +41,7 @@ def test_auto_summary_counts_every_held_out_prediction_for_the_interval(digits_p
     summary, plan = digits_plan.fit_summary_, digits_plan.plan_
     assert summary["n_val"] == plan["split_sizes"][1]  # one split's held-out part, as the CLI's "train / validation"
     assert summary["n_val_scored"] == plan["held_out_predictions"] == 100 and summary["splits"] == 3  # each once
-    from headstart.cli import fit_summary_lines
+    from headstart.cli.format import fit_summary_lines
     from headstart.intervals import format_accuracy, wilson_interval
 
     n = summary["n_val_scored"]  # `headstart fit` prints the interval over every pooled prediction, not one split's

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from headstart import cli
-from headstart.cli import main
+from headstart.cli import fit_options, main
 from headstart.config import FitConfig
 from helpers import tiny_images, tiny_texts
 
@@ -234,7 +234,7 @@ def test_fit_help_has_a_flag_for_every_config_field(capsys):
 def test_fit_options_map_onto_estimator_params():
     args = cli.build_parser().parse_args(["fit", "d", "--out", "o", "--no-augment", "--lr", "1e-4", "--C", "0.5",
                                           "--device", "cpu", "-q"])
-    params = cli._fit_params(args)
+    params = fit_options.fit_params(args)
     assert set(params) == {f.name for f in dataclasses.fields(FitConfig)}
     assert params["augment"] is False and params["lr"] == 1e-4 and params["C"] == 0.5
     assert params["verbose"] == 0 and params["device"] == "cpu" and params["epochs"] == FitConfig.epochs
@@ -255,7 +255,7 @@ def test_main_keyboard_interrupt_exits_130(monkeypatch, capsys):
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "cmd_models_list", interrupted)
+    monkeypatch.setattr(cli.models, "cmd_models_list", interrupted)
     assert main(["models", "list"]) == 130
     assert capsys.readouterr().err.strip() == "headstart: interrupted"
 
@@ -264,7 +264,7 @@ def test_main_unexpected_error_keeps_its_traceback(monkeypatch):
     def bug(args):
         raise RuntimeError("a real bug")
 
-    monkeypatch.setattr(cli, "cmd_models_list", bug)
+    monkeypatch.setattr(cli.models, "cmd_models_list", bug)
     with pytest.raises(RuntimeError, match="a real bug"):
         main(["models", "list"])
 

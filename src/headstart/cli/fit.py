@@ -1,0 +1,108 @@
+"""``headstart fit``: train a classifier on labeled data and save it to a run folder.
+
+The arguments are recorded in the run folder first, so that ``--resume RUN_DIR`` continues an
+interrupted fit with its own data and options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+from ..atomic import write_json
+from ..errors import DataPathError
+from .arguments import DATA_HELP, PROG, add_column_options, check_backbone_name, load_data
+from .fit_options import add_fit_config_options, fit_params
+from .format import fit_summary_lines
+
+FIT_ARGS_FILE = "fit_args.json"
+
+
+def add_parser(commands) -> None:
+    fit = commands.add_parser(
+        "fit", help="Train a classifier on labeled data and save it to a run folder.",
+        description="Train a classifier on DATA and save it to the run folder --out. " + DATA_HELP + ".",
+        epilog="Example: headstart fit photos/ --out runs/photos --strategy finetune --epochs 5",
+    )
+    fit.add_argument("data", metavar="DATA", nargs="?", help=DATA_HELP)
+    fit.add_argument("--out", "-o", metavar="RUN_DIR",
+                     help="Run folder to write (model.safetensors, config.json, metrics.json, history.json); "
+                          "training checkpoints go to RUN_DIR/checkpoint until the fit finishes.")
+    fit.add_argument("--resume", metavar="RUN_DIR",
+                     help="Continue an interrupted `headstart fit --out RUN_DIR` with its own data and options.")
+    fit.add_argument("--target", metavar="PATH",
+                     help="Unlabeled inputs of the deployment domain (folder or table) for --adapt.")
+    add_column_options(fit, labels=True)
+    add_fit_config_options(fit)
+    fit.set_defaults(handler=cmd_fit)
+
+
+def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
+    """The arguments an interrupted fit was started with, read back from its run folder."""
+    folder = Path(args.resume).expanduser()
+    recorded = folder / FIT_ARGS_FILE
+    if not recorded.is_file():
+        raise DataPathError(f"cannot resume {folder}: it has no {FIT_ARGS_FILE}, so it was not started by "
+                            f"`{PROG} fit --out {folder}` (or it finished and was cleaned up); start the fit again")
+    try:
+        saved = json.loads(recorded.read_text(encoding="utf-8"))
+        return argparse.Namespace(**{**vars(args), **saved["args"], "resume": None, "out": str(folder)})
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise DataPathError(f"{recorded} is damaged ({error}); start the fit again") from None
+
+
+def _checked_params(args: argparse.Namespace, out: Path) -> dict:
+    """The estimator's parameters, with every option combination checked before the data is read."""
+    from ..config import validate
+    from ..strategies import STRATEGIES
+
+    params = fit_params(args)
+    if params.get("checkpoint_dir") is None:
+        params["checkpoint_dir"] = str(out / "checkpoint")
+    validate(params, STRATEGIES, where="fit")  # the one check of the options' values and combinations
+    check_backbone_name(params["backbone"])
+    if out.exists() and not out.is_dir():
+        raise DataPathError(f"--out {out} exists and is not a folder; pass a folder path for the run")
+    return params
+
+
+def _record_args(args: argparse.Namespace, out: Path) -> None:
+    """Write the arguments to the run folder, with absolute data paths, for ``--resume``."""
+    recorded = {key: value for key, value in vars(args).items() if key not in ("handler", "resume", "out")}
+    recorded["data"] = str(Path(args.data).expanduser().absolute())
+    if args.target:
+        recorded["target"] = str(Path(args.target).expanduser().absolute())
+    write_json(out / FIT_ARGS_FILE, {"args": recorded})
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from ..estimator import TransferClassifier
+
+    if args.resume:
+        args = _resume_args(args)
+    if not args.data or not args.out:
+        raise DataPathError(f"`{PROG} fit` needs DATA and --out RUN_DIR (or --resume RUN_DIR)")
+    out = Path(args.out).expanduser()
+    params = _checked_params(args, out)
+    data = load_data(args.data, args, require_labels=True)  # bad data fails before any run folder exists
+    out.mkdir(parents=True, exist_ok=True)
+    _record_args(args, out)
+    if params["verbose"]:
+        print(f"[headstart] {len(data)} {data.modality} examples from {data.source}")
+    target = load_data(args.target, args, require_labels=False).inputs if args.target else None
+    try:
+        clf = TransferClassifier(**params).fit(data, X_target=target)
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted; the epochs that finished are checkpointed in {out / 'checkpoint'}: continue "
+              f"with `{PROG} fit --resume {shlex.quote(str(out))}`", file=sys.stderr)
+        return 130
+    folder = clf.save(out)
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)  # the finished model is saved; its checkpoint is spent
+    print("\n".join(fit_summary_lines(clf, folder)))
+    print(f"next: {PROG} evaluate {shlex.quote(str(folder))} TEST_DATA   |   "
+          f"{PROG} predict {shlex.quote(str(folder))} INPUTS")
+    return 0

@@ -436,14 +436,14 @@ def test_frozen_adaptation_starts_at_the_linear_probes_C_on_pooled_statistics(mo
     """The head starts at the C the linear probe chooses on the same validation rows (not C = 1), and the
     projection standardises with the source training rows and the target rows together."""
     from headstart import TransferClassifier
+    from headstart import heads
     from headstart.adapt import frozen
-    from headstart.strategies import linear_probe
 
     xs, ys, xt, _ = _domains(0, d=8, n_per_class=60)
     xt = xt * 3 + 5  # the target sits elsewhere and on another scale
     chosen, seen = [], {}
-    real_choose = linear_probe.choose_C
-    monkeypatch.setattr(linear_probe, "choose_C", lambda *a: chosen.append(real_choose(*a)[0]) or real_choose(*a))
+    real_choose = heads.choose_C
+    monkeypatch.setattr(heads, "choose_C", lambda *a: chosen.append(real_choose(*a)[0]) or real_choose(*a))
     real_init = frozen.ProjectedFeatures.__init__
 
     def spy(self, feature_dim, projection_dim, mean, scale):
@@ -459,11 +459,10 @@ def test_frozen_adaptation_starts_at_the_linear_probes_C_on_pooled_statistics(mo
 
 
 def test_frozen_adaptation_keeps_the_users_C(monkeypatch):
-    from headstart import TransferClassifier
-    from headstart.strategies import linear_probe
+    from headstart import TransferClassifier, heads
 
     xs, ys, xt, _ = _domains(1, d=8, n_per_class=30)
-    monkeypatch.setattr(linear_probe, "choose_C", lambda *a: pytest.fail("C was given; nothing to choose"))
+    monkeypatch.setattr(heads, "choose_C", lambda *a: pytest.fail("C was given; nothing to choose"))
     clf = TransferClassifier(strategy="linear_probe", backbone="precomputed", adapt="mcc", C=0.05, epochs=1,
                              verbose=0).fit(xs.numpy(), ys.numpy().astype(str), X_target=xt.numpy())
     assert clf.fit_summary_["starting_C"] == 0.05

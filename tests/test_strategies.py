@@ -83,7 +83,7 @@ def test_lp_ft_starts_fine_tuning_from_the_probe_head():
 
 
 def test_linear_probe_C_search_stops_after_scores_fall_past_the_best():
-    from headstart.strategies.linear_probe import C_GRID, PAST_BEST, choose_C
+    from headstart.heads import C_GRID, PAST_BEST, choose_C
 
     rng = np.random.default_rng(0)
     centers = rng.normal(size=(3, 20)) * 3

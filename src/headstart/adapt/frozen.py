@@ -16,7 +16,7 @@ scored 0.12 on digits; with the pooled statistics, 0.30 (3 seeds, docs/benchmark
 Training starts at the source-only solution: ``P`` holds the top ``p`` principal directions of the
 source and target features together, ``W, b`` the linear probe's logistic regression on the
 projected source features, with its inverse regularization ``C`` chosen on the labeled validation
-split exactly as the linear probe chooses it (:func:`~headstart.strategies.linear_probe.choose_C`).
+split exactly as the linear probe chooses it (:func:`~headstart.heads.choose_C`).
 The adaptation term then moves both. From random weights, the few hundred steps a small data set
 gives did not even fit the source (0.67 source accuracy on a separable two-class test); from a
 logistic regression at ``C = 1`` instead of the chosen ``C``, every method started from a worse
@@ -40,8 +40,10 @@ import time
 
 import numpy as np
 import torch
+from sklearn.linear_model import LogisticRegression
 from torch import nn
 
+from .. import heads
 from ..backbones.base import LayerGroup
 from ..backbones.precomputed import PrecomputedBackbone
 from ..model import TransferModel
@@ -80,22 +82,18 @@ def _start_at_the_linear_probe(adapter, head, standardised, train_s, val_s, cont
     logistic regression on the projected training features, at the ``C`` the linear probe would
     choose on the validation rows. Training then starts at the source-only optimum (as LP-FT does)
     instead of from random weights that a few hundred steps cannot fit. Returns that ``C``."""
-    from sklearn.linear_model import LogisticRegression
-
-    from ..strategies.linear_probe import choose_C, class_rows
-
     p = adapter.projection.out_features
     _, _, right = np.linalg.svd(standardised - standardised.mean(0), full_matrices=False)
     directions = right[:p]  # (p, d), orthonormal rows
     train_z = train_s @ directions.T
-    if context.C is not None:
-        C = float(context.C)
+    if context.config.C is not None:
+        C = float(context.config.C)
     elif len(val_s):
-        C, _, _ = choose_C(train_z, context.train_y, val_s @ directions.T, context.val_y)
+        C, _, _ = heads.choose_C(train_z, context.train_y, val_s @ directions.T, context.val_y)
     else:  # no validation rows to choose on: scikit-learn's default
         C = 1.0
     probe = LogisticRegression(C=C, max_iter=2000).fit(train_z, context.train_y)
-    weight, bias = class_rows(probe, head.out_features)
+    weight, bias = heads.class_rows(probe, head.out_features)
     with torch.no_grad():
         adapter.projection.weight.copy_(torch.as_tensor(directions, dtype=torch.float32))
         adapter.projection.bias.zero_()
@@ -119,12 +117,12 @@ def fit_on_frozen_features(context, backbone, features: np.ndarray, target_featu
     model = TransferModel(adapter, context.n_classes)
     C = _start_at_the_linear_probe(adapter, model.head, standardised, (train_f - mean) / scale,
                                    (val_f - mean) / scale, context)
-    settings = dataclasses.replace(context.settings, lr=context.lr or PROJECTION_LR, head_lr=context.lr or PROJECTION_LR,
+    settings = dataclasses.replace(context.config, lr=context.config.lr or PROJECTION_LR, head_lr=context.config.lr or PROJECTION_LR,
                                    layer_decay=1.0, augment=False, randaugment=False, token_dropout=0.0)
-    terms = context.make_terms(adapter, context.n_classes)
+    terms = context.make_terms(adapter)
     rows = lambda matrix: [row for row in matrix]
     result = train_classifier(model, rows(train_f), context.train_y, rows(val_f), context.val_y, settings, terms=terms,
-                              target_items=rows(target_features), checkpoint_dir=context.checkpoint_dir,
+                              target_items=rows(target_features), checkpoint_dir=context.config.checkpoint_dir,
                               run_key=context.run_key)
     view = _adaptation_view(adapter, train_f, target_features, context)
     weight, bias = adapter.folded(model.head)
@@ -145,10 +143,10 @@ def _adaptation_view(adapter: ProjectedFeatures, train_f: np.ndarray, target_f: 
     """Source and target as the backbone gives them and as the trained projection maps them (before folding)."""
     from .view import before_after, sample_rows
 
-    source_rows, target_rows = sample_rows(len(train_f), len(target_f), random_state=context.settings.seed)
+    source_rows, target_rows = sample_rows(len(train_f), len(target_f), random_state=context.config.seed)
     device = adapter.projection.weight.device
     with torch.no_grad():
         project = lambda rows: adapter({"features": torch.as_tensor(rows, dtype=torch.float32, device=device)}).cpu().numpy()
         after = (project(train_f[source_rows]), project(target_f[target_rows]))
     return before_after((train_f[source_rows], target_f[target_rows]), after, context.train_y[source_rows],
-                        random_state=context.settings.seed)
+                        random_state=context.config.seed)

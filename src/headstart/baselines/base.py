@@ -15,7 +15,7 @@ from safetensors.numpy import load_file, save_file
 
 from ..atomic import write_atomic, write_text_atomic
 from ..errors import RunFolderError
-from ..strategies.linear_probe import choose_C, fit_logistic_head
+from ..heads import fit_head
 
 STATE_FILE, ARRAYS_FILE = "baseline.json", "baseline.safetensors"
 
@@ -47,14 +47,10 @@ class Baseline:
         """
         train_f = self.fit_transform(list(train_items) + list(val_items))
         n = len(train_items)
-        C, history, start = choose_C(train_f[:n], train_y, train_f[n:], val_y)
-        if refit_on_validation:
-            self.weight, self.bias = fit_logistic_head(train_f, np.concatenate([train_y, val_y]), n_classes, C,
-                                                       start=start)
-        else:
-            self.weight, self.bias = fit_logistic_head(train_f[:n], train_y, n_classes, C, start=start)
-        best = next(h for h in history if h["C"] == C)
-        return {"C": C, "val_accuracy": best["val_accuracy"], "history": history}
+        refit_on = None if refit_on_validation else (train_f[:n], train_y)
+        head = fit_head(train_f[:n], train_y, train_f[n:], val_y, n_classes, refit_on=refit_on)
+        self.weight, self.bias = head.weight, head.bias
+        return {"C": head.C, "val_accuracy": head.val_accuracy, "history": head.history}
 
     def predict_logits(self, items, batch_size: int = 0) -> np.ndarray:
         return self.transform(items) @ self.weight.T + self.bias

@@ -1,0 +1,146 @@
+"""The logistic-regression head on fixed features, and the fold that makes it one linear layer.
+
+Torch-free (numpy and scikit-learn): the linear probe, the no-transfer baselines, adaptation on
+frozen features and the report all fit their heads here. Shapes: features ``(n, d)``, labels
+``(n,)`` encoded ``0..k-1``, a head ``weight (k, d)`` and ``bias (k,)`` with ``logits = x W^T + b``.
+
+A head is a :class:`~sklearn.preprocessing.StandardScaler` (mean ``mu``, scale ``sigma``, per
+feature) followed by a logistic regression ``(W, b)`` on the standardised features
+``(x - mu) / sigma``. Both are linear, so they fold into one head on the raw features::
+
+    W' = W / sigma            (each column divided by its feature's scale)
+    b' = b - W' mu
+
+and ``x W'^T + b'`` equals ``((x - mu) / sigma) W^T + b``. The saved model is then backbone +
+linear head, whatever fit its head.
+
+``C``, the inverse regularization strength, is chosen on a validation split by walking a log grid
+(warm-started along the path, stopping once the scores fall past the best); the head is then refit
+with that ``C``, warm-started from the search's solution (:func:`fit_head`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+from sklearn.preprocessing import StandardScaler
+
+C_GRID = tuple(float(c) for c in np.logspace(-4, 2, 7))
+# 1e-3 rather than sklearn's 1e-4: the C search takes about half the time with the same chosen C
+# and test accuracy (docs/benchmarks.md).
+TOLERANCE = 1e-3
+PAST_BEST = 2  # stop the C walk after this many C values in a row score below the best
+
+
+@dataclass(frozen=True)
+class HeadFit:
+    """A fitted head: folded ``weight (k, d)`` and ``bias (k,)`` (float32), the ``C`` it used, the C
+    search's record (one dict per C tried; empty when C was given) and the chosen C's validation
+    accuracy (nan when C was given)."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+    C: float
+    history: list
+    val_accuracy: float
+
+
+def fit_head(train_f: np.ndarray, train_y: np.ndarray, val_f: np.ndarray, val_y: np.ndarray, n_classes: int, *,
+             C: float | None = None, refit_on: tuple[np.ndarray, np.ndarray] | None = None) -> HeadFit:
+    """Choose C on the validation rows (unless ``C`` is given), then refit at that C.
+
+    The refit uses ``refit_on = (features, y)`` when given (e.g. the training rows alone, so that the
+    planner can score the head on validation), else train + validation.
+    """
+    if C is not None:
+        C, history, start = float(C), [], None
+    else:
+        C, history, start = choose_C(train_f, train_y, val_f, val_y)
+    val_accuracy = next((h["val_accuracy"] for h in history if h["C"] == C), float("nan"))
+    if refit_on is None:
+        refit_on = (np.concatenate([train_f, val_f]), np.concatenate([train_y, val_y]))
+    weight, bias = fit_logistic_head(refit_on[0], refit_on[1], n_classes, C, start=start)
+    return HeadFit(weight, bias, C, history, val_accuracy)
+
+
+def fitted_scaler(features: np.ndarray) -> StandardScaler:
+    """StandardScaler with every feature's scale at least 1e-3 of the median one.
+
+    A feature that is constant up to float rounding (a scale near 1e-30) would otherwise be blown
+    up by standardisation and, once folded into the head (``W / sigma``), give weights near 1e30:
+    harmless on the frozen features the probe saw, but any change of the features (LP-FT's
+    fine-tuning) then sends the logits to infinity.
+    """
+    scaler = StandardScaler().fit(features)
+    positive = scaler.scale_[scaler.scale_ > 0]
+    floor = max(1e-6, 1e-3 * float(np.median(positive))) if positive.size else 1.0
+    scaler.scale_ = np.maximum(scaler.scale_, floor)
+    return scaler
+
+
+def fit_logistic_head(features: np.ndarray, y: np.ndarray, n_classes: int, C: float, start=None):
+    """Fit scaler + logistic regression; return the folded ``(weight (k, d), bias (k,))``.
+
+    ``start``: ``(classes, coef, intercept)`` of a nearby solution (the C search's), to warm-start from.
+    """
+    scaler = fitted_scaler(features)
+    classifier = LogisticRegression(C=C, max_iter=2000, tol=TOLERANCE)
+    if start is not None and np.array_equal(start[0], np.unique(y)):
+        classifier.set_params(warm_start=True)
+        classifier.coef_, classifier.intercept_ = start[1].copy(), start[2].copy()
+    classifier.fit(scaler.transform(features), y)
+    return fold_head(scaler, classifier, n_classes)
+
+
+def class_rows(classifier: LogisticRegression, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fitted logistic regression as ``(coef (n_classes, d), intercept (n_classes,))``, one row per
+    encoded class: a binary fit's single row becomes two (softmax over ``[0, z]`` equals sigmoid(z)),
+    and classes absent from training get a zero row and bias -1e4, so they can never be predicted."""
+    coef, intercept = classifier.coef_, classifier.intercept_
+    if coef.shape[0] == 1:
+        coef = np.vstack([np.zeros_like(coef), coef])
+        intercept = np.concatenate([[0.0], intercept])
+    full_coef = np.zeros((n_classes, coef.shape[1]))
+    full_intercept = np.full(n_classes, -1e4)
+    full_coef[classifier.classes_] = coef
+    full_intercept[classifier.classes_] = intercept
+    return full_coef, full_intercept
+
+
+def fold_head(scaler: StandardScaler, classifier: LogisticRegression, n_classes: int):
+    """Scaler + logistic regression as one float32 head on the raw features: ``W' = W / sigma``,
+    ``b' = b - W' mu``."""
+    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+    coef, intercept = class_rows(classifier, n_classes)
+    weight = coef / scale
+    bias = intercept - weight @ scaler.mean_
+    return weight.astype(np.float32), bias.astype(np.float32)
+
+
+def choose_C(train_f, train_y, val_f, val_y) -> tuple[float, list[dict], tuple]:
+    """Walk the C grid (warm-started); return the best C, every C's scores, and its solution."""
+    scaler = fitted_scaler(train_f)
+    train_s, val_s = scaler.transform(train_f), scaler.transform(val_f)
+    classifier = LogisticRegression(max_iter=2000, warm_start=True, tol=TOLERANCE)
+    history, best, solution = [], None, None
+    labels = np.unique(np.concatenate([train_y, val_y]))
+    for C in C_GRID:
+        classifier.set_params(C=C).fit(train_s, train_y)
+        probabilities = classifier.predict_proba(val_s)
+        accuracy = float((classifier.classes_[probabilities.argmax(1)] == val_y).mean())
+        full = np.zeros((len(val_y), len(labels)))
+        full[:, np.searchsorted(labels, classifier.classes_)] = probabilities
+        full = np.clip(full, 1e-12, 1)
+        loss = float(log_loss(val_y, full / full.sum(axis=1, keepdims=True), labels=labels))
+        history.append({"C": C, "val_accuracy": accuracy, "val_log_loss": loss})
+        if best is None or (accuracy, -loss) > (best["val_accuracy"], -best["val_log_loss"]):
+            best, worse_in_a_row = history[-1], 0
+            solution = (classifier.classes_.copy(), classifier.coef_.copy(), classifier.intercept_.copy())
+        else:
+            worse_in_a_row += 1
+            if worse_in_a_row == PAST_BEST:
+                break  # validation scores along C are close to unimodal; large C are the slow fits
+    return best["C"], history, solution

@@ -63,7 +63,7 @@ def test_report_has_every_section_and_four_inline_png_plots(report_page, digits_
     for candidate in plan["candidates"]:
         assert candidate["name"] in html and candidate["status"] in html
     assert "split 50/50" in html and "stratified" in html
-    from headstart.report.build import verdict_headline
+    from headstart.report.plan import verdict_headline
 
     assert f'<p class="verdict {verdict_headline(plan)[0]}"><strong>{verdict_headline(plan)[1]}</strong>' in html
     default = next(c["name"] for c in plan["candidates"] if c["default"])  # the rule in force, not "the best won"
@@ -260,7 +260,7 @@ def _plan_candidates(baseline: float, probe: float, lp_ft: float):
 
 
 def test_plain_verdict_says_a_tie_says_nothing_and_names_the_kept_default():
-    from headstart.report.build import plain_verdict, verdict_headline
+    from headstart.report.plan import plain_verdict, verdict_headline
 
     plan = {"winner": "lp_ft@m", "baseline": "baseline:b", "negative_transfer": False,
             "verdict": "no difference shown: the no-transfer baseline baseline:b ties ..."}
@@ -271,7 +271,7 @@ def test_plain_verdict_says_a_tie_says_nothing_and_names_the_kept_default():
 
 
 def test_plain_verdict_names_the_kept_default_when_it_is_not_the_best():
-    from headstart.report.build import plain_verdict, verdict_headline
+    from headstart.report.plan import plain_verdict, verdict_headline
 
     plan = {"winner": "lp_ft@m", "baseline": "baseline:b", "negative_transfer": False, "verdict": "transfer helped: ..."}
     text = plain_verdict(plan, _plan_candidates(0.6, 0.75, 0.7))

@@ -404,7 +404,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         if self._backbone_unchanged():
             layer = self.backbone_.layer_names[-1]
             return self._cache().features(self.backbone_, list(items), [layer], batch_size=max(64, self.batch_size or 0))[layer]
-        from .train import predict_features
+        from .model import predict_features
 
         return predict_features(self.model_, list(items), batch_size=max(64, self.batch_size or 0))
 

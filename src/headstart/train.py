@@ -35,7 +35,7 @@ from .augment import DEFAULT_AUGMENTATION, configure_augmentation, make_batch_mi
 from .checkpoint import load_checkpoint, restore_optimizer, save_checkpoint
 from .errors import ConfigError, RunFolderError
 from .intervals import accuracy_text
-from .model import TransferModel
+from .model import TransferModel, predict_logits
 from .terms import LossTerm, StepOutputs
 
 
@@ -163,29 +163,6 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[np.nda
 def _preprocess(backbone, items, indices, train: bool, device) -> dict[str, torch.Tensor]:
     batch = backbone.preprocess([items[i] for i in indices], train=train)
     return {k: v.to(device) for k, v in batch.items()}
-
-
-def predict_logits(model: TransferModel, items, *, batch_size: int = 64, device=None) -> np.ndarray:
-    """Logits ``(n, n_classes)`` in eval mode, inference-only."""
-    return _inference(model, items, batch_size, device, features=False)
-
-
-def predict_features(model: TransferModel, items, *, batch_size: int = 64, device=None) -> np.ndarray:
-    """What the head reads, ``(n, feature_dim)``, in eval mode, inference-only."""
-    return _inference(model, items, batch_size, device, features=True)
-
-
-def _inference(model: TransferModel, items, batch_size: int, device, *, features: bool) -> np.ndarray:
-    device = device or next(model.parameters()).device
-    model.eval()
-    width = model.head.in_features if features else model.head.out_features
-    rows = np.zeros((len(items), width), np.float32)
-    with torch.inference_mode():
-        for positions in model.backbone.inference_batches(items, batch_size):  # text: like lengths together
-            batch = model.backbone.preprocess([items[i] for i in positions])
-            logits, feature_rows = model({k: v.to(device) for k, v in batch.items()}, return_features=True)
-            rows[positions] = (feature_rows if features else logits).float().cpu().numpy()
-    return rows
 
 
 def _diverged(loss_value: float, epoch: int, index: int, terms, settings) -> None:

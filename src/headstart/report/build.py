@@ -1,7 +1,8 @@
 """Build the comparative report of a run folder: the chosen model against the no-transfer baseline.
 
 Numbers first (one dict, also written to ``metrics.json`` under ``report``), then the page: a jinja2
-template rendered with every figure inlined as a base64 PNG, so the HTML file is self-contained.
+template rendered with every figure inlined as a base64 PNG, so the HTML file is self-contained. The
+planner's record is read in :mod:`.plan`, the learning-curve experiment runs in :mod:`.curve`.
 """
 
 from __future__ import annotations
@@ -10,21 +11,20 @@ import dataclasses
 import json
 import math
 import os
-import statistics
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .._version import __version__
 from ..atomic import write_text_atomic
-from ..errors import ConfigError, DataError, DataPathError, HeadstartError, RunFolderError
+from ..errors import ConfigError, DataError, DataPathError, RunFolderError
+from ..metrics import number_or_none
 from .adaptation import score_source_only, summarize_adaptation
+from .curve import comparison, learning_curve
+from .plan import summarize_plan
 
 DEFAULT_CURVE_SIZES = (1, 2, 5, 10, 20)
-CURVE_DRAWS = 3
-CURVE_C = 1.0  # too few examples per class to choose C on validation: one fixed C, the same for both models
 REPORT_FILE = "report.html"
 TEMPLATE = "report.html"
 FIGURES = ("candidates", "ranking", "confusion", "learning_curve", "adaptation")
@@ -66,7 +66,7 @@ def build_report(run_dir, data=None, out=None, curve_sizes=DEFAULT_CURVE_SIZES, 
         if report["adaptation"]:
             report["adaptation"]["test"] = score_source_only(folder, labeled, report["test"])
         report["learning_curve"] = learning_curve(clf, labeled, sizes, random_state)
-        report["comparison"] = _comparison(report)
+        report["comparison"] = comparison(report)
     report["figures"] = _figures(report)
 
     html = render(report)
@@ -136,86 +136,17 @@ def summarize_run(clf, folder: Path) -> dict:
         "classes": [str(c) for c in clf.classes_],
         "strategy": summary.get("strategy", clf.strategy),
         "backbone": summary.get("backbone"),
-        "val_accuracy": _number(summary.get("val_accuracy")),
+        "val_accuracy": number_or_none(summary.get("val_accuracy")),
         "n_train": summary.get("n_train"), "n_val": summary.get("n_val"), "n_labeled": summary.get("n_labeled"),
-        "fit_seconds": _number(summary.get("fit_seconds")),
+        "fit_seconds": number_or_none(summary.get("fit_seconds")),
         # adapt="auto": fit_seconds covers every candidate; this is the kept one's own fit
-        "chosen_fit_seconds": _number(summary.get("chosen_fit_seconds")),
+        "chosen_fit_seconds": number_or_none(summary.get("chosen_fit_seconds")),
         "auto": plan is not None,
         "plan": None, "ranking": [], "test": None, "learning_curve": None, "comparison": None,
     }
     if plan is not None:
-        candidates = [{
-            "name": c["name"], "kind": c["kind"], "strategy": c["strategy"], "backbone": c.get("backbone"),
-            "scores": list(c.get("scores") or []), "mean": _number(c.get("mean")), "std": _number(c.get("std")),
-            "seconds": _number(c.get("seconds")), "status": c.get("status"), "reason": c.get("reason", ""),
-            "chosen": c["name"] == plan.get("winner"), "default": bool(c.get("default")),
-        } for c in plan.get("candidates", [])]
-        winner = next((c for c in candidates if c["chosen"]), None)
-        defaults = [c["name"] for c in candidates if c["default"]]
-        # the default that counted: plans saved before there could be two name none, and had one
-        default = plan.get("default") or next(iter(defaults), None)
-        report["plan"] = {
-            "winner": plan.get("winner"), "winner_kind": winner["kind"] if winner else None,
-            "default": default,  # the ladder's default rung, kept unless held-out data clearly disagree (auto.py)
-            "defaults": defaults,
-            "baseline": plan.get("baseline"), "negative_transfer": bool(plan.get("negative_transfer")),
-            "verdict": plan.get("verdict", ""), "plain_verdict": plain_verdict(plan, candidates),
-            "headline": verdict_headline(plan),
-            "candidates": candidates, "splits": plan.get("splits"), "split_kind": plan.get("split_kind"),
-            "split_sizes": plan.get("split_sizes"), "budget_seconds": _number(plan.get("budget_seconds")),
-            "held_out_predictions": plan.get("held_out_predictions"),  # absent from plans saved before the 3 folds
-            "spent_seconds": _number(plan.get("spent_seconds")), "kept_backbones": plan.get("kept_backbones", []),
-            "freeze_suggestions": plan.get("freeze_suggestions", {}),
-            "winner_refit": plan.get("winner_refit", True),  # plans saved before it existed always refit
-        }
-        report["ranking"] = [{"backbone": r["backbone"], "layer": r["layer"], "layer_index": r["layer_index"],
-                              "score_name": r.get("score_name", "logme"), "score": _number(r["score"])}
-                             for r in plan.get("ranking", [])]
+        report["plan"], report["ranking"] = summarize_plan(plan)
     return report
-
-
-def verdict_headline(plan: dict) -> tuple[str, str]:
-    """``(css class, bold words)`` that open the verdict: negative, a tie, positive, or no baseline."""
-    if plan.get("negative_transfer"):
-        return "negative", "Negative transfer."
-    if not plan.get("baseline"):
-        return "neutral", "No baseline."
-    if str(plan.get("verdict", "")).startswith("no difference shown"):
-        return "neutral", "No difference shown."
-    return "positive", "Transfer helped."
-
-
-def plain_verdict(plan: dict, candidates: list[dict]) -> str:
-    """The negative-transfer verdict in plain sentences, after the bold words of :func:`verdict_headline`."""
-    baseline = next((c for c in candidates if c["kind"] == "baseline" and c["status"] == "scored"), None)
-    transfer = [c for c in candidates if c["kind"] == "transfer" and c["status"] == "scored"]
-    best = max(transfer, key=lambda c: c["mean"]) if transfer else None
-    if baseline is None:
-        return ("There is no no-transfer baseline for this kind of data, so the run could not check whether "
-                "transfer helped.")
-    if plan.get("negative_transfer"):
-        if best is None:
-            return (f"No transfer candidate could be scored, so the simple model trained from scratch "
-                    f"({baseline['strategy']}) was kept.")
-        return (f"A simple model trained from scratch on the raw inputs "
-                f"({baseline['strategy']}, {baseline['mean']:.3f}) did as well as or better than the best pretrained "
-                f"model ({best['name']}, {best['mean']:.3f}), so the simple model was kept.")
-    winner = next((c for c in transfer if c["name"] == plan.get("winner")), best)
-    option = ("the better on the held-out examples of the two options that did best in our benchmarks at this data "
-              "size" if len(plan.get("defaults") or []) > 1 else "the option that did best in our benchmarks at this "
-              "data size")
-    kept = ("" if winner is best else
-            f" The planner kept {winner['name']} ({winner['mean']:.3f}): {option}, which the held-out examples did not "
-            f"show to be worse.")
-    if best["mean"] == baseline["mean"]:
-        return (f"The best pretrained model ({best['name']}) and a simple model trained from "
-                f"scratch ({baseline['strategy']}) scored the same held-out accuracy ({best['mean']:.3f}); with this "
-                f"few examples that says nothing either way.{kept}")
-    gain = 100 * (best["mean"] - baseline["mean"])
-    return (f"The best pretrained model ({best['name']}, {best['mean']:.3f}) beat a simple model "
-            f"trained from scratch ({baseline['strategy']}, {baseline['mean']:.3f}) by {gain:.1f} percentage points "
-            f"of held-out accuracy.{kept}")
 
 
 # --------------------------------------------------------------------------- test data
@@ -223,276 +154,18 @@ def plain_verdict(plan: dict, candidates: list[dict]) -> str:
 
 def score_chosen_model(clf, data, folder: Path) -> dict:
     """Accuracy (95% Wilson interval), per-class scores and the confusion matrix on all of ``data``."""
-    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
-
-    from ..intervals import accuracy_interval, format_accuracy
-
     from ..data import check_labels_known
+    from ..metrics import classification_scores
 
     y_true = check_labels_known(data.labels, clf.classes_, data.source, folder)
-    known = [str(c) for c in clf.classes_]
     started = time.perf_counter()
     predicted = np.array([str(label) for label in clf.predict(data)], dtype=object)
     seconds = time.perf_counter() - started
-    accuracy, low, high = accuracy_interval(y_true, predicted)
-    precision, recall, f1, support = precision_recall_fscore_support(y_true, predicted, labels=known, zero_division=0)
     return {
-        "data": data.source, "n_examples": int(len(y_true)),
-        "accuracy": accuracy, "low": low, "high": high, "text": format_accuracy(accuracy, low, high),
-        "macro_f1": float(f1_score(y_true, predicted, average="macro", zero_division=0)),
-        "per_class": [{"label": label, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-                      for label, p, r, f, s in zip(known, precision, recall, f1, support)],
-        "confusion_matrix": {"labels": known, "rows": "true class", "columns": "predicted class",
-                             "matrix": confusion_matrix(y_true, predicted, labels=known).tolist()},
+        "data": data.source, **classification_scores(y_true, predicted, [str(c) for c in clf.classes_]),
         "predict_seconds": seconds,
         "_predicted": predicted, "_y_true": y_true,  # for the comparison on the scoring half; not saved
     }
-
-
-def learning_curve(clf, data, sizes: list[int], random_state: int = 0) -> dict:
-    """Test accuracy against labeled examples per class, transfer (linear probe) vs the baseline.
-
-    ``data`` is split 50/50 (stratified): subsets of the first half train, the second half scores.
-    Each size is drawn :data:`CURVE_DRAWS` times. Both models also get the whole training half, with
-    C chosen on an inner validation split, for the test-accuracy comparison.
-    """
-    from sklearn.model_selection import train_test_split
-
-    from ..baselines import baseline_for
-
-    labels = np.array([str(label) for label in data.labels], dtype=object)
-    classes, encoded = np.unique(labels, return_inverse=True)
-    counts = np.bincount(encoded)
-    if len(classes) < 2 or counts.min() < 2:
-        raise DataError(f"the learning curve splits {data.source} in two halves (stratified), so it needs at least 2 "
-                        f"classes with at least 2 examples each; got "
-                        f"{dict(zip(classes.tolist(), counts.tolist()))}")
-    index = np.arange(len(labels))
-    train_idx, test_idx = train_test_split(index, test_size=0.5, stratify=encoded, random_state=random_state)
-    train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
-    smallest = int(np.bincount(encoded[train_idx], minlength=len(classes)).min())
-    used = [s for s in sizes if s <= smallest]
-    skipped = [{"per_class": s, "reason": f"larger than the smallest class of the training half ({smallest})"}
-               for s in sizes if s > smallest]
-    notes = ([f"at {smallest} per class every draw holds the whole training half of the smallest class, so the "
-              f"draws differ only in the other classes (or not at all)"] if smallest in used else [])
-    result = {
-        "split": {"data": data.source, "n_train": int(len(train_idx)), "n_test": int(len(test_idx)),
-                  "stratified": True, "test_size": 0.5, "random_state": random_state,
-                  "smallest_class_in_train": smallest},
-        "sizes_requested": list(sizes), "sizes_used": used, "sizes_skipped": skipped,
-        "draws": CURVE_DRAWS, "C": CURVE_C, "curves": [], "full_half": {}, "notes": notes,
-        "_test_idx": test_idx,
-    }
-    draws = _draws(encoded[train_idx], used, random_state)
-    items = list(data.inputs)
-    train_items, y_train = [items[i] for i in train_idx], encoded[train_idx]
-    test_items, y_test = [items[i] for i in test_idx], encoded[test_idx]
-    n_classes = len(classes)
-
-    backbone, label, why = transfer_backbone(clf)
-    if backbone is not None:
-        try:
-            started = time.perf_counter()
-            features = _transfer_features(clf, backbone, items)
-            f_train, f_test = features[train_idx], features[test_idx]
-            curve = _curve(f"linear_probe@{backbone}" if backbone != "precomputed" else "linear_probe", "transfer",
-                           label, why, draws, lambda sub: _probe_accuracy(f_train[sub], y_train[sub], f_test, y_test,
-                                                                          n_classes))
-            curve["feature_seconds"] = time.perf_counter() - started
-            result["curves"].append(curve)
-            result["full_half"]["transfer"] = _full_probe(f_train, y_train, f_test, y_test, n_classes, curve["name"],
-                                                          random_state)
-        except HeadstartError as error:  # e.g. weights no longer installed: report it, keep the rest of the page
-            result["notes"].append(f"no transfer curve: {error}")
-    else:
-        result["notes"].append(f"no transfer curve: {why}")
-
-    baseline_cls = baseline_for(data.modality)
-    if baseline_cls is not None:
-        name = f"baseline:{baseline_cls.name}"
-        curve = _curve(name, "baseline", f"no-transfer baseline ({baseline_cls.name})",
-                       "a logistic regression on the raw inputs, no pretrained model", draws,
-                       lambda sub: _baseline_accuracy(baseline_cls, [train_items[i] for i in sub], y_train[sub],
-                                                      test_items, y_test, n_classes))
-        result["curves"].append(curve)
-        result["full_half"]["baseline"] = _full_baseline(baseline_cls, train_items, y_train, test_items, y_test,
-                                                         n_classes, name, random_state)
-    else:
-        result["notes"].append(f"no baseline curve: headstart has no no-transfer baseline for {data.modality} inputs")
-    return result
-
-
-def transfer_backbone(clf) -> tuple[str | None, str, str]:
-    """``(backbone, curve label, why)`` of the transfer side of the learning curve."""
-    plan = getattr(clf, "plan_", None)
-    summary = clf.fit_summary_
-    if plan is not None:
-        winner = next((c for c in plan.get("candidates", []) if c["name"] == plan.get("winner")), None)
-        if winner and winner["kind"] == "transfer":
-            what = "the winning strategy" if winner["strategy"] == "linear_probe" else (
-                f"the winner's backbone (the winner, {winner['strategy']}, is too slow to refit 3 times per size)")
-            return winner["backbone"], f"linear probe on {winner['backbone']}", what
-        kept = plan.get("kept_backbones") or [r["backbone"] for r in plan.get("ranking", [])][:1]
-        if kept:
-            return kept[0], f"linear probe on {kept[0]}", "the best-ranked backbone (the baseline won the run)"
-        return None, "", "the run scored no pretrained backbone"
-    backbone = summary.get("backbone")
-    if getattr(clf, "modality_", None) == "features" or backbone == "precomputed":
-        return "precomputed", "linear probe on the precomputed features", "the run's features"
-    if not backbone:
-        return None, "", "the run records no backbone"
-    what = "the run's strategy" if summary.get("strategy") == "linear_probe" else (
-        f"the run's backbone ({summary.get('strategy')} is too slow to refit 3 times per size)")
-    return backbone, f"linear probe on {backbone}", what
-
-
-def _transfer_features(clf, backbone_name: str, items: list) -> np.ndarray:
-    if backbone_name == "precomputed":
-        return np.stack([np.asarray(item, dtype=np.float32) for item in items])
-    from ..backbones import create_backbone
-    from ..cache import FeatureCache
-
-    backbone = create_backbone(backbone_name, image_size=clf.image_size, max_length=clf.max_length)
-    backbone.freeze(len(backbone.layer_groups()))  # as the linear probe does, so its cached features are reused
-    # cache_dir=None is documented as "$HEADSTART_CACHE or ~/.cache/headstart", so it means the disk cache here
-    cache = FeatureCache("default") if clf.cache_dir is None else clf._cache()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return cache.features(backbone, items, batch_size=max(64, clf.batch_size or 0))[backbone.layer_names[-1]]
-
-
-def _draws(y_train: np.ndarray, sizes: list[int], random_state: int) -> dict[int, list[np.ndarray]]:
-    """For each size, CURVE_DRAWS random index sets holding ``size`` examples of every class."""
-    by_class = [np.flatnonzero(y_train == k) for k in np.unique(y_train)]
-    draws = {}
-    for size in sizes:
-        draws[size] = []
-        for draw in range(CURVE_DRAWS):
-            rng = np.random.default_rng([random_state, size, draw])
-            draws[size].append(np.sort(np.concatenate([rng.choice(members, size, replace=False)
-                                                       for members in by_class])))
-    return draws
-
-
-def _curve(name, kind, label, why, draws, score) -> dict:
-    points = []
-    for size, subsets in draws.items():
-        started = time.perf_counter()
-        scores = [float(score(subset)) for subset in subsets]
-        points.append({"per_class": size, "n_train": int(len(subsets[0])), "scores": scores,
-                       "mean": statistics.fmean(scores), "std": statistics.pstdev(scores),
-                       "seconds": time.perf_counter() - started})
-    return {"name": name, "kind": kind, "label": label, "why": why, "points": points}
-
-
-def _probe_accuracy(f_train, y_train, f_test, y_test, n_classes, C=CURVE_C) -> float:
-    from ..strategies.linear_probe import fit_logistic_head
-
-    weight, bias = fit_logistic_head(f_train, y_train, n_classes, C)
-    return float(((f_test @ weight.T + bias).argmax(1) == y_test).mean())
-
-
-def _baseline_accuracy(baseline_cls, train_items, y_train, test_items, y_test, n_classes, C=CURVE_C) -> float:
-    from ..strategies.linear_probe import fit_logistic_head
-
-    model = baseline_cls()
-    features = model.fit_transform(train_items)
-    model.weight, model.bias = fit_logistic_head(features, y_train, n_classes, C)
-    return float((model.predict_logits(test_items).argmax(1) == y_test).mean())
-
-
-def _inner_split(y, random_state):
-    from ..data import stratified_split
-
-    try:
-        return stratified_split(y, 0.2, random_state)
-    except HeadstartError:
-        return None  # too few examples for an inner split: the fixed C is used
-
-
-def _interval(y_true, predicted, name, n_train, how) -> dict:
-    from ..intervals import accuracy_interval, format_accuracy
-
-    accuracy, low, high = accuracy_interval(y_true, predicted)
-    return {"name": name, "n_train": int(n_train), "accuracy": accuracy, "low": low, "high": high,
-            "text": format_accuracy(accuracy, low, high), "C_chosen": how, "_predicted": predicted}
-
-
-def _full_probe(f_train, y_train, f_test, y_test, n_classes, name, random_state) -> dict:
-    from ..strategies.linear_probe import choose_C, fit_logistic_head
-
-    split = _inner_split(y_train, random_state)
-    if split is None:
-        C, start, how = CURVE_C, None, f"fixed C={CURVE_C:g}"
-    else:
-        inner_train, inner_val = split
-        C, _, start = choose_C(f_train[inner_train], y_train[inner_train], f_train[inner_val], y_train[inner_val])
-        how = f"C={C:g} chosen on an inner 80/20 split"
-    weight, bias = fit_logistic_head(f_train, y_train, n_classes, C, start=start)
-    return _interval(y_test, (f_test @ weight.T + bias).argmax(1), name, len(y_train), how)
-
-
-def _full_baseline(baseline_cls, train_items, y_train, test_items, y_test, n_classes, name, random_state) -> dict:
-    split = _inner_split(y_train, random_state)
-    if split is None:
-        model = baseline_cls()
-        from ..strategies.linear_probe import fit_logistic_head
-
-        model.weight, model.bias = fit_logistic_head(model.fit_transform(train_items), y_train, n_classes, CURVE_C)
-        how = f"fixed C={CURVE_C:g}"
-    else:
-        inner_train, inner_val = split
-        model = baseline_cls()
-        record = model.fit([train_items[i] for i in inner_train], y_train[inner_train],
-                           [train_items[i] for i in inner_val], y_train[inner_val], n_classes)
-        how = f"C={record['C']:g} chosen on an inner 80/20 split"
-    return _interval(y_test, model.predict_logits(test_items).argmax(1), name, len(y_train), how)
-
-
-def _comparison(report: dict) -> dict:
-    """Every test accuracy side by side, and the chosen model vs the baseline on the same examples."""
-    from ..intervals import accuracy_interval, format_accuracy, paired_bootstrap_difference
-
-    test, curve = report["test"], report["learning_curve"]
-    rows = [{"model": f"chosen: {_chosen_name(report)}", "kind": "chosen",
-             "trained_on": f"the run's training data ({report.get('n_labeled')} examples)",
-             "scored_on": f"all of the test data ({test['n_examples']})", "n_scored": test["n_examples"],
-             "accuracy": test["accuracy"], "low": test["low"], "high": test["high"], "text": test["text"]}]
-    difference = None
-    half = curve["_test_idx"]
-    y_half, chosen_half = test["_y_true"][half], test["_predicted"][half]
-    data_classes = np.unique(test["_y_true"])  # the curve encodes DATA's own classes in this (sorted) order
-    accuracy, low, high = accuracy_interval(y_half, chosen_half)
-    rows.append({"model": f"chosen: {_chosen_name(report)}", "kind": "chosen",
-                 "trained_on": f"the run's training data ({report.get('n_labeled')} examples)",
-                 "scored_on": f"the scoring half ({len(half)})", "n_scored": int(len(half)),
-                 "accuracy": accuracy, "low": low, "high": high, "text": format_accuracy(accuracy, low, high)})
-    for kind in ("transfer", "baseline"):
-        entry = curve["full_half"].get(kind)
-        if entry is None:
-            continue
-        rows.append({"model": entry["name"] + (" (refit for this report)" if kind == "baseline" else
-                                               " (linear probe, refit for this report)"), "kind": kind,
-                     "trained_on": f"the training half ({entry['n_train']}; {entry['C_chosen']})",
-                     "scored_on": f"the scoring half ({len(half)})", "n_scored": int(len(half)),
-                     "accuracy": entry["accuracy"], "low": entry["low"], "high": entry["high"],
-                     "text": entry["text"]})
-    baseline = curve["full_half"].get("baseline")
-    if baseline is not None:
-        baseline_labels = data_classes[baseline["_predicted"]]
-        diff, low, high = paired_bootstrap_difference(y_half, chosen_half, baseline_labels)
-        difference = {"chosen_minus_baseline": diff, "low": low, "high": high, "n": int(len(half)),
-                      "text": f"{100 * diff:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}]",
-                      "meaning": ("the data cannot tell them apart" if low <= 0 <= high else
-                                  "the chosen model is better" if low > 0 else "the baseline is better")}
-    return {"rows": rows, "difference": difference}
-
-
-def _chosen_name(report: dict) -> str:
-    if report.get("plan"):
-        return report["plan"]["winner"]
-    return f"{report['strategy']}@{report['backbone']}"
 
 
 # --------------------------------------------------------------------------- page
@@ -572,12 +245,3 @@ def _jsonable(value):
         return None
     return value
 
-
-def _number(value):
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number

@@ -82,7 +82,7 @@ def _view_rows(context: FitContext, terms):
 
 
 def _view_features(model: TransferModel, context: FitContext, rows):
-    from ..train import predict_features
+    from ..model import predict_features
 
     source_rows, target_rows = rows
     pick = lambda items, idx: [items[i] for i in idx]

@@ -1,0 +1,284 @@
+"""The report's learning curve: test accuracy against labeled examples per class, a linear probe on
+the run's backbone against the no-transfer baseline, both refit for the report.
+
+The labeled test data is split 50/50 (stratified): subsets of the first half train, the second half
+scores. Each size is drawn :data:`CURVE_DRAWS` times with one fixed C (:data:`CURVE_C`). Both models
+also get the whole training half, with C chosen on an inner validation split, for the side-by-side
+comparison with the chosen model (:func:`comparison`).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import DataError, HeadstartError
+from ..heads import fit_head, fit_logistic_head
+
+CURVE_DRAWS = 3
+CURVE_C = 1.0  # too few examples per class to choose C on validation: one fixed C, the same for both models
+
+
+@dataclass(frozen=True)
+class _Halves:
+    """The two halves of the test data, labels encoded ``0..n_classes-1`` in sorted class order."""
+
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    train_items: list
+    test_items: list
+    y_train: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+
+
+def _split_halves(data, random_state: int) -> _Halves:
+    from sklearn.model_selection import train_test_split
+
+    labels = np.array([str(label) for label in data.labels], dtype=object)
+    classes, encoded = np.unique(labels, return_inverse=True)
+    counts = np.bincount(encoded)
+    if len(classes) < 2 or counts.min() < 2:
+        raise DataError(f"the learning curve splits {data.source} in two halves (stratified), so it needs at least 2 "
+                        f"classes with at least 2 examples each; got "
+                        f"{dict(zip(classes.tolist(), counts.tolist()))}")
+    index = np.arange(len(labels))
+    train_idx, test_idx = train_test_split(index, test_size=0.5, stratify=encoded, random_state=random_state)
+    train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
+    items = list(data.inputs)
+    return _Halves(train_idx, test_idx, [items[i] for i in train_idx], [items[i] for i in test_idx],
+                   encoded[train_idx], encoded[test_idx], len(classes))
+
+
+def learning_curve(clf, data, sizes: list[int], random_state: int = 0) -> dict:
+    """Test accuracy against labeled examples per class, transfer (linear probe) vs the baseline (see the module)."""
+    halves = _split_halves(data, random_state)
+    smallest = int(np.bincount(halves.y_train, minlength=halves.n_classes).min())
+    used = [s for s in sizes if s <= smallest]
+    skipped = [{"per_class": s, "reason": f"larger than the smallest class of the training half ({smallest})"}
+               for s in sizes if s > smallest]
+    notes = ([f"at {smallest} per class every draw holds the whole training half of the smallest class, so the "
+              f"draws differ only in the other classes (or not at all)"] if smallest in used else [])
+    result = {
+        "split": {"data": data.source, "n_train": int(len(halves.train_idx)), "n_test": int(len(halves.test_idx)),
+                  "stratified": True, "test_size": 0.5, "random_state": random_state,
+                  "smallest_class_in_train": smallest},
+        "sizes_requested": list(sizes), "sizes_used": used, "sizes_skipped": skipped,
+        "draws": CURVE_DRAWS, "C": CURVE_C, "curves": [], "full_half": {}, "notes": notes,
+        "_test_idx": halves.test_idx,
+    }
+    draws = _draws(halves.y_train, used, random_state)
+    _add_transfer_curve(result, clf, list(data.inputs), halves, draws, random_state)
+    _add_baseline_curve(result, data.modality, halves, draws, random_state)
+    return result
+
+
+def _add_transfer_curve(result: dict, clf, items: list, halves: _Halves, draws: dict, random_state: int) -> None:
+    """The linear probe's curve and full-half fit, or a note saying why there is none."""
+    backbone, label, why = transfer_backbone(clf)
+    if backbone is None:
+        result["notes"].append(f"no transfer curve: {why}")
+        return
+    y_train, y_test = halves.y_train, halves.y_test
+    try:
+        started = time.perf_counter()
+        features = _transfer_features(clf, backbone, items)
+        f_train, f_test = features[halves.train_idx], features[halves.test_idx]
+        curve = _curve(f"linear_probe@{backbone}" if backbone != "precomputed" else "linear_probe", "transfer",
+                       label, why, draws, lambda sub: _probe_accuracy(f_train[sub], y_train[sub], f_test, y_test,
+                                                                      halves.n_classes))
+        curve["feature_seconds"] = time.perf_counter() - started
+        result["curves"].append(curve)
+        result["full_half"]["transfer"] = _full_probe(f_train, f_test, halves, curve["name"], random_state)
+    except HeadstartError as error:  # e.g. weights no longer installed: report it, keep the rest of the page
+        result["notes"].append(f"no transfer curve: {error}")
+
+
+def _add_baseline_curve(result: dict, modality: str, halves: _Halves, draws: dict, random_state: int) -> None:
+    """The no-transfer baseline's curve and full-half fit, or a note when the modality has no baseline."""
+    from ..baselines import baseline_for
+
+    baseline_cls = baseline_for(modality)
+    if baseline_cls is None:
+        result["notes"].append(f"no baseline curve: headstart has no no-transfer baseline for {modality} inputs")
+        return
+    name = f"baseline:{baseline_cls.name}"
+    curve = _curve(name, "baseline", f"no-transfer baseline ({baseline_cls.name})",
+                   "a logistic regression on the raw inputs, no pretrained model", draws,
+                   lambda sub: _baseline_accuracy(baseline_cls, [halves.train_items[i] for i in sub],
+                                                  halves.y_train[sub], halves.test_items, halves.y_test,
+                                                  halves.n_classes))
+    result["curves"].append(curve)
+    result["full_half"]["baseline"] = _full_baseline(baseline_cls, halves, name, random_state)
+
+
+def transfer_backbone(clf) -> tuple[str | None, str, str]:
+    """``(backbone, curve label, why)`` of the transfer side of the learning curve."""
+    plan = getattr(clf, "plan_", None)
+    summary = clf.fit_summary_
+    if plan is not None:
+        winner = next((c for c in plan.get("candidates", []) if c["name"] == plan.get("winner")), None)
+        if winner and winner["kind"] == "transfer":
+            what = "the winning strategy" if winner["strategy"] == "linear_probe" else (
+                f"the winner's backbone (the winner, {winner['strategy']}, is too slow to refit 3 times per size)")
+            return winner["backbone"], f"linear probe on {winner['backbone']}", what
+        kept = plan.get("kept_backbones") or [r["backbone"] for r in plan.get("ranking", [])][:1]
+        if kept:
+            return kept[0], f"linear probe on {kept[0]}", "the best-ranked backbone (the baseline won the run)"
+        return None, "", "the run scored no pretrained backbone"
+    backbone = summary.get("backbone")
+    if getattr(clf, "modality_", None) == "features" or backbone == "precomputed":
+        return "precomputed", "linear probe on the precomputed features", "the run's features"
+    if not backbone:
+        return None, "", "the run records no backbone"
+    what = "the run's strategy" if summary.get("strategy") == "linear_probe" else (
+        f"the run's backbone ({summary.get('strategy')} is too slow to refit 3 times per size)")
+    return backbone, f"linear probe on {backbone}", what
+
+
+def _transfer_features(clf, backbone_name: str, items: list) -> np.ndarray:
+    if backbone_name == "precomputed":
+        return np.stack([np.asarray(item, dtype=np.float32) for item in items])
+    from ..backbones import create_backbone
+    from ..cache import open_cache
+
+    backbone = create_backbone(backbone_name, image_size=clf.image_size, max_length=clf.max_length)
+    backbone.freeze(len(backbone.layer_groups()))  # as the linear probe does, so its cached features are reused
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return open_cache(clf.cache_dir).features(backbone, items,
+                                                  batch_size=max(64, clf.batch_size or 0))[backbone.layer_names[-1]]
+
+
+def _draws(y_train: np.ndarray, sizes: list[int], random_state: int) -> dict[int, list[np.ndarray]]:
+    """For each size, CURVE_DRAWS random index sets holding ``size`` examples of every class."""
+    by_class = [np.flatnonzero(y_train == k) for k in np.unique(y_train)]
+    draws = {}
+    for size in sizes:
+        draws[size] = []
+        for draw in range(CURVE_DRAWS):
+            rng = np.random.default_rng([random_state, size, draw])
+            draws[size].append(np.sort(np.concatenate([rng.choice(members, size, replace=False)
+                                                       for members in by_class])))
+    return draws
+
+
+def _curve(name, kind, label, why, draws, score) -> dict:
+    points = []
+    for size, subsets in draws.items():
+        started = time.perf_counter()
+        scores = [float(score(subset)) for subset in subsets]
+        points.append({"per_class": size, "n_train": int(len(subsets[0])), "scores": scores,
+                       "mean": statistics.fmean(scores), "std": statistics.pstdev(scores),
+                       "seconds": time.perf_counter() - started})
+    return {"name": name, "kind": kind, "label": label, "why": why, "points": points}
+
+
+def _probe_accuracy(f_train, y_train, f_test, y_test, n_classes, C=CURVE_C) -> float:
+    weight, bias = fit_logistic_head(f_train, y_train, n_classes, C)
+    return float(((f_test @ weight.T + bias).argmax(1) == y_test).mean())
+
+
+def _baseline_accuracy(baseline_cls, train_items, y_train, test_items, y_test, n_classes, C=CURVE_C) -> float:
+    model = baseline_cls()
+    features = model.fit_transform(train_items)
+    model.weight, model.bias = fit_logistic_head(features, y_train, n_classes, C)
+    return float((model.predict_logits(test_items).argmax(1) == y_test).mean())
+
+
+def _inner_split(y, random_state):
+    from ..data import stratified_split
+
+    try:
+        return stratified_split(y, 0.2, random_state)
+    except HeadstartError:
+        return None  # too few examples for an inner split: the fixed C is used
+
+
+def _interval(y_true, predicted, name, n_train, how) -> dict:
+    from ..intervals import accuracy_interval, format_accuracy
+
+    accuracy, low, high = accuracy_interval(y_true, predicted)
+    return {"name": name, "n_train": int(n_train), "accuracy": accuracy, "low": low, "high": high,
+            "text": format_accuracy(accuracy, low, high), "C_chosen": how, "_predicted": predicted}
+
+
+def _full_probe(f_train, f_test, halves: _Halves, name, random_state) -> dict:
+    """The linear probe on the whole training half, C chosen on an inner split, scored on the other half."""
+    y_train = halves.y_train
+    split = _inner_split(y_train, random_state)
+    if split is None:
+        weight, bias = fit_logistic_head(f_train, y_train, halves.n_classes, CURVE_C)
+        how = f"fixed C={CURVE_C:g}"
+    else:
+        inner_train, inner_val = split
+        head = fit_head(f_train[inner_train], y_train[inner_train], f_train[inner_val], y_train[inner_val],
+                        halves.n_classes, refit_on=(f_train, y_train))
+        weight, bias, how = head.weight, head.bias, f"C={head.C:g} chosen on an inner 80/20 split"
+    return _interval(halves.y_test, (f_test @ weight.T + bias).argmax(1), name, len(y_train), how)
+
+
+def _full_baseline(baseline_cls, halves: _Halves, name, random_state) -> dict:
+    """The baseline on the whole training half, C chosen on an inner split, scored on the other half."""
+    train_items, y_train = halves.train_items, halves.y_train
+    model = baseline_cls()
+    split = _inner_split(y_train, random_state)
+    if split is None:
+        model.weight, model.bias = fit_logistic_head(model.fit_transform(train_items), y_train, halves.n_classes,
+                                                     CURVE_C)
+        how = f"fixed C={CURVE_C:g}"
+    else:
+        inner_train, inner_val = split
+        record = model.fit([train_items[i] for i in inner_train], y_train[inner_train],
+                           [train_items[i] for i in inner_val], y_train[inner_val], halves.n_classes)
+        how = f"C={record['C']:g} chosen on an inner 80/20 split"
+    return _interval(halves.y_test, model.predict_logits(halves.test_items).argmax(1), name, len(y_train), how)
+
+
+def comparison(report: dict) -> dict:
+    """Every test accuracy side by side, and the chosen model vs the baseline on the same examples."""
+    from ..intervals import accuracy_interval, format_accuracy, paired_bootstrap_difference
+
+    test, curve = report["test"], report["learning_curve"]
+    chosen = f"chosen: {_chosen_name(report)}"
+    trained_on = f"the run's training data ({report.get('n_labeled')} examples)"
+    rows = [{"model": chosen, "kind": "chosen", "trained_on": trained_on,
+             "scored_on": f"all of the test data ({test['n_examples']})", "n_scored": test["n_examples"],
+             "accuracy": test["accuracy"], "low": test["low"], "high": test["high"], "text": test["text"]}]
+    difference = None
+    half = curve["_test_idx"]
+    y_half, chosen_half = test["_y_true"][half], test["_predicted"][half]
+    data_classes = np.unique(test["_y_true"])  # the curve encodes DATA's own classes in this (sorted) order
+    accuracy, low, high = accuracy_interval(y_half, chosen_half)
+    rows.append({"model": chosen, "kind": "chosen", "trained_on": trained_on,
+                 "scored_on": f"the scoring half ({len(half)})", "n_scored": int(len(half)),
+                 "accuracy": accuracy, "low": low, "high": high, "text": format_accuracy(accuracy, low, high)})
+    for kind in ("transfer", "baseline"):
+        entry = curve["full_half"].get(kind)
+        if entry is None:
+            continue
+        rows.append({"model": entry["name"] + (" (refit for this report)" if kind == "baseline" else
+                                               " (linear probe, refit for this report)"), "kind": kind,
+                     "trained_on": f"the training half ({entry['n_train']}; {entry['C_chosen']})",
+                     "scored_on": f"the scoring half ({len(half)})", "n_scored": int(len(half)),
+                     "accuracy": entry["accuracy"], "low": entry["low"], "high": entry["high"],
+                     "text": entry["text"]})
+    baseline = curve["full_half"].get("baseline")
+    if baseline is not None:
+        baseline_labels = data_classes[baseline["_predicted"]]
+        diff, low, high = paired_bootstrap_difference(y_half, chosen_half, baseline_labels)
+        difference = {"chosen_minus_baseline": diff, "low": low, "high": high, "n": int(len(half)),
+                      "text": f"{100 * diff:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}]",
+                      "meaning": ("the data cannot tell them apart" if low <= 0 <= high else
+                                  "the chosen model is better" if low > 0 else "the baseline is better")}
+    return {"rows": rows, "difference": difference}
+
+
+def _chosen_name(report: dict) -> str:
+    if report.get("plan"):
+        return report["plan"]["winner"]
+    return f"{report['strategy']}@{report['backbone']}"

@@ -40,7 +40,7 @@ import numpy as np
 from headstart import TransferClassifier
 
 from . import datasets
-from .report import add_threads_option, apply_threads, finish, load_saved, record, save_results
+from .report import finish, load_saved, parse_suite_args, record, save_results
 
 ROOT = Path(__file__).resolve().parent.parent
 VALIDATORS = ("im", "snd", "dev", "source_val_accuracy")  # each candidate's scores, recorded to judge the validators
@@ -195,13 +195,9 @@ def main(argv=None) -> int:
                         help="only the fine-tuning rows; add them to the saved results of an earlier run")
     parser.add_argument("--skada", default=",".join(SKADA_ADAPTERS), help="skada adapters to run (class names)")
     parser.add_argument("--cache-dir", default=None)
-    parser.add_argument("--smoke", action="store_true", help="one seed, tiny sizes, 1 epoch: checks the harness")
-    add_threads_option(parser)
-    args = parser.parse_args(argv)
-    apply_threads(args)
-    if args.smoke:
-        args.seeds, args.epochs, args.image_size, args.source_n, args.finetune_source_n = 1, 1, 32, 100, 40
-        args.skada = "CORAL"
+    args = parse_suite_args(parser, argv, smoke={"seeds": 1, "epochs": 1, "image_size": 32, "source_n": 100,
+                                                 "finetune_source_n": 40, "skada": "CORAL"},
+                            smoke_help="one seed, tiny sizes, 1 epoch: checks the harness")
     adapters = [a.strip() for a in args.skada.split(",") if a.strip()]
     pairs = [p.strip() for p in args.pairs.split(",") if p.strip()]
     results: dict = {}

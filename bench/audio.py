@@ -33,7 +33,7 @@ import torch
 from headstart import TransferClassifier, __version__
 
 from . import audio_data, datasets
-from .report import record, write_section
+from .report import parse_suite_args, record, write_section
 from .strategies import FIXED, run_method
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,10 +109,9 @@ def main(argv=None) -> int:
     parser.add_argument("--budget", default="10m", help="the planner's time budget")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: words, shift")
     parser.add_argument("--cache-dir", default=None)
-    parser.add_argument("--smoke", action="store_true", help="4 words, 4 voices, 1 seed, 1 epoch: checks the harness")
-    args = parser.parse_args(argv)
-    if args.smoke:
-        args.seeds, args.epochs, args.budget, args.per_class, args.shift_per_class = 1, 1, "1m", "3", 3
+    args = parse_suite_args(parser, argv, smoke={"seeds": 1, "epochs": 1, "budget": "1m", "per_class": "3",
+                                                 "shift_per_class": 3},
+                            smoke_help="4 words, 4 voices, 1 seed, 1 epoch: checks the harness", threads=False)
     args.image_size = 224  # unused for audio; run_method passes it through
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     data = spoken_words(args.snr, args.smoke)

@@ -42,7 +42,7 @@ import torch
 
 from headstart import TransferClassifier, __version__
 
-from .report import add_threads_option, apply_threads, write_section
+from .report import parse_suite_args, write_section
 from .strategies import load_task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -342,14 +342,10 @@ def main(argv=None) -> int:
     parser.add_argument("--speed-n", type=int, default=256, help="inputs per speed measurement")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cache-dir", default=None)
-    parser.add_argument("--smoke", action="store_true", help="one seed, tiny sizes, 1 epoch: checks the harness")
-    add_threads_option(parser)
-    args = parser.parse_args(argv)
-    apply_threads(args)
+    args = parse_suite_args(parser, argv, smoke={"seeds": 1, "epochs": 1, "cnn_epochs": 1, "setfit_iterations": 1,
+                                                 "repeats": 1, "image_size": 32, "budget": "1m", "speed_n": 32},
+                            smoke_help="one seed, tiny sizes, 1 epoch: checks the harness")
     args.threads = torch.get_num_threads()  # the count in force, for the speed children and the meta
-    if args.smoke:
-        args.seeds, args.epochs, args.cnn_epochs, args.setfit_iterations, args.repeats = 1, 1, 1, 1, 1
-        args.image_size, args.budget, args.speed_n = 32, "1m", 32
     results = {"accuracy": run_accuracy(args) if args.part in ("accuracy", "all") else {},
                "speed": run_speed(args) if args.part in ("speed", "all") else {}}
     meta = _write_results(args, results)

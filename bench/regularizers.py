@@ -26,7 +26,7 @@ import numpy as np
 
 from headstart import TransferClassifier
 
-from .report import add_threads_option, apply_threads, finish, load_saved, record, save_results
+from .report import finish, load_saved, parse_suite_args, record, save_results
 from .strategies import load_task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,12 +101,8 @@ def main(argv=None) -> int:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--budget", default="15m")
     parser.add_argument("--cache-dir", default=None)
-    parser.add_argument("--smoke", action="store_true", help="one seed, tiny test sets, 1 epoch: checks the harness")
-    add_threads_option(parser)
-    args = parser.parse_args(argv)
-    apply_threads(args)
-    if args.smoke:
-        args.seeds, args.epochs, args.image_size, args.budget = 1, 1, 32, "1m"
+    args = parse_suite_args(parser, argv, smoke={"seeds": 1, "epochs": 1, "image_size": 32, "budget": "1m"},
+                            smoke_help="one seed, tiny test sets, 1 epoch: checks the harness")
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     planner_tasks = {t.strip() for t in args.planner_tasks.split(",") if t.strip()}

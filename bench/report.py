@@ -64,6 +64,24 @@ def apply_threads(args) -> None:
         torch.set_num_threads(args.threads)
 
 
+def parse_suite_args(parser, argv, *, smoke: dict, smoke_help: str, threads: bool = True):
+    """Parse a suite's command line, adding ``--smoke`` (and ``--threads`` unless ``threads=False``).
+
+    ``--smoke`` sets each option named in ``smoke`` to its value there: the suite's small sizes,
+    which check that the harness runs end to end. The thread count is applied at once, before
+    anything is timed or trained.
+    """
+    parser.add_argument("--smoke", action="store_true", help=smoke_help)
+    if threads:
+        add_threads_option(parser)
+    args = parser.parse_args(argv)
+    apply_threads(args)
+    if args.smoke:
+        for name, value in smoke.items():
+            setattr(args, name, value)
+    return args
+
+
 def record(results: dict, task: str, method: str, outcome: dict, seed: int) -> None:
     """Add one run's outcome to ``results[task][method]`` and print it as one line."""
     results.setdefault(task, {}).setdefault(method, []).append(outcome)

@@ -27,7 +27,7 @@ from headstart import TransferClassifier
 from headstart.baselines import baseline_for
 
 from . import datasets
-from .report import add_threads_option, apply_threads, finish, load_saved, record, save_results
+from .report import finish, load_saved, parse_suite_args, record, save_results
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXED = ("baseline", "linear_probe", "finetune", "lp_ft", "scratch")
@@ -102,12 +102,8 @@ def main(argv=None) -> int:
     parser.add_argument("--first-seed", type=int, default=0,
                         help="start at this seed (seeds first-seed .. seeds-1): fresh draws to check a rule chosen on "
                              "the first ones; with a value above 0 the run adds to the saved results")
-    parser.add_argument("--smoke", action="store_true", help="one seed, tiny test sets, 1 epoch: checks the harness")
-    add_threads_option(parser)
-    args = parser.parse_args(argv)
-    apply_threads(args)
-    if args.smoke:
-        args.seeds, args.epochs, args.image_size, args.budget = 1, 1, 32, "2m"
+    args = parse_suite_args(parser, argv, smoke={"seeds": 1, "epochs": 1, "image_size": 32, "budget": "2m"},
+                            smoke_help="one seed, tiny test sets, 1 epoch: checks the harness")
     wanted = {m.strip() for m in args.methods.split(",") if m.strip()}
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     suite = "strategies" + (f"-{'+'.join(sorted(wanted))}" if wanted else "")

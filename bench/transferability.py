@@ -30,7 +30,7 @@ from headstart import TransferClassifier, __version__
 from headstart.backbones import ZOO
 from headstart.selection.rank import default_max_examples, rank_backbones, suggest_freeze
 
-from .report import add_threads_option, apply_threads, write_section
+from .report import parse_suite_args, write_section
 from .strategies import load_task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,12 +131,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-examples", type=int, default=None,
                         help="--cost-only: rank on a stratified subsample of this many (default: what `headstart rank` "
                              "uses; 0: all)")
-    parser.add_argument("--smoke", action="store_true", help="one seed, tiny test sets, 1 epoch, 2 depths")
-    add_threads_option(parser)
-    args = parser.parse_args(argv)
-    apply_threads(args)
-    if args.smoke:
-        args.seeds, args.epochs, args.image_size, args.max_depths = 1, 1, 32, 2
+    args = parse_suite_args(parser, argv, smoke={"seeds": 1, "epochs": 1, "image_size": 32, "max_depths": 2},
+                            smoke_help="one seed, tiny test sets, 1 epoch, 2 depths")
     results: dict = {}
     one_seed = cost_seed if args.cost_only else run_seed
     for task in [t.strip() for t in args.tasks.split(",") if t.strip()]:

@@ -16,17 +16,15 @@ not on the test split) is saved with its test accuracy, and every row goes to
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from ._version import __version__
+from .atomic import write_json
 from .intervals import accuracy_interval, format_accuracy, needs_interval, paired_bootstrap_difference, wilson_interval
+from .metrics import number_or_none
 
 STRATEGIES = ("linear_probe", "finetune", "scratch")
 BASELINE = "scratch"
@@ -55,10 +53,6 @@ def run_demo(out_dir="runs/demo", quick: bool = False, *, verbose: bool = True) 
     Writes ``out_dir/<dataset>/`` (the best transfer model of each data set, with its test
     accuracy in ``metrics.json``) and ``out_dir/demo_results.json``; returns the same dict.
     """
-    from sklearn.model_selection import train_test_split
-
-    from .estimator import TransferClassifier
-
     say = print if verbose else (lambda *args, **kwargs: None)
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
@@ -67,63 +61,85 @@ def run_demo(out_dir="runs/demo", quick: bool = False, *, verbose: bool = True) 
     results = {"headstart_version": __version__, "quick": quick, "epochs": epochs, "baseline": BASELINE,
                "datasets": {}, "rows": []}
     for spec in _datasets(quick):
-        name = spec["name"]
-        X_train, X_test, y_train, y_test = train_test_split(
-            spec["X"], spec["y"], train_size=spec["n_train"], test_size=spec["n_test"],
-            stratify=spec["y"], random_state=0)
-        if X_train.dtype == object:  # texts: plain lists of str
-            X_train, X_test = X_train.tolist(), X_test.tolist()
-        say(f"\n== {name}: {spec['description']}")
-        say(f"   {len(y_train)} train (of which 20% validation) / {len(y_test)} test examples, "
-            f"backbone {spec['params']['backbone']}"
-            + (f", images resized to {spec['params']['image_size']} px" if "image_size" in spec["params"] else ""))
-        rows, models, predictions = [], {}, {}
-        for strategy in STRATEGIES:
-            say(f"   fitting {strategy} ...", flush=True)  # a full line: progress bars on stderr may use \r
-            params = {**spec["params"], "strategy": strategy, "random_state": 0, "verbose": 0,
-                      "cache_dir": "none"}  # no feature cache: every fit time is a cold one
-            if strategy != "linear_probe":
-                params["epochs"] = epochs
-            clf = TransferClassifier(**params).fit(X_train, y_train)
-            predictions[strategy] = clf.predict(X_test)
-            test_accuracy, test_low, test_high = accuracy_interval(y_test, predictions[strategy])
-            row = {"dataset": name, "strategy": strategy, "transfer": strategy != BASELINE,
-                   "backbone": clf.fit_summary_["backbone"], "test_accuracy": test_accuracy,
-                   "test_accuracy_interval": [test_low, test_high],
-                   "fit_seconds": float(clf.fit_summary_["fit_seconds"]),
-                   "val_accuracy": _number(clf.fit_summary_.get("val_accuracy")),
-                   "epochs_run": clf.fit_summary_.get("epochs_run"),
-                   "n_train": int(clf.fit_summary_["n_train"]), "n_val": int(clf.fit_summary_["n_val"]),
-                   "n_test": len(y_test)}
-            row["val_accuracy_interval"] = _interval(row["val_accuracy"], row["n_val"])
-            say(f"   {strategy}: fitted in {row['fit_seconds']:.1f} s, test accuracy {_test_text(row)}", flush=True)
-            rows.append(row)
-            models[strategy] = clf
-        transfer = [r for r in rows if r["transfer"]]
-        best = max(transfer, key=lambda r: (_or_minus(r["val_accuracy"]), r["strategy"] == "linear_probe"))
-        baseline = next(r for r in rows if r["strategy"] == BASELINE)
-        folder = out / name
-        models[best["strategy"]].save(folder, metrics={"test_accuracy": best["test_accuracy"],
-                                                       "test_examples": len(y_test)})
-        difference = paired_bootstrap_difference(y_test, predictions[best["strategy"]], predictions[BASELINE])
-        verdict = _verdict(best, baseline, difference)
-        say()
-        say(_table(rows))
-        say(f"   no-transfer baseline: {BASELINE} (same architecture, random initial weights)")
-        say(f"   best transfer model (chosen on validation accuracy): {best['strategy']}; {verdict}")
-        say(f"   saved to {folder}")
-        results["datasets"][name] = {
-            "description": spec["description"], "n_train": len(y_train), "n_test": len(y_test),
-            "params": spec["params"], "best_transfer": best["strategy"], "saved_to": str(folder),
-            "baseline_test_accuracy": baseline["test_accuracy"], "best_transfer_test_accuracy": best["test_accuracy"],
-            "transfer_beat_baseline": bool(difference[1] > 0), "difference_interval": list(difference), "verdict": verdict,
-        }
+        results["datasets"][spec["name"]], rows = _run_dataset(spec, out, epochs, say)
         results["rows"] += rows
     results["total_seconds"] = time.perf_counter() - started
     target = out / "demo_results.json"
-    _write_json_atomic(target, results)
+    write_json(target, results)
     say(f"\nall results: {target} ({results['total_seconds']:.0f} s in all)")
     return results
+
+
+def _split(spec: dict) -> tuple:
+    """``(X_train, X_test, y_train, y_test)``: the data set's stratified test split, texts as lists of str."""
+    from sklearn.model_selection import train_test_split
+
+    X_train, X_test, y_train, y_test = train_test_split(
+        spec["X"], spec["y"], train_size=spec["n_train"], test_size=spec["n_test"],
+        stratify=spec["y"], random_state=0)
+    if X_train.dtype == object:  # texts: plain lists of str
+        X_train, X_test = X_train.tolist(), X_test.tolist()
+    return X_train, X_test, y_train, y_test
+
+
+def _fit_strategy(strategy: str, spec: dict, split: tuple, epochs: int, say):
+    """Fit one strategy on the training split; return ``(its row, the model, its test predictions)``."""
+    from .estimator import TransferClassifier
+
+    X_train, X_test, y_train, y_test = split
+    say(f"   fitting {strategy} ...", flush=True)  # a full line: progress bars on stderr may use \r
+    params = {**spec["params"], "strategy": strategy, "random_state": 0, "verbose": 0,
+              "cache_dir": "none"}  # no feature cache: every fit time is a cold one
+    if strategy != "linear_probe":
+        params["epochs"] = epochs
+    clf = TransferClassifier(**params).fit(X_train, y_train)
+    predictions = clf.predict(X_test)
+    test_accuracy, test_low, test_high = accuracy_interval(y_test, predictions)
+    row = {"dataset": spec["name"], "strategy": strategy, "transfer": strategy != BASELINE,
+           "backbone": clf.fit_summary_["backbone"], "test_accuracy": test_accuracy,
+           "test_accuracy_interval": [test_low, test_high],
+           "fit_seconds": float(clf.fit_summary_["fit_seconds"]),
+           "val_accuracy": number_or_none(clf.fit_summary_.get("val_accuracy")),
+           "epochs_run": clf.fit_summary_.get("epochs_run"),
+           "n_train": int(clf.fit_summary_["n_train"]), "n_val": int(clf.fit_summary_["n_val"]),
+           "n_test": len(y_test)}
+    row["val_accuracy_interval"] = _interval(row["val_accuracy"], row["n_val"])
+    say(f"   {strategy}: fitted in {row['fit_seconds']:.1f} s, test accuracy {_test_text(row)}", flush=True)
+    return row, clf, predictions
+
+
+def _run_dataset(spec: dict, out: Path, epochs: int, say) -> tuple[dict, list[dict]]:
+    """Every strategy on one data set; save its best transfer model; return ``(its record, its rows)``."""
+    name = spec["name"]
+    split = _split(spec)
+    y_train, y_test = split[2], split[3]
+    say(f"\n== {name}: {spec['description']}")
+    say(f"   {len(y_train)} train (of which 20% validation) / {len(y_test)} test examples, "
+        f"backbone {spec['params']['backbone']}"
+        + (f", images resized to {spec['params']['image_size']} px" if "image_size" in spec["params"] else ""))
+    rows, models, predictions = [], {}, {}
+    for strategy in STRATEGIES:
+        row, models[strategy], predictions[strategy] = _fit_strategy(strategy, spec, split, epochs, say)
+        rows.append(row)
+    transfer = [r for r in rows if r["transfer"]]
+    best = max(transfer, key=lambda r: (_or_minus(r["val_accuracy"]), r["strategy"] == "linear_probe"))
+    baseline = next(r for r in rows if r["strategy"] == BASELINE)
+    folder = out / name
+    models[best["strategy"]].save(folder, metrics={"test_accuracy": best["test_accuracy"],
+                                                   "test_examples": len(y_test)})
+    difference = paired_bootstrap_difference(y_test, predictions[best["strategy"]], predictions[BASELINE])
+    verdict = _verdict(best, baseline, difference)
+    say()
+    say(_table(rows))
+    say(f"   no-transfer baseline: {BASELINE} (same architecture, random initial weights)")
+    say(f"   best transfer model (chosen on validation accuracy): {best['strategy']}; {verdict}")
+    say(f"   saved to {folder}")
+    return {
+        "description": spec["description"], "n_train": len(y_train), "n_test": len(y_test),
+        "params": spec["params"], "best_transfer": best["strategy"], "saved_to": str(folder),
+        "baseline_test_accuracy": baseline["test_accuracy"], "best_transfer_test_accuracy": best["test_accuracy"],
+        "transfer_beat_baseline": bool(difference[1] > 0), "difference_interval": list(difference), "verdict": verdict,
+    }, rows
 
 
 def _verdict(best: dict, baseline: dict, difference: tuple[float, float, float]) -> str:
@@ -178,21 +194,6 @@ def _table(rows: list[dict]) -> str:
     return "\n".join([line(header), rule, *map(line, cells)])
 
 
-def _number(value):
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
-
-
 def _or_minus(value) -> float:
     return -1.0 if value is None else value
 
-
-def _write_json_atomic(path: Path, data) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=2)
-            stream.write("\n")
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)

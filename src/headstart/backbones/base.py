@@ -247,7 +247,7 @@ class Backbone(nn.Module):
             group.eval()
         if self.batchnorm_stats_frozen:
             # Fine-tuning on small batches of a new domain would overwrite the pretrained running
-            # statistics (measured on 300 digits: 0.43 accuracy with them updating, 0.90 frozen).
+            # statistics (docs/benchmarks.md, "Why these defaults" of the regularized fine-tuning section).
             for module in self.modules():
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):
                     module.eval()

@@ -10,17 +10,16 @@ into the convolution's own weights (Ioffe & Szegedy 2015, section 3.2; the stand
 
 so ``W' = W s`` (scaled per output channel) and ``b' = (b - mu) s + beta``. The BatchNorm then
 does nothing but whatever follows the normalisation inside it (timm's ``BatchNormAct2d`` keeps its
-dropout and activation). On the zoo's mobile networks at 64 px this makes the frozen forward pass
-about 1.2-1.8x faster on a 2-core CPU, with features equal to about 1e-5 relative.
+dropout and activation): the frozen forward pass gets faster, with features equal up to round-off
+(docs/benchmarks.md, "Why these defaults" of the speed section).
 
 :func:`folded_for_inference` works on a copy (the caller's backbone keeps training as before), or,
 with ``in_place=True`` for a backbone nobody else holds (ranking builds its own), on the backbone
-itself; the copy of the zoo's mobile nets took 0.1 s of the 1 s a backbone's ranking pass costs at
-512 images. It folds only pairs seen in a real forward pass: a BatchNorm whose input *is* a
-convolution's output. The folded network is then checked against its own unfolded outputs on the
-same inputs (those of the pass that found the pairs), every layer group's pooled output, and is
-used only if they agree (an in-place fold that disagrees is undone); the returned note says what
-was folded, or why nothing.
+itself, where the copy would be a noticeable part of the pass. It folds only pairs seen in a real
+forward pass: a BatchNorm whose input *is* a convolution's output. The folded network is then
+checked against its own unfolded outputs on the same inputs (those of the pass that found the
+pairs), every layer group's pooled output, and is used only if they agree (an in-place fold that
+disagrees is undone); the returned note says what was folded, or why nothing.
 """
 
 from __future__ import annotations

@@ -88,8 +88,8 @@ class HFTextBackbone(Backbone):
 
     def inference_batches(self, items: Sequence[str], batch_size: int) -> list[list[int]]:
         # Every batch is padded to its longest text: sorted by length, a batch wastes little on
-        # padding (VADER movie snippets: 2x faster on 768 of them). A small set is cut in about 8
-        # batches, so that each does not span most of its length range.
+        # padding (docs/benchmarks.md, "Why these defaults" of the speed section). A small set is cut
+        # in about 8 batches, so that each does not span most of its length range.
         lengths = [len(ids) for ids in self.tokenizer(list(items), truncation=True, max_length=self.max_length,
                                                       add_special_tokens=True)["input_ids"]]
         order = sorted(range(len(items)), key=lengths.__getitem__)

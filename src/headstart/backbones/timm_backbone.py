@@ -142,9 +142,9 @@ def as_channels_last(pixels: torch.Tensor) -> torch.Tensor:
     """``pixels`` in channels-last memory order (same shape and values, NHWC strides).
 
     oneDNN's convolution kernels work in channels-last: given an NCHW-contiguous batch, every
-    convolution converts to and from it, and on a 2-core CPU the backward pass of
-    ``efficientnet_lite0`` at 64 px took twice as long (0.20 s against 0.09 s per batch of 32).
-    The layout propagates through the network, so converting the input is enough.
+    convolution converts to and from it, and the backward pass takes about twice as long
+    (docs/benchmarks.md, "Why these defaults" of the speed section). The layout propagates through
+    the network, so converting the input is enough.
     """
     return pixels.contiguous(memory_format=torch.channels_last) if pixels.dim() == 4 else pixels
 

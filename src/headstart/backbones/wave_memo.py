@@ -10,7 +10,7 @@ class WaveMemo:
 
     A fine-tune reads every training clip once per epoch, and reading, resampling and trimming a
     clip costs more than the speaker encoder's forward pass over it (docs/benchmarks.md, "Why these
-    defaults" of the audio section). The key is the path with its size and modification time, so
+    defaults" of the speed section). The key is the path with its size and modification time, so
     an edited file is read again; in-memory arrays are not kept (they are cheap to reuse, and have
     no stable key).
     """

@@ -45,15 +45,14 @@ def add_parser(commands) -> None:
 
 def _named_backbones(args: argparse.Namespace, modality: str) -> list[str]:
     """The names given with --backbones, each checked to take ``modality`` inputs."""
-    from ..backbones import ZOO
+    from ..backbones import ZOO, backbone_modality
 
     names = [name.strip() for name in args.backbones.split(",") if name.strip()]
     if not names:
         raise ConfigError(f"--backbones {args.backbones!r} names no backbone; pass comma-separated names, "
                           f"e.g. --backbones {','.join(ZOO.names()[:2])}")
     for name in names:
-        kind = ZOO.get(name).info.modality if name in ZOO else {"timm:": "image", "hf:": "text"}.get(
-            name[: name.find(":") + 1])
+        kind = backbone_modality(name)
         if kind is not None and kind != modality:
             raise ConfigError(f"--backbones: {name} is a(n) {kind} backbone but {args.data} holds {modality} "
                               f"inputs; pick {modality} backbones (`{PROG} models list` shows each modality)")

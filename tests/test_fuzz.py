@@ -326,7 +326,7 @@ def base_run(tmp_path_factory) -> Path:
 
 def _load_both(folder: Path, *, estimator: bool = True):
     from headstart import TransferClassifier
-    from headstart.model import load_model, read_config
+    from headstart.runs import load_model, read_config
 
     only_headstart_errors(read_config, folder)
     only_headstart_errors(load_model, folder)

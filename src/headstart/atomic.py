@@ -1,6 +1,7 @@
 """Atomic file writes: write a temporary file beside the target, then rename it over the target.
 
 A reader, or a run resumed after a crash, sees the old file or the new one, never half of one.
+:func:`read_json_object` reads back the JSON objects written here, with one error for every file.
 No torch here, so the CLI can use it without paying torch's import.
 """
 
@@ -10,6 +11,8 @@ import json
 import os
 import tempfile
 from pathlib import Path
+
+from .errors import RunFolderError
 
 
 def write_atomic(path: Path, write) -> None:
@@ -38,3 +41,23 @@ def write_json(path: Path, data) -> None:
             json.dump(data, handle, indent=2, sort_keys=False, default=str)
             handle.write("\n")
     write_atomic(Path(path), write)
+
+
+def read_json_object(path, *, fix: str, missing_ok: bool = False) -> dict:
+    """The JSON object stored in ``path`` (``{}`` for a missing file when ``missing_ok``).
+
+    A missing file, one that is not JSON or one holding something other than an object raises
+    RunFolderError naming the file and what is wrong; ``fix`` says what to do about it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        if missing_ok:
+            return {}
+        raise RunFolderError(f"{path} is missing; {fix}")
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RunFolderError(f"{path} is not valid JSON ({error}); {fix}") from None
+    if not isinstance(value, dict):
+        raise RunFolderError(f"{path} must hold a JSON object, found {type(value).__name__}")
+    return value

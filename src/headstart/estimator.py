@@ -422,7 +422,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
         With ``adapt="auto"`` and an adapted winner, the source-only candidate goes to ``source_only/``
         inside it, so ``headstart report`` can compare the two on labeled target data."""
-        from .model import save_run
+        from .runs import save_run
 
         self._check_fitted()
         config = {
@@ -445,7 +445,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         """Rebuild a fitted classifier from a run folder written by :meth:`save` or ``headstart fit``."""
         import json
 
-        from .model import load_run
+        from .runs import load_run
 
         model, config = load_run(path)
         params = {k: v for k, v in config["params"].items() if k in cls._get_param_names()}

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from ..atomic import write_atomic, write_text_atomic
+from ..atomic import read_json_object, write_atomic, write_text_atomic
 from ..errors import RunFolderError
 from ..heads import fit_head
 
@@ -23,6 +23,7 @@ STATE_FILE, ARRAYS_FILE = "baseline.json", "baseline.safetensors"
 class Baseline:
     name: str = ""
     modality: str = ""
+    kind = "baseline"  # the run folder's model_kind
 
     # -- subclasses -----------------------------------------------------------------
     def fit_transform(self, items) -> np.ndarray:
@@ -55,6 +56,10 @@ class Baseline:
     def predict_logits(self, items, batch_size: int = 0) -> np.ndarray:
         return self.transform(items) @ self.weight.T + self.bias
 
+    def config_fields(self) -> dict:
+        """What config.json records to rebuild this model: the baseline's registered name."""
+        return {"baseline": self.name}
+
     def save(self, folder) -> None:
         settings, arrays = self.state()
         folder = Path(folder)
@@ -66,8 +71,8 @@ class Baseline:
     @classmethod
     def load(cls, folder) -> "Baseline":
         folder = Path(folder)
+        settings = read_json_object(folder / STATE_FILE, fix="re-save the model")
         try:
-            settings = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
             arrays = load_file(str(folder / ARRAYS_FILE))
         except (OSError, ValueError) as error:
             raise RunFolderError(f"the baseline model in {folder} is missing or damaged ({error}); re-save the model") from None

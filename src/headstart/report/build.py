@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
-from ..atomic import write_text_atomic
+from ..atomic import read_json_object, write_text_atomic
 from ..errors import ConfigError, DataError, DataPathError, RunFolderError
 from ..metrics import number_or_none
 from .adaptation import score_source_only, summarize_adaptation
@@ -57,7 +57,7 @@ def build_report(run_dir, data=None, out=None, curve_sizes=DEFAULT_CURVE_SIZES, 
 
     clf = TransferClassifier.load(folder)
     metrics_path = folder / "metrics.json"
-    stored_metrics = _read_json(metrics_path)
+    stored_metrics = read_json_object(metrics_path, fix="re-save the run before reporting on it", missing_ok=True)
     report = summarize_run(clf, folder)
     report["adaptation"] = summarize_adaptation(clf)
     if data is not None:
@@ -217,18 +217,6 @@ def _format_seconds(value) -> str:
 
 
 # --------------------------------------------------------------------------- files
-
-
-def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise RunFolderError(f"{path} is not valid JSON ({error}); re-save the run before reporting on it") from None
-    if not isinstance(value, dict):
-        raise RunFolderError(f"{path} must hold a JSON object, found {type(value).__name__}")
-    return value
 
 
 def _jsonable(value):

@@ -57,13 +57,12 @@ def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
 
 def _checked_params(args: argparse.Namespace, out: Path) -> dict:
     """The estimator's parameters, with every option combination checked before the data is read."""
-    from ..config import validate
-    from ..strategies import STRATEGIES
+    from ..fitting import check_options
 
     params = fit_params(args)
     if params.get("checkpoint_dir") is None:
         params["checkpoint_dir"] = str(out / "checkpoint")
-    validate(params, STRATEGIES, where="fit")  # the one check of the options' values and combinations
+    check_options(params, where="fit")  # the one check of the options' values and combinations
     check_backbone_name(params["backbone"])
     if out.exists() and not out.is_dir():
         raise DataPathError(f"--out {out} exists and is not a folder; pass a folder path for the run")

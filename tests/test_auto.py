@@ -1,12 +1,14 @@
 """The planner: ranking, the ladder, the no-transfer baseline, negative transfer, the budget."""
 
+import functools
 import json
 
 import numpy as np
 import pytest
 
 from headstart import TransferClassifier
-from headstart.auto import parse_budget
+from headstart.config import ResolvedConfig, parse_budget
+from headstart.data import stratified_split
 from headstart.datasets import load_digits_images
 from headstart.errors import ConfigError
 
@@ -150,57 +152,79 @@ def test_auto_too_few_examples_per_class_names_the_class():
         TransferClassifier(strategy="auto", backbone="precomputed", verbose=0).fit(X, y)
 
 
+def _choose(scored):
+    """``(winner, best transfer candidate, baseline, negative transfer?)`` of the planner's decision."""
+    from headstart.planner import choose_winner
+
+    decision = choose_winner(scored)
+    return decision.winner, decision.best_transfer, decision.baseline, decision.negative_transfer
+
+
+def _explain(scored, held_out):
+    """The verdict on the decision over ``scored``; each candidate's reason goes to its ``reason``, as plan_ records it."""
+    from headstart.planner import choose_winner, explain
+
+    verdict, reasons = explain(choose_winner(scored, held_out), scored)
+    for candidate in scored:
+        candidate.reason = reasons[candidate.name]
+    return verdict
+
+
+def _fit_candidate(planner, candidate, data, encoded, rows, **options):
+    """One candidate's fit as the planner runs it, under the configuration ``planner`` resolves to."""
+    from headstart.fitting import fit_strategy, resolve
+    from headstart.planner import fit_candidate
+
+    feature_dim = getattr(planner, "n_features_in_", None)
+    config = resolve(planner.get_params(), data, feature_dim)
+    n_classes = len(np.unique(encoded))
+    fit = functools.partial(fit_strategy, n_classes=n_classes)
+    return fit_candidate(config, data, encoded, n_classes, fit, candidate, rows, log=planner._log, **options)
+
+
 def _scored(name, kind, correct, seconds):
-    from headstart.auto import Candidate
+    from headstart.planner import Candidate
 
     return Candidate(name, kind, "x", scores=[float(np.mean(correct))], correct=list(correct), seconds=seconds,
                      status="scored")
 
 
 def test_choose_winner_keeps_the_cheaper_transfer_candidate_one_example_behind():
-    from headstart.auto import choose_winner
-
     probe = _scored("linear_probe@m", "transfer", [1, 1, 1, 0, 1, 0, 1, 1, 0, 1, 1, 0], seconds=2)
     finetune = _scored("finetune@m", "transfer", [1, 1, 1, 1, 1, 0, 1, 1, 0, 1, 1, 0], seconds=60)
     baseline = _scored("baseline:b", "baseline", [1, 0, 0, 0, 1, 0, 1, 0, 0, 1, 0, 0], seconds=0.1)
-    winner, best, base, negative = choose_winner([baseline, probe, finetune])
+    winner, best, base, negative = _choose([baseline, probe, finetune])
     assert (winner, best, base, negative) == (probe, finetune, baseline, False)
 
 
 def test_choose_winner_takes_the_costlier_candidate_when_it_is_clearly_better():
-    from headstart.auto import choose_winner
-
     probe = _scored("linear_probe@m", "transfer", [1, 0] * 20, seconds=2)
     finetune = _scored("finetune@m", "transfer", [1] * 40, seconds=60)
-    winner, best, _, negative = choose_winner([probe, finetune])
+    winner, best, _, negative = _choose([probe, finetune])
     assert winner is finetune is best and not negative
 
 
 def test_choose_winner_keeps_the_baseline_when_it_matches_the_best_transfer_candidate():
-    from headstart.auto import choose_winner, explain
-
     probe = _scored("linear_probe@m", "transfer", [1, 0, 1, 0], seconds=2)
     baseline = _scored("baseline:b", "baseline", [0, 1, 1, 0], seconds=0.1)
-    winner, best, base, negative = choose_winner([baseline, probe])
+    winner, best, base, negative = _choose([baseline, probe])
     assert winner is baseline and negative
     # says what happened: a tie is "matches", not "matches or beats"
-    assert explain([baseline, probe], winner, best, base, negative, 4).startswith(
+    assert _explain([baseline, probe], 4).startswith(
         "negative transfer: the no-transfer baseline (baseline:b, 0.500 [0.150, 0.850]) matches the best transfer "
         "candidate (linear_probe@m")
 
 
 def test_choose_winner_prefers_the_best_when_the_baseline_beats_the_cheaper_one():
-    from headstart.auto import choose_winner
-
     probe = _scored("linear_probe@m", "transfer", [1, 1, 0, 0, 1, 0, 1, 0], seconds=2)  # 0.5
     finetune = _scored("finetune@m", "transfer", [1, 1, 1, 0, 1, 0, 1, 1], seconds=60)  # 0.75
     baseline = _scored("baseline:b", "baseline", [1, 1, 1, 0, 1, 0, 0, 0], seconds=0.1)  # 0.5
-    winner, _, _, negative = choose_winner([baseline, probe, finetune])
+    winner, _, _, negative = _choose([baseline, probe, finetune])
     assert winner is finetune and not negative
 
 
 def test_choose_winner_keeps_the_default_rung_while_the_lead_interval_includes_zero():
-    from headstart.auto import choose_winner, explain, paired_standard_error
+    from headstart.planner import paired_standard_error
 
     # the probe is right on 7 examples the default gets wrong, wrong on 2 it gets right: +5/40,
     # 1.7 paired standard errors, more than one (the old rule would leave the default) but under 1.96
@@ -209,9 +233,9 @@ def test_choose_winner_keeps_the_default_rung_while_the_lead_interval_includes_z
     lp_ft.default = True
     baseline = _scored("baseline:b", "baseline", [0] * 20 + [1] * 20, seconds=0.1)
     assert 1 < (probe.mean - lp_ft.mean) / paired_standard_error(probe, lp_ft) < 1.96
-    winner, best, base, negative = choose_winner([baseline, probe, lp_ft])
+    winner, best, base, negative = _choose([baseline, probe, lp_ft])
     assert (winner, best, negative) == (lp_ft, probe, False)
-    verdict = explain([baseline, probe, lp_ft], winner, best, base, negative, 40)
+    verdict = _explain([baseline, probe, lp_ft], 40)
     assert lp_ft.reason.startswith("won: the ladder's default at this data size")
     assert "leads it by +12.5 points, 95% interval [-1.9, +26.9]: not shown to be better" in lp_ft.reason
     assert probe.reason.startswith("lost: best held-out accuracy") and "includes zero" in probe.reason
@@ -219,51 +243,45 @@ def test_choose_winner_keeps_the_default_rung_while_the_lead_interval_includes_z
 
 
 def test_choose_winner_keeps_the_default_rung_on_an_exact_tie_with_the_baseline():
-    from headstart.auto import choose_winner, explain
-
     lp_ft = _scored("lp_ft@m", "transfer", [1, 0, 1, 1, 0, 1], seconds=60)
     lp_ft.default = True
     probe = _scored("linear_probe@m", "transfer", [1, 1, 0, 1, 0, 1], seconds=2)  # ties too, and is cheaper
     baseline = _scored("baseline:b", "baseline", [0, 1, 1, 1, 1, 0], seconds=0.1)
-    winner, best, base, negative = choose_winner([baseline, probe, lp_ft])
+    winner, best, base, negative = _choose([baseline, probe, lp_ft])
     assert winner is lp_ft and best is probe and not negative
-    assert explain([baseline, probe, lp_ft], winner, best, base, negative, 6).startswith(
+    assert _explain([baseline, probe, lp_ft], 6).startswith(
         "no difference shown: the no-transfer baseline baseline:b ties the best transfer candidate linear_probe@m")
     assert lp_ft.reason.endswith("linear_probe@m ties it")
     assert probe.reason == "lost: ties the ladder's default lp_ft@m at 0.667 [0.300, 0.903]; a tie keeps the default"
 
 
 def test_choose_winner_leaves_the_default_rung_when_another_is_clearly_better():
-    from headstart.auto import choose_winner, explain
-
     probe = _scored("linear_probe@m", "transfer", [1] * 40, seconds=2)
     lp_ft = _scored("lp_ft@m", "transfer", [1, 0] * 20, seconds=60)
     lp_ft.default = True
     baseline = _scored("baseline:b", "baseline", [1, 0] * 20, seconds=0.1)
-    winner, best, base, negative = choose_winner([baseline, probe, lp_ft])
+    winner, best, base, negative = _choose([baseline, probe, lp_ft])
     assert winner is probe and not negative
-    explain([baseline, probe, lp_ft], winner, best, base, negative, 40)
+    _explain([baseline, probe, lp_ft], 40)
     assert probe.reason.startswith("won: best held-out accuracy") and "ahead of the ladder's default lp_ft@m" in probe.reason
 
 
 def test_choose_winner_calls_negative_transfer_when_the_baseline_beats_every_transfer_candidate():
-    from headstart.auto import choose_winner, explain
-
     lp_ft = _scored("lp_ft@m", "transfer", [1, 0, 1, 0, 0, 1], seconds=60)
     lp_ft.default = True
     baseline = _scored("baseline:b", "baseline", [1, 1, 1, 0, 0, 1], seconds=0.1)
-    winner, best, base, negative = choose_winner([baseline, lp_ft])
+    winner, best, base, negative = _choose([baseline, lp_ft])
     assert winner is baseline and negative
-    assert " (baseline:b, 0.667 [0.300, 0.903]) beats the best transfer candidate (lp_ft@m, 0.500 " in explain(
-        [baseline, lp_ft], winner, best, base, negative, 6)
+    assert " (baseline:b, 0.667 [0.300, 0.903]) beats the best transfer candidate (lp_ft@m, 0.500 " in _explain(
+        [baseline, lp_ft], 6)
 
 
 @pytest.mark.parametrize("per_class", [3, 8, 10])
 def test_planner_splits_on_tiny_data_hold_out_every_example_once_keeping_each_class(per_class):
-    from headstart.auto import TINY_FOLDS, planner_splits
+    from headstart.planner import TINY_FOLDS, planner_splits
 
     encoded = np.repeat(np.arange(4), per_class)
-    splits = planner_splits(TransferClassifier(random_state=0), encoded)
+    splits = planner_splits(ResolvedConfig(random_state=0), encoded)
     held_out = np.concatenate([val for _, val in splits])
     assert len(splits) == TINY_FOLDS and sorted(held_out) == list(range(len(encoded)))
     for train, val in splits:
@@ -272,7 +290,7 @@ def test_planner_splits_on_tiny_data_hold_out_every_example_once_keeping_each_cl
 
 
 def test_planner_holds_only_the_scoring_fits_that_can_still_win():
-    from headstart.auto import _drop_losers, choose_winner
+    from headstart.planner import drop_losers, choose_winner
 
     finetune = _scored("finetune@m", "transfer", [1, 1, 0, 0], seconds=30)
     finetune.default = True
@@ -282,24 +300,24 @@ def test_planner_holds_only_the_scoring_fits_that_can_still_win():
     kept = {}
     for candidate in (finetune, depth, lora, lp_ft):  # the order the ladder scores them
         kept[candidate.name] = f"model of {candidate.name}"
-        _drop_losers(kept, [finetune, depth, lora, lp_ft])
+        drop_losers(kept, [finetune, depth, lora, lp_ft])
         assert len(kept) <= 2
     assert set(kept) == {"finetune@m", "lp_ft@m"}
-    assert choose_winner([finetune, depth, lora, lp_ft])[0].name in kept
+    assert choose_winner([finetune, depth, lora, lp_ft]).winner.name in kept
 
 
 def test_planner_keeps_every_scoring_fit_while_no_default_rung_is_scored():
-    from headstart.auto import _drop_losers
+    from headstart.planner import drop_losers
 
     depth = _scored("finetune(freeze=4)@m", "transfer", [1, 1, 1, 0], seconds=20)
     lora = _scored("lora@m", "transfer", [1, 0, 0, 0], seconds=25)  # the cheapest close one may win
     kept = {"finetune(freeze=4)@m": 1, "lora@m": 2}
-    _drop_losers(kept, [depth, lora])
+    drop_losers(kept, [depth, lora])
     assert set(kept) == {"finetune(freeze=4)@m", "lora@m"}
 
 
 def test_default_rungs_are_lp_ft_on_tiny_data_and_both_whole_network_rungs_when_plentiful():
-    from headstart.auto import PLENTIFUL_PER_CLASS, Candidate, default_rungs
+    from headstart.planner import PLENTIFUL_PER_CLASS, Candidate, default_rungs
 
     ladder = [Candidate("baseline:b", "baseline", "b"), Candidate("linear_probe@m", "transfer", "linear_probe", "m"),
               Candidate("finetune(freeze=4)@m", "transfer", "finetune", "m", 4),
@@ -313,7 +331,7 @@ def test_default_rungs_are_lp_ft_on_tiny_data_and_both_whole_network_rungs_when_
 
 
 def test_choose_winner_takes_the_better_of_two_defaults_without_asking_for_a_significant_lead():
-    from headstart.auto import choose_winner, explain
+    from headstart.planner import choose_winner
 
     # 200 held-out examples: LP-FT ahead of the full fine-tune by 4, far from significant
     finetune = _scored("finetune(freeze=0)@m", "transfer", [1] * 168 + [0] * 32, seconds=30)
@@ -321,20 +339,20 @@ def test_choose_winner_takes_the_better_of_two_defaults_without_asking_for_a_sig
     probe = _scored("linear_probe@m", "transfer", [1] * 175 + [0] * 25, seconds=2)  # ahead too, but not a default
     baseline = _scored("baseline:b", "baseline", [1] * 150 + [0] * 50, seconds=1)
     finetune.default = lp_ft.default = True
-    winner, best, base, negative = choose_winner([baseline, probe, finetune, lp_ft])
+    winner, best, base, negative = _choose([baseline, probe, finetune, lp_ft])
     assert winner is lp_ft and best is probe and not negative
-    explain([baseline, probe, finetune, lp_ft], winner, best, base, negative, 200)
+    _explain([baseline, probe, finetune, lp_ft], 200)
     assert lp_ft.reason.startswith("won: the ladder's default at this data size, held-out accuracy 0.860")
     assert finetune.reason.startswith("lost: one of the ladder's defaults at this data size, behind the other, lp_ft@m")
     finetune.correct = lp_ft.correct  # an exact tie: the faster default counts
-    assert choose_winner([baseline, probe, finetune, lp_ft])[0] is finetune
+    assert choose_winner([baseline, probe, finetune, lp_ft]).winner is finetune
 
 
 def test_planner_candidate_fit_is_the_fit_of_that_strategy_alone_whatever_ran_before():
     """The winner's refit must not depend on what earlier candidates drew from the global generators."""
     import torch
 
-    from headstart.auto import Candidate, _fit_candidate
+    from headstart.planner import Candidate
     from headstart.data import from_arrays
 
     X, y = tiny_texts(6)
@@ -345,7 +363,7 @@ def test_planner_candidate_fit_is_the_fit_of_that_strategy_alone_whatever_ran_be
     data = from_arrays(X, encoded)
     torch.rand(1000)  # an earlier candidate's draws
     model = _fit_candidate(planner, Candidate("finetune(freeze=0)@minilm_l6", "transfer", "finetune", "minilm_l6", 0),
-                           data, encoded, np.arange(len(y)), len(planner.classes_))
+                           data, encoded, np.arange(len(y)))
     refit = torch.softmax(torch.as_tensor(model.predict_logits(X)), dim=1).numpy()
     np.testing.assert_allclose(refit, alone.predict_proba(X), atol=1e-6)
 
@@ -405,7 +423,7 @@ def features_plan_40_per_class():  # 30 to 49 per class: one split, LP-FT the de
 def test_auto_from_30_per_class_scores_on_the_fits_own_validation_split(features_plan_40_per_class):
     X, y, _, clf = features_plan_40_per_class
     plan = clf.plan_
-    _, val_idx = clf._validation_split(np.unique(y, return_inverse=True)[1])
+    _, val_idx = stratified_split(np.unique(y, return_inverse=True)[1], clf.val_size, clf.random_state)
     assert plan["splits"] == 1 and plan["split_kind"] == "the fit's own validation split"
     assert plan["split_sizes"] == [len(y) - len(val_idx), len(val_idx)]
     for candidate in plan["candidates"]:
@@ -445,7 +463,7 @@ def test_auto_from_50_per_class_lets_the_held_out_split_pick_between_its_two_def
 
 def test_auto_refits_a_linear_probe_winner_on_every_row_from_30_per_class(capsys):
     """The probe is scored without the validation rows in its head, then refit with them, as it is alone."""
-    from headstart.auto import Candidate, _fit_candidate
+    from headstart.planner import Candidate
     from headstart.data import from_arrays
 
     X, y = _separable_features(per_class=30)
@@ -455,8 +473,8 @@ def test_auto_refits_a_linear_probe_winner_on_every_row_from_30_per_class(capsys
     planner.n_features_in_ = X.shape[1]
     data = from_arrays(X, encoded)
     probe = Candidate("linear_probe@precomputed", "transfer", "linear_probe", "precomputed")
-    scored = _fit_candidate(planner, probe, data, encoded, np.arange(len(y)), 3, train_on_validation=False)
-    refit = _fit_candidate(planner, probe, data, encoded, np.arange(len(y)), 3)
+    scored = _fit_candidate(planner, probe, data, encoded, np.arange(len(y)), train_on_validation=False)
+    refit = _fit_candidate(planner, probe, data, encoded, np.arange(len(y)))
     alone = TransferClassifier(strategy="linear_probe", **options).fit(X, y)
     np.testing.assert_allclose(refit.predict_logits(X), alone.model_.predict_logits(X), atol=1e-5)
     assert not np.allclose(scored.predict_logits(X), refit.predict_logits(X), atol=1e-3)
@@ -486,11 +504,11 @@ def test_auto_on_tiny_data_smooths_the_lp_ft_labels_unless_the_user_chose_a_smoo
 def test_build_ladder_follows_the_data_size(per_class, expected):
     """Tiny data: no rung at LogME's depth nor LoRA, and a label-smoothed LP-FT as the default (*); from 30
     per class every rung, LP-FT the default; from 50 the full fine-tune joins, and it and LP-FT are the defaults."""
-    from headstart.auto import build_ladder
+    from headstart.planner import build_ladder
 
     encoded = np.repeat([0, 1], per_class)
     ranking = [{"backbone": "minilm_l6", "layer_index": k, "score": -1.0 + k / 10} for k in range(7)]
-    candidates, kept = build_ladder(TransferClassifier(), "text", ["minilm_l6"], ranking, {"minilm_l6": 4}, encoded)
+    candidates, kept = build_ladder(ResolvedConfig(), "text", ["minilm_l6"], ranking, {"minilm_l6": 4}, encoded)
     assert kept == ["minilm_l6"]
     assert {c.name: c.status + ("*" if c.default else "") for c in candidates} == expected
     # the defaults are tried right after the baseline and the probes, so a tight budget skips the others first

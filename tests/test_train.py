@@ -16,9 +16,10 @@ import headstart.train as train_module
 from headstart import TransferClassifier
 from headstart.backbones.precomputed import PrecomputedBackbone
 from headstart.backbones.timm_backbone import TimmBackbone
+from headstart.checkpoint import average_states, trainable_state
 from headstart.cli import main
 from headstart.model import TransferModel
-from headstart.train import TrainSettings, average_states, default_batch_size, train_classifier, trainable_state
+from headstart.train import TrainSettings, default_batch_size, train_classifier
 
 from helpers import tiny_images, tiny_inputs
 
@@ -244,13 +245,17 @@ def test_finetune_logs_a_line_per_epoch_and_says_when_it_stops_early(capsys):
 
 
 def test_planner_candidate_fits_do_not_log_their_epochs(capsys):
-    from headstart.auto import Candidate, _fit_candidate
+    import functools
+
+    from headstart.fitting import fit_strategy, resolve
+    from headstart.planner import Candidate, fit_candidate
 
     X, y = tiny_inputs("text", per_class=6)
     clf = TransferClassifier(**{**FAST, "verbose": 1})
     data = clf._read(X, y, require_labels=True)
     encoded = np.unique(y, return_inverse=True)[1]
-    _fit_candidate(clf, Candidate("finetune@minilm_l6", "transfer", "finetune", "minilm_l6", 0), data, encoded,
-                   np.arange(len(y)), 2)
+    fit = functools.partial(fit_strategy, n_classes=2)
+    fit_candidate(resolve(clf.get_params(), data), data, encoded, 2, fit,
+                  Candidate("finetune@minilm_l6", "transfer", "finetune", "minilm_l6", 0), np.arange(len(y)), log=clf._log)
     out = capsys.readouterr().out
     assert "froze 0 layer group(s)" in out and "[headstart] epoch " not in out

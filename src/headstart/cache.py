@@ -57,6 +57,14 @@ def content_hash(item, modality: str) -> bytes:
     return digest.digest()
 
 
+def open_cache(cache_dir) -> "FeatureCache":
+    """The cache a fit's ``cache_dir`` option names: None, the default folder ($HEADSTART_CACHE or
+    ~/.cache/headstart); "none", memory only (a new, empty one each call); else that folder."""
+    if cache_dir is None:
+        return FeatureCache("default")
+    return FeatureCache(None if str(cache_dir).lower() == "none" else cache_dir)
+
+
 class FeatureCache:
     """Disk-backed (``directory``) or memory-only (``directory=None``) store of pooled features."""
 

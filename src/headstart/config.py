@@ -1,22 +1,29 @@
-"""FitConfig: the one list of fit options. The estimator's parameters, their validation, and the
-CLI's ``headstart fit`` flags and help text are all derived from these fields."""
+"""The fit configuration: the options a user sets, and the resolved configuration every fit reads.
+
+:class:`FitConfig` is the one list of fit options: the estimator's parameters, their validation and
+the CLI's ``headstart fit`` flags and help text are all derived from its fields. ``fit`` checks
+them once and resolves them (:func:`headstart.fitting.resolve`) into a frozen
+:class:`ResolvedConfig`: the backbone named, the budget in seconds, the device chosen. Strategies,
+the trainer and the planner read only that; a variant (a planner rung, a strategy's own learning
+rate) is ``dataclasses.replace(config, **changes)``, never an attribute changed in place.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field, fields
 
 from .errors import ConfigError, did_you_mean
 
 
-def option(default, help: str, *, choices=None, minimum=None, maximum=None, kind=None, path=False):
-    """``path``: a folder option, which also takes a ``pathlib.Path`` (any ``os.PathLike``)."""
+def option(default, help: str, *, choices=None, minimum=None, maximum=None, kind=None, path=False, loop=False):
+    """``path``: a folder option, which also takes a ``pathlib.Path`` (any ``os.PathLike``). ``loop``: the
+    option acts inside the fine-tuning loop, so only strategies that run it accept it."""
     return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum,
-                                            "maximum": maximum, "kind": kind, "path": path})
+                                            "maximum": maximum, "kind": kind, "path": path, "loop": loop})
 
 
-@dataclass
+@dataclass(frozen=True)
 class FitConfig:
     backbone: str = option("auto", "Pretrained model: a zoo name (efficientnet_lite0, mobilenetv2_100, minilm_l6), "
                            "timm:NAME, hf:ID, a local model folder, 'precomputed' for feature vectors, or 'auto' "
@@ -67,23 +74,23 @@ class FitConfig:
     augment: bool = option(True, "Augment training images (mild random crops and colour jitter).", kind=bool)
     randaugment: bool = option(False, "Training images also go through RandAugment (timm's rand-m9-mstd0.5: two random "
                                "operations of magnitude about 9 per image), replacing the colour jitter. Image "
-                               "backbones; fine-tuning strategies.", kind=bool)
+                               "backbones; fine-tuning strategies.", kind=bool, loop=True)
     mixup: float = option(0.0, "mixup alpha: train on blends of two images and of their labels, the blend weight drawn "
                           "from Beta(alpha, alpha) per batch (e.g. 0.2; 0 = off). Image backbones; fine-tuning "
-                          "strategies.", minimum=0.0, kind=float)
+                          "strategies.", minimum=0.0, kind=float, loop=True)
     cutmix: float = option(0.0, "CutMix alpha: paste a box of another image, labels mixed by its area (e.g. 1.0; 0 = "
                            "off). With mixup too, each batch uses one of the two at random. Image backbones; "
-                           "fine-tuning strategies.", minimum=0.0, kind=float)
+                           "fine-tuning strategies.", minimum=0.0, kind=float, loop=True)
     token_dropout: float = option(0.0, "Replace this fraction of each training text's tokens with [MASK] (deleted when "
                                   "the tokenizer has no mask token); special tokens are kept (0 = off). Text "
-                                  "backbones; fine-tuning strategies.", minimum=0.0, maximum=0.5, kind=float)
+                                  "backbones; fine-tuning strategies.", minimum=0.0, maximum=0.5, kind=float, loop=True)
     label_smoothing: float = option(0.0, "Train towards targets that give this much probability mass to the other "
                                     "classes, spread evenly (e.g. 0.1; 0 = off). Fine-tuning strategies.",
-                                    minimum=0.0, maximum=0.5, kind=float)
+                                    minimum=0.0, maximum=0.5, kind=float, loop=True)
     average_checkpoints: int = option(0, "At the end of training, average the weights of the K best epochs by "
                                       "validation accuracy and keep the average if it scores at least as well as "
                                       "the best epoch on validation (0 or 1 = off). Fine-tuning strategies.",
-                                      minimum=0, kind=int)
+                                      minimum=0, kind=int, loop=True)
     cache_dir: str | None = option(None, "Folder of the feature cache (default: $HEADSTART_CACHE or "
                                    "~/.cache/headstart); 'none' keeps features in memory only.", kind=str, path=True)
     checkpoint_dir: str | None = option(None, "Save a training checkpoint here after every epoch; a fit started "
@@ -94,12 +101,43 @@ class FitConfig:
 
 
 DEFAULTS = FitConfig()
-# Options that only the fine-tuning loop (train_classifier) applies.
-TRAINING_LOOP_OPTIONS = ("randaugment", "mixup", "cutmix", "token_dropout", "label_smoothing", "average_checkpoints")
+OPTION_NAMES = tuple(f.name for f in fields(FitConfig))
+# Options that act inside the fine-tuning loop: only strategies that run it accept them.
+LOOP_OPTIONS = tuple(f.name for f in fields(FitConfig) if f.metadata["loop"])
 
 
-def validate(values: dict, strategies, where: str = "TransferClassifier") -> None:
-    """Raise ConfigError naming the parameter, the value and the accepted range or choices."""
+@dataclass(frozen=True)
+class ResolvedConfig(FitConfig):
+    """Every option checked and resolved, plus what a fit derives from the data and the strategy.
+
+    ``backbone`` is a concrete name (never "auto") and ``device`` "cpu" or "cuda"; the fields below
+    are not user options. A fit's own values (its batch size from its training rows, a strategy's
+    learning rates) are set with ``dataclasses.replace`` on the way down."""
+
+    modality: str = ""  # "image" | "text" | "audio" | "features"
+    backbone_choices: tuple[str, ...] = ()  # what strategy="auto" ranks: the zoo's installed models, or the one named
+    budget_seconds: float | None = None  # the parsed budget of strategy="auto" or adapt="auto"
+    feature_dim: int | None = None  # width of precomputed feature vectors
+    head_lr: float | None = None  # the new head's learning rate (set by the strategy)
+    warmup_fraction: float = 0.1  # of the training steps, at a linearly rising learning rate
+    precision: str = "no"  # Accelerate's mixed_precision: "no" | "fp16" | "bf16"
+
+    @property
+    def seed(self) -> int:
+        return self.random_state
+
+    @property
+    def progress(self) -> bool:
+        return self.verbose > 0
+
+    def options(self) -> dict:
+        """The user-facing options only (what ``get_params`` would return)."""
+        return {name: getattr(self, name) for name in OPTION_NAMES}
+
+
+def check_values(values: dict, where: str = "TransferClassifier") -> None:
+    """Raise ConfigError naming the parameter, the value and the accepted type, range or choices;
+    the checks of a single option. Which strategy accepts which option: :func:`headstart.fitting.check_options`."""
     known = {f.name: f for f in fields(FitConfig)}
     for name, value in values.items():
         spec = known[name].metadata
@@ -117,50 +155,23 @@ def validate(values: dict, strategies, where: str = "TransferClassifier") -> Non
             raise ConfigError(f"{where}: {name}={value!r} is below its minimum {spec['minimum']}. {spec['help']}")
         if spec["maximum"] is not None and value > spec["maximum"]:
             raise ConfigError(f"{where}: {name}={value!r} is above its maximum {spec['maximum']}. {spec['help']}")
-    if values["strategy"] not in strategies and values["strategy"] != "auto":
-        strategies.get(values["strategy"])  # raises with close matches
-    if values["budget"] is not None:
-        from .auto import parse_budget
 
-        parse_budget(values["budget"])
-        if values["strategy"] != "auto" and values["adapt"] != "auto":
-            raise ConfigError(f"{where}: budget={values['budget']!r} only applies to strategy='auto' or adapt='auto'; "
-                              f"drop it")
-    if values["freeze"] is not None and values["strategy"] not in ("finetune", "lp_ft"):
-        raise ConfigError(f"{where}: freeze={values['freeze']} only applies to strategy 'finetune' or 'lp_ft', "
-                          f"not {values['strategy']!r}; drop freeze or change the strategy")
-    if values["C"] is not None and values["strategy"] not in ("linear_probe", "lp_ft"):
-        raise ConfigError(f"{where}: C={values['C']} only applies to 'linear_probe' or 'lp_ft'; drop it")
-    loop_options = [name for name in TRAINING_LOOP_OPTIONS if values[name] != getattr(DEFAULTS, name)]
-    if loop_options and values["strategy"] == "linear_probe":
-        shown = ", ".join(f"{name}={values[name]!r}" for name in loop_options)
-        raise ConfigError(f"{where}: {shown} act(s) in the fine-tuning loop, which linear_probe does not run; use "
-                          f"strategy 'finetune', 'lp_ft' or 'scratch', or drop the option")
-    if values["regularizer"] is not None and values["strategy"] not in ("finetune", "lp_ft"):
-        raise ConfigError(f"{where}: regularizer={values['regularizer']!r} acts while fine-tuning; use strategy "
-                          f"'finetune' or 'lp_ft' (with freeze set to train only the top layers), not "
-                          f"{values['strategy']!r}")
-    if values["adapt"] is not None and values["strategy"] not in ("finetune", "lp_ft", "linear_probe"):
-        raise ConfigError(f"{where}: adapt={values['adapt']!r} aligns features while training; use strategy "
-                          f"'linear_probe' (on cached frozen features), 'finetune' or 'lp_ft', not "
-                          f"{values['strategy']!r}")
-    if values["regularizer"] is not None:
-        from .regularizers import REGULARIZERS
 
-        for name in regularizer_names(values["regularizer"]):
-            REGULARIZERS.get(name)  # raises with close matches
-    if values["adapt"] is not None:
-        from .adapt import ADAPTERS
-
-        if values["adapt"] != "auto":
-            ADAPTERS.get(values["adapt"])
-    val_size = values["val_size"]
+def check_val_size(val_size, where: str = "TransferClassifier") -> None:
     if not (0 < val_size < 1 or (val_size >= 1 and float(val_size).is_integer())):
         raise ConfigError(f"{where}: val_size={val_size!r} must be a fraction in (0, 1) or a whole count >= 1")
 
 
-def as_dict(config: FitConfig) -> dict:
-    return dataclasses.asdict(config)
+def parse_budget(budget) -> float:
+    """'10m', '90s', '1h', or a number of seconds."""
+    if isinstance(budget, (int, float)) and not isinstance(budget, bool):
+        return float(budget)
+    text = str(budget).strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+    except (ValueError, IndexError):
+        raise ConfigError(f"budget={budget!r} is not a duration; write e.g. '90s', '10m' or '1h'") from None
 
 
 def regularizer_names(value: str) -> list[str]:

@@ -9,6 +9,7 @@ numeric array with ``backbone="precomputed"``.
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from pathlib import Path
@@ -18,13 +19,12 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ._version import __version__
-from .config import DEFAULTS, validate
+from .cache import open_cache
+from .config import DEFAULTS, parse_budget
 from .data import LabeledData, check_classification_labels, from_arrays, load_dataset, stratified_split
 from .errors import ConfigError, DataError, NotFittedError
-from .train import TrainSettings, default_batch_size, seed_everything
-
-DEFAULT_BUDGET = "10m"
-DEFAULT_BACKBONES = {"image": "efficientnet_lite0", "text": "minilm_l6", "audio": "resemblyzer_ge2e", "features": "precomputed"}
+from .fitting import check_options, fit_strategy, resolve
+from .train import seed_everything
 
 
 class TransferClassifier(ClassifierMixin, BaseEstimator):
@@ -90,9 +90,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         """
         if self.adapt == "auto":
             return self._fit_choosing_adaptation(X, y, X_target, y_target)
-        from .strategies import STRATEGIES
-
-        validate(self.get_params(), STRATEGIES)
+        check_options(self.get_params())
         if hasattr(self, "n_features_in_"):
             del self.n_features_in_  # a refit on images or text must not keep a stale feature count
         data = self._read(X, y, require_labels=True)
@@ -101,30 +99,17 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         stratified_split(labels, self.val_size, self.random_state)  # refuse unsplittable labels, naming the user's
         self.classes_, encoded = np.unique(labels, return_inverse=True)
         self.modality_ = data.modality
-        self._target = self._read_target(X_target, data)
+        target = self._read_target(X_target, data)
+        config = resolve(self.get_params(), data, self.n_features_in_ if data.modality == "features" else None)
         seed_everything(self.random_state)
         started = time.perf_counter()
-        if self.strategy == "auto":
-            from .auto import parse_budget, plan_and_fit
-
-            model, winner, self.plan_ = plan_and_fit(self, data, encoded, len(self.classes_),
-                                                     parse_budget(self.budget or DEFAULT_BUDGET))
-            train_part, held_out = self.plan_["split_sizes"]
-            summary = {"strategy": "auto", "chosen": winner.name, "chosen_strategy": winner.strategy,
-                       "backbone": winner.backbone or winner.strategy, "val_accuracy": winner.mean,
-                       "n_train": train_part, "n_val": held_out,
-                       # the mean pools every split's held-out part: its interval is over this many predictions
-                       "n_val_scored": len(winner.correct) or held_out, "splits": self.plan_["splits"],
-                       "negative_transfer": self.plan_["negative_transfer"], "verdict": self.plan_["verdict"]}
-            self.history_ = []
+        if config.strategy == "auto":
+            model, summary = self._plan(config, data, encoded)
         else:
-            backbone_name = self._resolve_backbone(data)
-            context = self._context(data, encoded, backbone_name, len(self.classes_), freeze=self.freeze)
-            result = STRATEGIES.get(self.strategy)().fit(context)
-            model, summary, self.history_ = result.model, {**result.summary, "strategy": self.strategy,
-                                                            "backbone": backbone_name,
-                                                            "n_train": len(context.train_items),
-                                                            "n_val": len(context.val_items)}, result.history
+            result = fit_strategy(config, data, encoded, len(self.classes_), target_items=target, log=self._log,
+                                  epoch_log=self._log if self.verbose else None)
+            model, self.history_ = result.model, result.history
+            summary = {**result.summary, "strategy": config.strategy, "backbone": config.backbone}
         self.skipped_ = [{"where": s.where, "reason": s.reason} for s in data.skipped]
         self.fit_summary_ = {**summary, "n_labeled": len(labels), "n_skipped": len(data.skipped),
                              "fit_seconds": time.perf_counter() - started, "modality": data.modality}
@@ -139,11 +124,26 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                               UserWarning, stacklevel=2)
         return self
 
+    def _plan(self, config, data: LabeledData, encoded: np.ndarray):
+        """strategy="auto": the planner composes fits of ``fit_strategy``; returns the model and the summary."""
+        from .planner import plan_and_fit
+
+        fit = functools.partial(fit_strategy, n_classes=len(self.classes_))
+        outcome = plan_and_fit(config, data, encoded, self.classes_, fit=fit, log=self._log)
+        self.plan_, winner, self.history_ = outcome.plan, outcome.decision.winner, []
+        train_part, held_out = self.plan_["split_sizes"]
+        return outcome.model, {
+            "strategy": "auto", "chosen": winner.name, "chosen_strategy": winner.strategy,
+            "backbone": winner.backbone or winner.strategy, "val_accuracy": winner.mean,
+            "n_train": train_part, "n_val": held_out,
+            # the mean pools every split's held-out part: its interval is over this many predictions
+            "n_val_scored": len(winner.correct) or held_out, "splits": self.plan_["splits"],
+            "negative_transfer": self.plan_["negative_transfer"], "verdict": self.plan_["verdict"]}
+
     def _fit_choosing_adaptation(self, X, y, X_target, y_target):
         from sklearn.base import clone
 
         from .adapt.select import WEIGHTS, candidate_name, select_adaptation
-        from .auto import parse_budget
 
         if X_target is None:
             raise ConfigError("adapt='auto' chooses how to align the training data with unlabeled target data; pass "
@@ -167,8 +167,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         best, record = select_adaptation(fit_candidate, target_items, y_target, weights=weights,
                                          source_validation=self._source_validation(X, y), log=self._log,
                                          budget_seconds=budget)
-        self.__dict__.update({k: v for k, v in best.__dict__.items() if k.endswith("_") and not k.startswith("__")})
-        self.__dict__.pop("source_only_", None)
+        for name in [name for name in vars(best) if name.endswith("_") and not name.startswith("__")]:
+            setattr(self, name, getattr(best, name))  # the winner's fitted state becomes this estimator's
+        if hasattr(self, "source_only_"):
+            del self.source_only_
         if best is not fitted.get("source_only") and "source_only" in fitted:
             self.source_only_ = fitted["source_only"]
         self.adaptation_ = record
@@ -187,7 +189,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             return None
         data = self._read(X, y, require_labels=True)
         labels = np.asarray(data.labels)
-        train_idx, val_idx = self._validation_split(np.unique(labels, return_inverse=True)[1])
+        encoded = np.unique(labels, return_inverse=True)[1]
+        train_idx, val_idx = stratified_split(encoded, self.val_size, self.random_state)
         pick = lambda idx: [data.inputs[i] for i in idx]
         return SourceValidation(pick(train_idx), pick(val_idx), labels[val_idx],
                                 features=lambda estimator, items: estimator._features(items))
@@ -201,41 +204,6 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.model_ = model.to(self._device_for_torch())
         self.backbone_ = self.model_.backbone
         self.pretrained_fingerprint_ = self.backbone_.pretrained_fingerprint  # of the weights before training
-
-    def _cache(self):
-        from .cache import FeatureCache
-
-        if self.cache_dir is None:
-            return FeatureCache("default")  # $HEADSTART_CACHE or ~/.cache/headstart
-        return FeatureCache(None if str(self.cache_dir).lower() == "none" else self.cache_dir)
-
-    def _validation_split(self, encoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(train rows, validation rows)`` of a fit: every strategy's, and the rows DEV scores on."""
-        return stratified_split(encoded, self.val_size, self.random_state)
-
-    def _context(self, data: LabeledData, encoded: np.ndarray, backbone_name: str, n_classes: int, *, freeze):
-        """A strategy's inputs: a stratified train/validation split of ``data`` and the settings."""
-        from .strategies import FitContext
-
-        train_idx, val_idx = self._validation_split(encoded)
-        return FitContext(
-            backbone=backbone_name,
-            train_items=[data.inputs[i] for i in train_idx], train_y=encoded[train_idx],
-            val_items=[data.inputs[i] for i in val_idx], val_y=encoded[val_idx],
-            n_classes=n_classes,
-            settings=TrainSettings(epochs=self.epochs, layer_decay=self.layer_decay, weight_decay=self.weight_decay,
-                                   batch_size=self.batch_size or default_batch_size(len(train_idx)),
-                                   patience=self.patience, augment=self.augment,
-                                   train_bn=self.train_bn, randaugment=self.randaugment, mixup=self.mixup,
-                                   cutmix=self.cutmix, token_dropout=self.token_dropout,
-                                   label_smoothing=self.label_smoothing, average_checkpoints=self.average_checkpoints,
-                                   device=self._device(), seed=self.random_state, progress=self.verbose > 0),
-            cache=self._cache(), freeze=freeze, lr=self.lr, C=self.C, lora_rank=self.lora_rank, image_size=self.image_size,
-            max_length=self.max_length, feature_dim=self.n_features_in_ if data.modality == "features" else None,
-            log=self._log, epoch_log=self._log if self.verbose else None, checkpoint_dir=self.checkpoint_dir,
-            run_key=self._run_key(data, backbone_name) if self.checkpoint_dir else "",
-            make_terms=self._make_terms, target_items=self._target if self.adapt else None,
-        )
 
     def _read_target(self, X_target, data: LabeledData):
         if X_target is None:
@@ -251,23 +219,6 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             warnings.warn("X_target was given but adapt is None, so it is not used; set adapt='coral' (or another "
                           "method) to align with it", UserWarning, stacklevel=3)
         return list(target.inputs)
-
-    def _make_terms(self, backbone, n_classes: int) -> list:
-        """Fresh loss terms for one training run: the regularizers, then the adaptation method."""
-        from .config import regularizer_names
-
-        terms = []
-        if self.regularizer:
-            from .regularizers import REGULARIZERS
-
-            for name in regularizer_names(self.regularizer):
-                cls = REGULARIZERS.get(name)
-                terms.append(cls() if self.regularizer_weight is None else cls(weight=self.regularizer_weight))
-        if self.adapt:
-            from .adapt import build
-
-            terms.append(build(self.adapt, backbone.feature_dim, n_classes, weight=self.adapt_weight))
-        return terms
 
     def _read(self, X, y, *, require_labels: bool) -> LabeledData:
         if isinstance(X, LabeledData):
@@ -310,47 +261,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         return LabeledData(inputs=list(np.asarray(X, dtype=np.float32)), labels=y, modality="features",
                            source="array X")
 
-    def _run_key(self, data: LabeledData, backbone_name: str) -> str:
-        """Identifies a fit (data content, labels, options) so a checkpoint resumes only its own fit."""
-        import hashlib
-        import json
-
-        from .cache import content_hash
-
-        digest = hashlib.sha256()
-        ignored = {"verbose", "checkpoint_dir", "cache_dir", "device"}
-        options = {k: v for k, v in self.get_params().items() if k not in ignored}
-        digest.update(json.dumps({**options, "backbone": backbone_name, "version": __version__}, sort_keys=True,
-                                 default=str).encode())
-        for item, label in zip(data.inputs, data.labels):
-            digest.update(content_hash(item, data.modality))
-            digest.update(str(label).encode())
-        return digest.hexdigest()
-
-    def _resolve_backbone(self, data: LabeledData) -> str:
-        if self.backbone == "auto":
-            return DEFAULT_BACKBONES[data.modality]
-        from .backbones import ZOO, backbone_modality
-
-        if self.backbone in ZOO:
-            expected = ZOO.get(self.backbone).info.modality
-        else:
-            prefixes = {"precomputed": "features", "timm:": "image", "hf:": backbone_modality(self.backbone)}
-            expected = next((m for p, m in prefixes.items() if self.backbone.startswith(p)), None)
-        if expected and expected != data.modality:
-            raise ConfigError(
-                f"backbone {self.backbone!r} takes {expected} inputs, but {data.source} holds {data.modality} "
-                f"inputs; use backbone='auto' (picks {DEFAULT_BACKBONES[data.modality]}) or another "
-                f"{data.modality} backbone")
-        return self.backbone
-
-    def _device(self) -> str:
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self.device
-
     def _device_for_torch(self) -> torch.device:
-        return torch.device(self._device())
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
 
     def _log(self, message: str) -> None:
         if self.verbose:
@@ -403,7 +317,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         """What the head reads, ``(n, feature_dim)``: the feature cache's rows while the backbone is pre-trained."""
         if self._backbone_unchanged():
             layer = self.backbone_.layer_names[-1]
-            return self._cache().features(self.backbone_, list(items), [layer], batch_size=max(64, self.batch_size or 0))[layer]
+            return open_cache(self.cache_dir).features(self.backbone_, list(items), [layer],
+                                                       batch_size=max(64, self.batch_size or 0))[layer]
         from .model import predict_features
 
         return predict_features(self.model_, list(items), batch_size=max(64, self.batch_size or 0))

@@ -269,3 +269,20 @@ def backbone_modality(name: str) -> str | None:
         except Exception:
             return "text" if name.startswith("hf:") else None
     return None
+
+
+DEFAULT_BACKBONES = {"image": "efficientnet_lite0", "text": "minilm_l6", "audio": "resemblyzer_ge2e",
+                     "features": "precomputed"}
+
+
+def resolve_backbone(name: str, modality: str, source: str) -> str:
+    """The backbone a fit on ``modality`` inputs (read from ``source``) uses: "auto" is the modality's
+    default; any other name is kept, after checking that it takes that modality."""
+    if name == "auto":
+        return DEFAULT_BACKBONES[modality]
+    expected = backbone_modality(name)
+    if expected and expected != modality:
+        raise ConfigError(
+            f"backbone {name!r} takes {expected} inputs, but {source} holds {modality} inputs; use backbone='auto' "
+            f"(picks {DEFAULT_BACKBONES[modality]}) or another {modality} backbone")
+    return name

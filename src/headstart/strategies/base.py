@@ -1,58 +1,62 @@
-"""What every strategy receives and returns."""
+"""What every strategy receives, declares and returns."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 
 from ..backbones import Backbone, create_backbone
 from ..cache import FeatureCache
+from ..config import LOOP_OPTIONS, ResolvedConfig, regularizer_names
 from ..model import TransferModel
-from ..train import TrainSettings
 
 
 @dataclass
 class FitContext:
-    """The data and settings of one fit; labels are already encoded as 0..n_classes-1."""
+    """The data of one fit and the resolved configuration it runs under; labels are already encoded
+    as 0..n_classes-1, and the rows already split into training and validation."""
 
-    backbone: str
+    config: ResolvedConfig
     train_items: list
     train_y: np.ndarray
     val_items: list
     val_y: np.ndarray
     n_classes: int
-    settings: TrainSettings
     cache: FeatureCache
-    freeze: int | None = None
-    lr: float | None = None
-    C: float | None = None
-    lora_rank: int = 8
-    image_size: int | None = None
-    max_length: int | None = None
-    feature_dim: int | None = None
     log: Callable[[str], None] = lambda message: None
     epoch_log: Callable[[str], None] | None = None  # a line per training epoch; None for the planner's candidate fits
-    make_terms: Callable[[Backbone, int], list] = lambda backbone, n_classes: []  # fresh LossTerms per fit
     target_items: list | None = None  # unlabeled target inputs, for adaptation terms
-    checkpoint_dir: str | None = None
-    run_key: str = ""
+    run_key: str = ""  # identifies the fit, so that a checkpoint resumes only its own fit
     # Whether a head whose C was chosen on the validation rows is then refit with them. False for LP-FT's
     # probe stage (its fine-tuning stage early-stops on those rows, which must be unseen) and for the
     # planner's scoring fits (scored on them). Fine-tuning never trains on the validation rows.
     refit_on_validation: bool = True
 
     def make_backbone(self, pretrained: bool = True) -> Backbone:
-        return create_backbone(self.backbone, pretrained=pretrained, image_size=self.image_size,
-                               max_length=self.max_length, feature_dim=self.feature_dim)
+        config = self.config
+        return create_backbone(config.backbone, pretrained=pretrained, image_size=config.image_size,
+                               max_length=config.max_length, feature_dim=config.feature_dim)
 
-    def finetune_settings(self, backbone: Backbone, **overrides) -> TrainSettings:
-        """The shared settings with the learning rates resolved from the backbone's metadata."""
-        lr = self.lr if self.lr is not None else backbone.info.finetune_lr
-        values = {"lr": lr, "head_lr": 10 * lr, **overrides}
-        return dataclasses.replace(self.settings, **values)
+    def finetune_settings(self, backbone: Backbone, **overrides) -> ResolvedConfig:
+        """The configuration of the training loop, the learning rates resolved from the backbone's metadata."""
+        lr = self.config.lr if self.config.lr is not None else backbone.info.finetune_lr
+        return dataclasses.replace(self.config, **{"lr": lr, "head_lr": 10 * lr, **overrides})
+
+    def make_terms(self, backbone: Backbone) -> list:
+        """Fresh loss terms for one training run: the regularizers, then the adaptation method."""
+        from ..adapt import build
+        from ..regularizers import REGULARIZERS
+
+        config, terms = self.config, []
+        for name in regularizer_names(config.regularizer or ""):
+            cls = REGULARIZERS.get(name)
+            terms.append(cls() if config.regularizer_weight is None else cls(weight=config.regularizer_weight))
+        if config.adapt:
+            terms.append(build(config.adapt, backbone.feature_dim, self.n_classes, weight=config.adapt_weight))
+        return terms
 
 
 @dataclass
@@ -63,9 +67,29 @@ class StrategyResult:
 
 
 class Strategy:
-    """A way to turn a pretrained backbone and labeled data into a TransferModel."""
+    """A way to turn a pretrained backbone and labeled data into a TransferModel.
 
-    name: str = ""
+    A strategy declares what it accepts and how it trains, so that option checks and the planner
+    read the declaration instead of lists of strategy names:
+
+    - ``accepts``: which of the options that only some strategies read (``freeze``, ``C``,
+      ``regularizer``, ``adapt`` and the fine-tuning loop's options) this one reads; any other set
+      to a non-default value is refused.
+    - ``trains``: what training changes: ``"head"`` (features stay frozen), ``"adapters"`` or
+      ``"network"``. Fits that train the same thing cost about the same, which the planner's budget
+      uses to estimate a rung from another.
+    - ``kept_as_scored``: its fit never trains on the validation rows, so a fit scored on them is
+      already the fit on all labeled data, and the planner keeps it rather than fitting it again.
+    """
+
+    name: ClassVar[str] = ""
+    accepts: ClassVar[frozenset[str]] = frozenset()
+    trains: ClassVar[str] = "head"
+    kept_as_scored: ClassVar[bool] = False
 
     def fit(self, context: FitContext) -> StrategyResult:
         raise NotImplementedError
+
+
+# What every strategy that runs the fine-tuning loop accepts.
+LOOP = frozenset(LOOP_OPTIONS)

@@ -15,7 +15,7 @@ import torch
 
 from ..model import TransferModel
 from ..train import train_classifier
-from .base import FitContext, Strategy, StrategyResult
+from .base import LOOP, FitContext, Strategy, StrategyResult
 
 
 def run_finetune(context: FitContext, model: TransferModel, *, default_freeze: int, head_lr=None, prepared=False,
@@ -23,23 +23,21 @@ def run_finetune(context: FitContext, model: TransferModel, *, default_freeze: i
     """Train ``model`` with the shared loop. ``prepared=True``: the caller already chose what trains
     (e.g. LoRA adapters), so the backbone's own freezing is left alone."""
     backbone = model.backbone
-    freeze = default_freeze if context.freeze is None else context.freeze
+    freeze = default_freeze if context.config.freeze is None else context.config.freeze
     if prepared:
         trainable = sum(p.numel() for p in backbone.parameters() if p.requires_grad)
         report = f"trainable inside the backbone: {trainable:,} numbers chosen by the strategy"
     else:
         report = backbone.freeze(freeze)
-    settings = context.finetune_settings(backbone, **overrides)
+    settings = context.finetune_settings(backbone, **overrides, **({} if head_lr is None else {"head_lr": head_lr}))
     context.log(f"{report}; {settings.batch_size} examples per step")
-    if head_lr is not None:
-        settings.head_lr = head_lr
     started = time.perf_counter()
-    terms = context.make_terms(backbone, context.n_classes)
+    terms = context.make_terms(backbone)
     view_rows = _view_rows(context, terms)
     before = _view_features(model, context, view_rows) if view_rows else None
     result = train_classifier(model, context.train_items, context.train_y, context.val_items, context.val_y, settings,
                               terms=terms, target_items=context.target_items,
-                              checkpoint_dir=context.checkpoint_dir, run_key=context.run_key,
+                              checkpoint_dir=settings.checkpoint_dir, run_key=context.run_key,
                               epoch_log=context.epoch_log)
     summary = {
         "val_accuracy": result.best_val_accuracy,
@@ -60,7 +58,7 @@ def run_finetune(context: FitContext, model: TransferModel, *, default_freeze: i
         "resumed_after_epoch": result.resumed_after_epoch,
     }
     if result.resumed_after_epoch is not None:
-        context.log(f"resumed from the checkpoint in {context.checkpoint_dir} after epoch {result.resumed_after_epoch} "
+        context.log(f"resumed from the checkpoint in {settings.checkpoint_dir} after epoch {result.resumed_after_epoch} "
                     f"of {settings.epochs} (the fit time counts this session only)")
     if result.frozen_prefix.startswith("reused"):
         context.log(f"frozen prefix {result.frozen_prefix}")
@@ -68,7 +66,7 @@ def run_finetune(context: FitContext, model: TransferModel, *, default_freeze: i
         from ..adapt.view import before_after
 
         summary["adaptation_view"] = before_after(before, _view_features(model, context, view_rows),
-                                                  context.train_y[view_rows[0]], random_state=context.settings.seed)
+                                                  context.train_y[view_rows[0]], random_state=context.config.seed)
     return StrategyResult(model, result.history, summary)
 
 
@@ -78,7 +76,7 @@ def _view_rows(context: FitContext, terms):
         return None
     from ..adapt.view import sample_rows
 
-    return sample_rows(len(context.train_items), len(context.target_items), random_state=context.settings.seed)
+    return sample_rows(len(context.train_items), len(context.target_items), random_state=context.config.seed)
 
 
 def _view_features(model: TransferModel, context: FitContext, rows):
@@ -86,7 +84,7 @@ def _view_features(model: TransferModel, context: FitContext, rows):
 
     source_rows, target_rows = rows
     pick = lambda items, idx: [items[i] for i in idx]
-    batch = max(64, context.settings.batch_size)
+    batch = max(64, context.config.batch_size)
     return (predict_features(model, pick(context.train_items, source_rows), batch_size=batch),
             predict_features(model, pick(context.target_items, target_rows), batch_size=batch))
 
@@ -99,6 +97,9 @@ def new_head(model: TransferModel) -> None:
 
 class Finetune(Strategy):
     name = "finetune"
+    accepts = LOOP | {"freeze", "regularizer", "adapt"}
+    trains = "network"
+    kept_as_scored = True
 
     def fit(self, context: FitContext) -> StrategyResult:
         model = TransferModel(context.make_backbone(pretrained=True), context.n_classes)

@@ -31,7 +31,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..model import TransferModel
-from .base import FitContext, Strategy, StrategyResult
+from .base import LOOP, FitContext, Strategy, StrategyResult
 from .finetune import new_head, run_finetune
 
 ATTENTION_PROJECTIONS = ("query", "value", "q_proj", "v_proj", "q_lin", "v_lin", "qkv")
@@ -79,6 +79,9 @@ def merge_lora(backbone: nn.Module) -> int:
 
 class Lora(Strategy):
     name = "lora"
+    accepts = LOOP
+    trains = "adapters"
+    kept_as_scored = True
 
     def fit(self, context: FitContext) -> StrategyResult:
         started = time.perf_counter()
@@ -86,14 +89,15 @@ class Lora(Strategy):
         new_head(model)
         backbone = model.backbone
         total = sum(p.numel() for p in backbone.parameters())
-        targets = inject_lora(backbone, context.lora_rank)
+        rank = context.config.lora_rank
+        targets = inject_lora(backbone, rank)
         adapters = sum(p.numel() for p in backbone.parameters() if p.requires_grad)
-        context.log(f"lora: rank {context.lora_rank} adapters on {len(targets)} attention projections: "
+        context.log(f"lora: rank {rank} adapters on {len(targets)} attention projections: "
                     f"{adapters:,} trainable numbers ({100 * adapters / total:.2f}% of the backbone's {total:,})")
-        lr = context.lr if context.lr is not None else 10 * backbone.info.finetune_lr
+        lr = context.config.lr if context.config.lr is not None else 10 * backbone.info.finetune_lr
         result = run_finetune(context, model, default_freeze=0, prepared=True, lr=lr, head_lr=lr)
         merged = merge_lora(backbone)
         model.eval()
-        result.summary.update({"lora_rank": context.lora_rank, "lora_targets": targets, "lora_merged_layers": merged,
+        result.summary.update({"lora_rank": rank, "lora_targets": targets, "lora_merged_layers": merged,
                                "trainable_backbone_numbers": adapters, "seconds": time.perf_counter() - started})
         return result

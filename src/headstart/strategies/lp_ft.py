@@ -14,20 +14,23 @@ import dataclasses
 import time
 
 from ..model import TransferModel
-from .base import FitContext, Strategy, StrategyResult
+from .base import LOOP, FitContext, Strategy, StrategyResult
 from .finetune import run_finetune
 from .linear_probe import LinearProbe
 
 
 class LPFT(Strategy):
     name = "lp_ft"
+    accepts = LOOP | {"freeze", "C", "regularizer", "adapt"}
+    trains = "network"
+    kept_as_scored = True
 
     def fit(self, context: FitContext) -> StrategyResult:
         started = time.perf_counter()
         probe = LinearProbe().fit(dataclasses.replace(context, refit_on_validation=False))
         model = TransferModel(context.make_backbone(pretrained=True), context.n_classes)
         model.head.load_state_dict(copy.deepcopy(probe.model.head.state_dict()))
-        lr = context.lr if context.lr is not None else model.backbone.info.finetune_lr
+        lr = context.config.lr if context.config.lr is not None else model.backbone.info.finetune_lr
         result = run_finetune(context, model, default_freeze=0, head_lr=lr)
         result.summary["linear_probe"] = probe.summary
         result.summary["seconds"] = time.perf_counter() - started

@@ -1,0 +1,142 @@
+"""One fit, composed: the options checked and resolved once, then a strategy run from the result.
+
+:func:`check_options` refuses what no data could make valid (a value out of range, an option the
+strategy does not read, an unknown method); :func:`resolve` turns the checked options and the
+data's modality into the frozen :class:`~headstart.config.ResolvedConfig`; :func:`fit_strategy`
+splits the rows, builds the strategy's :class:`~headstart.strategies.FitContext` and runs it. The
+estimator calls these for a fixed strategy and hands ``fit_strategy`` to the planner, which calls
+it once per candidate with a variant of the configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Callable
+
+import numpy as np
+
+from .backbones import ZOO, resolve_backbone
+from .cache import content_hash, open_cache
+from .config import DEFAULTS, LOOP_OPTIONS, ResolvedConfig, check_val_size, check_values, parse_budget, regularizer_names
+from .data import LabeledData, stratified_split
+from .errors import ConfigError
+from .strategies import STRATEGIES, FitContext, StrategyResult
+from .train import default_batch_size, seed_everything
+from ._version import __version__
+
+DEFAULT_BUDGET = "10m"  # strategy="auto" without a budget
+# Options that do not change what a fit learns: a checkpoint resumes under other values of these.
+NOT_IN_RUN_KEY = ("verbose", "checkpoint_dir", "cache_dir", "device")
+
+
+def accepted_options(strategy: str) -> frozenset[str]:
+    """The strategy-specific options ``strategy`` reads (see :class:`~headstart.strategies.Strategy`)."""
+    if strategy == "auto":
+        from .planner import ACCEPTS
+
+        return ACCEPTS
+    return STRATEGIES.get(strategy).accepts
+
+
+def check_options(values: dict, where: str = "TransferClassifier") -> None:
+    """Raise ConfigError naming the option, the value and the fix for anything no data can make valid."""
+    check_values(values, where)
+    strategy = values["strategy"]
+    if strategy != "auto":
+        STRATEGIES.get(strategy)  # raises with close matches
+    if values["budget"] is not None:
+        parse_budget(values["budget"])
+        if strategy != "auto" and values["adapt"] != "auto":
+            raise ConfigError(f"{where}: budget={values['budget']!r} only applies to strategy='auto' or adapt='auto'; "
+                              f"drop it")
+    _check_accepted(values, where)
+    if values["regularizer"] is not None:
+        from .regularizers import REGULARIZERS
+
+        for name in regularizer_names(values["regularizer"]):
+            REGULARIZERS.get(name)  # raises with close matches
+    if values["adapt"] not in (None, "auto"):
+        from .adapt import ADAPTERS
+
+        ADAPTERS.get(values["adapt"])
+    check_val_size(values["val_size"], where)
+
+
+def _check_accepted(values: dict, where: str) -> None:
+    strategy, accepts = values["strategy"], accepted_options(values["strategy"])
+    readers = lambda option: _either([name for name in STRATEGIES if option in STRATEGIES.get(name).accepts])
+    for name in ("freeze", "C"):
+        if values[name] is not None and name not in accepts:
+            raise ConfigError(f"{where}: {name}={values[name]} only applies to strategy {readers(name)}, not "
+                              f"{strategy!r}; drop {name} or change the strategy")
+    in_loop = [name for name in LOOP_OPTIONS if values[name] != getattr(DEFAULTS, name) and name not in accepts]
+    if in_loop:
+        shown = ", ".join(f"{name}={values[name]!r}" for name in in_loop)
+        raise ConfigError(f"{where}: {shown} act(s) in the fine-tuning loop, which {strategy} does not run; use "
+                          f"strategy {readers(in_loop[0])}, or drop the option")
+    if values["regularizer"] is not None and "regularizer" not in accepts:
+        raise ConfigError(f"{where}: regularizer={values['regularizer']!r} acts while fine-tuning; use strategy "
+                          f"{readers('regularizer')} (with freeze set to train only the top layers), not {strategy!r}")
+    if values["adapt"] is not None and "adapt" not in accepts:
+        raise ConfigError(f"{where}: adapt={values['adapt']!r} aligns features while training; use strategy "
+                          f"{readers('adapt')}, not {strategy!r}")
+
+
+def _either(names: list[str]) -> str:
+    quoted = [repr(name) for name in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
+def resolve(values: dict, data: LabeledData, feature_dim: int | None = None) -> ResolvedConfig:
+    """The checked options resolved against the data: the backbone named (and, for backbone="auto" under
+    strategy="auto", every installed zoo model of the modality to rank), the budget in seconds, the device."""
+    check_options(values)
+    backbone = resolve_backbone(values["backbone"], data.modality, data.source)
+    choices = [backbone]
+    if values["backbone"] == "auto":  # none installed: the default, whose build says how to install it
+        choices = [n for n in ZOO if ZOO.get(n).info.modality == data.modality and ZOO.get(n).installed] or choices
+    budget = values["budget"] if values["budget"] is not None else (DEFAULT_BUDGET if values["strategy"] == "auto" else None)
+    return ResolvedConfig(**{**values, "backbone": backbone, "device": _device(values["device"])},
+                          modality=data.modality, backbone_choices=tuple(choices),
+                          budget_seconds=None if budget is None else parse_budget(budget), feature_dim=feature_dim)
+
+
+def _device(option: str) -> str:
+    if option == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return option
+
+
+def fit_strategy(config: ResolvedConfig, data: LabeledData, encoded: np.ndarray, n_classes: int, *,
+                 target_items=None, log: Callable[[str], None] = lambda message: None,
+                 epoch_log: Callable[[str], None] | None = None, refit_on_validation: bool = True) -> StrategyResult:
+    """Fit ``config.strategy`` on ``data`` (labels ``encoded``), holding out its stratified validation split."""
+    train_idx, val_idx = stratified_split(encoded, config.val_size, config.random_state)
+    pick = lambda rows: [data.inputs[i] for i in rows]
+    context = FitContext(
+        config=dataclasses.replace(config, batch_size=config.batch_size or default_batch_size(len(train_idx))),
+        train_items=pick(train_idx), train_y=encoded[train_idx], val_items=pick(val_idx), val_y=encoded[val_idx],
+        n_classes=n_classes, cache=open_cache(config.cache_dir), log=log, epoch_log=epoch_log,
+        target_items=target_items if config.adapt else None,
+        run_key=run_key(config, data) if config.checkpoint_dir else "", refit_on_validation=refit_on_validation)
+    # From the seed, not from whatever ran before: the new head's initial weights come from the global
+    # generator, so a planner candidate's fit is the fit of that strategy alone.
+    seed_everything(config.random_state)
+    result = STRATEGIES.get(config.strategy)().fit(context)
+    result.summary.update(n_train=len(train_idx), n_val=len(val_idx))
+    return result
+
+
+def run_key(config: ResolvedConfig, data: LabeledData) -> str:
+    """Identifies a fit (data content, labels, options) so that a checkpoint resumes only its own fit."""
+    digest = hashlib.sha256()
+    options = {k: v for k, v in config.options().items() if k not in NOT_IN_RUN_KEY}
+    digest.update(json.dumps({**options, "version": __version__}, sort_keys=True, default=str).encode())
+    for item, label in zip(data.inputs, data.labels):
+        digest.update(content_hash(item, data.modality))
+        digest.update(str(label).encode())
+    return digest.hexdigest()

@@ -1,0 +1,65 @@
+"""The planner's choice among scored candidates, and the rule that made it.
+
+Among transfer candidates, the ladder's *default rung* (the better of the defaults on the held-out
+examples, :func:`~.candidates.settled_default`) wins unless another candidate beats it on the same
+held-out examples with the 95% interval of their *paired* per-example difference above zero:
+with a dozen held-out examples a lead of a few is noise (docs/benchmarks.md, planner section).
+Without a default rung, the cheapest candidate within one paired standard error of the best wins
+(the one-standard-error rule of Breiman et al. 1984, "Classification and Regression Trees",
+§3.4.3; Hastie et al., "Elements of Statistical Learning", §7.10). If the no-transfer baseline
+beats the best transfer candidate (or matches it with no default to fall back on), that is
+negative transfer and the baseline is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .candidates import Candidate, paired_standard_error, rank_key, settled_default
+
+# Leaving the default rung takes a lead whose 95% interval (paired, per held-out example) excludes zero:
+# the same 95% as every interval the library prints.
+DEPARTURE_Z = 1.96
+
+# Why the winner won: the rule of choose_winner that decided.
+NEGATIVE_TRANSFER = "negative_transfer"  # the baseline beats (or, with no default, matches) every transfer candidate
+NO_TRANSFER_CANDIDATE = "no_transfer_candidate"  # nothing but the baseline was scored
+DEFAULT_KEPT = "default_kept"  # the default rung, no other shown better
+DEPARTED_FROM_DEFAULT = "departed_from_default"  # another beat the default with its paired interval above zero
+CHEAPEST_WITHIN_ONE_SE = "cheapest_within_one_se"  # no default: the cheapest close to the best (or the best)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the planner chose and why; ``plan_``, the log and the report only format it."""
+
+    winner: Candidate
+    rule: str
+    best_transfer: Candidate | None
+    baseline: Candidate | None
+    default: Candidate | None  # the default rung that counted, if one was scored
+    negative_transfer: bool
+    held_out: int  # held-out predictions behind every score (their intervals are over this many)
+
+
+def choose_winner(scored: list[Candidate], held_out: int = 0) -> Decision:
+    """The :class:`Decision` over the scored candidates (see the module docstring).
+
+    A lead of exactly one example out of n is one standard error, 1/n, so it does not count."""
+    transfer = [c for c in scored if c.kind == "transfer"]
+    base = next((c for c in scored if c.kind == "baseline"), None)
+    best = max(transfer, key=rank_key) if transfer else None
+    default = settled_default(transfer)
+    decide = lambda winner, rule, negative=False: Decision(winner, rule, best, base, default, negative, held_out)
+    if best is None:
+        return decide(base, NO_TRANSFER_CANDIDATE, negative=base is not None)
+    if base and (base.mean > best.mean or (default is None and base.mean >= best.mean)):
+        return decide(base, NEGATIVE_TRANSFER, negative=True)
+    if default is not None:
+        departs = best.mean - default.mean > DEPARTURE_Z * paired_standard_error(best, default) + 1e-9
+        return decide(best, DEPARTED_FROM_DEFAULT) if departs else decide(default, DEFAULT_KEPT)
+    close = [c for c in transfer if best.mean - c.mean <= paired_standard_error(best, c) + 1e-9 or c is best]
+    chosen = min(close, key=lambda c: (c.seconds, -c.mean))
+    if base and base.mean >= chosen.mean:
+        chosen = best
+    return decide(chosen, CHEAPEST_WITHIN_ONE_SE)

@@ -1,0 +1,143 @@
+"""The planner's ladder: which backbones are worth trying, which candidates, how they are scored.
+
+Every rule here is justified by a table of docs/benchmarks.md (planner section); the figures live
+there, not here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+from ..baselines import baseline_for
+from ..config import ResolvedConfig
+from ..data import stratified_split
+from ..errors import DataError
+from .candidates import Candidate
+
+# Below this many examples in some class the data is "tiny": candidates are scored by cross-validation,
+# and the rungs that never won there are recorded as skipped.
+TINY_PER_CLASS = 30
+TINY_FOLDS = 3  # stratified folds on tiny data: every labeled example is held out exactly once
+# From this many examples per class full fine-tuning is a rung, and it and LP-FT are both defaults.
+PLENTIFUL_PER_CLASS = 50
+MIN_PER_CLASS = 3  # one held-out example per fold, and two to train (one of them for the inner validation split)
+TINY_DEPTH_RUNG_SKIPPED = (
+    "not tried below {tiny} examples per class: on tiny data fine-tuning at LogME's freeze depth never won "
+    "in bench.strategies (0 of 18 draws) and took a third to a half of the planner's time; LP-FT is the rung for "
+    "this data size (docs/benchmarks.md)")
+TINY_LORA_RUNG_SKIPPED = (
+    "not tried below {tiny} examples per class: on tiny data LoRA scored at chance in bench.strategies (VADER 8 "
+    "per class: 0.508 against LP-FT's 0.587, 6 seeds), won none of 12 planner draws and took a third of the "
+    "planner's time (docs/benchmarks.md)")
+# The tiny-data LP-FT rung trains with label smoothing (Szegedy et al. 2016, "Rethinking the Inception
+# Architecture", §7) unless the user chose one: docs/benchmarks.md, regularizers section.
+TINY_LP_FT_OPTIONS = {"label_smoothing": 0.1}
+
+
+def planner_splits(config: ResolvedConfig, encoded: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Tiny data: stratified :data:`TINY_FOLDS`-fold cross-validation, every example held out once.
+    Otherwise one split: the fit's own validation split, the one every fixed strategy holds out to
+    choose its epoch or C, so that a fine-tuned candidate's scoring fit is that strategy's fit."""
+    counts = np.bincount(encoded)
+    if counts.min() >= TINY_PER_CLASS:
+        return [stratified_split(encoded, config.val_size, config.random_state)]
+    folds = StratifiedKFold(n_splits=TINY_FOLDS, shuffle=True, random_state=config.random_state)
+    return list(folds.split(np.zeros(len(encoded)), encoded))
+
+
+def rank(config: ResolvedConfig, data, encoded, cache, max_examples: int) -> tuple[list[dict], dict[str, int]]:
+    """LogME per (backbone, layer group) of ``config.backbone_choices``, on a stratified subsample of
+    at most ``max_examples``; returns rows best first and a freeze depth per backbone."""
+    from ..selection.rank import rank_backbones, suggest_freeze
+
+    backbones = list(config.backbone_choices)
+    rows = rank_backbones(data.inputs, encoded, backbones, layers="all", cache=cache, image_size=config.image_size,
+                          max_length=config.max_length, score="logme", max_examples=max_examples,
+                          feature_dim=config.feature_dim)
+    freeze = {name: suggest_freeze([r for r in rows if r.backbone == name]) for name in backbones}
+    return [dataclasses.asdict(r) for r in rows], freeze
+
+
+def build_ladder(config: ResolvedConfig, modality: str, backbones: list[str], ranking: list[dict],
+                 freeze_depths: dict[str, int], encoded: np.ndarray) -> tuple[list[Candidate], list[str]]:
+    """The candidates in the order they are tried, the default rungs marked; and the backbones kept.
+
+    The no-transfer baseline, a linear probe per kept backbone (the best two by their last layer's
+    LogME), then on the best backbone: fine-tuning at LogME's freeze depth, LP-FT, LoRA when the
+    backbone has attention projections, and full fine-tuning from :data:`PLENTIFUL_PER_CLASS`."""
+    last_index = {r["backbone"]: max(q["layer_index"] for q in ranking if q["backbone"] == r["backbone"]) for r in ranking}
+    last_layer_score = {r["backbone"]: r["score"] for r in ranking if r["layer_index"] == last_index[r["backbone"]]}
+    kept = sorted(backbones, key=lambda b: -last_layer_score.get(b, -np.inf))[:2]
+    candidates = []
+    baseline = baseline_for(modality)
+    if baseline is not None:
+        candidates.append(Candidate(f"baseline:{baseline.name}", "baseline", baseline.name,
+                                    reason="no-transfer baseline"))
+    for name in kept:
+        candidates.append(Candidate(f"linear_probe@{name}", "transfer", "linear_probe", name))
+    best = kept[0]
+    depth = freeze_depths.get(best, 0)
+    smallest_class = int(np.bincount(encoded).min())
+    tiny = smallest_class < TINY_PER_CLASS
+    at_depth = Candidate(f"finetune(freeze={depth})@{best}", "transfer", "finetune", best, depth)
+    if tiny:
+        at_depth.status, at_depth.reason = "skipped", TINY_DEPTH_RUNG_SKIPPED.format(tiny=TINY_PER_CLASS)
+    candidates.append(at_depth)
+    smoothed = tiny and not config.label_smoothing  # a user's own label_smoothing applies to every rung
+    candidates.append(Candidate(f"lp_ft{'+label_smoothing' if smoothed else ''}@{best}", "transfer", "lp_ft", best, 0,
+                                options=dict(TINY_LP_FT_OPTIONS) if smoothed else {}))
+    if supports_lora(best):
+        lora = Candidate(f"lora@{best}", "transfer", "lora", best)
+        if tiny:
+            lora.status, lora.reason = "skipped", TINY_LORA_RUNG_SKIPPED.format(tiny=TINY_PER_CLASS)
+        candidates.append(lora)
+    if smallest_class >= PLENTIFUL_PER_CLASS and depth != 0:
+        candidates.append(Candidate(f"finetune(freeze=0)@{best}", "transfer", "finetune", best, 0))
+    first = 1 + len(kept) if baseline is not None else len(kept)
+    for position, rung in enumerate(default_rungs(candidates, smallest_class), first):
+        rung.default = True
+        # right after the linear probes, so a tight budget skips the optional rungs rather than a default
+        candidates.remove(rung)
+        candidates.insert(position, rung)
+    return candidates, kept
+
+
+def default_rungs(candidates: list[Candidate], min_per_class: int) -> list[Candidate]:
+    """The rungs kept when the held-out scores cannot tell them from the rest.
+
+    Below :data:`PLENTIFUL_PER_CLASS` examples per class, LP-FT. From there on, the two rungs that
+    train the whole network, full fine-tuning (nothing frozen) and LP-FT, the better of them on the
+    held-out examples counting (:func:`~.candidates.settled_default`). Empty when the ladder has none.
+    """
+    if min_per_class >= PLENTIFUL_PER_CLASS:
+        wanted = [lambda c: c.strategy == "finetune" and c.freeze == 0 and not c.options,
+                  lambda c: c.strategy == "lp_ft" and not c.options]
+    else:
+        wanted = [lambda c: c.strategy == "lp_ft"]
+    found = [next((c for c in candidates if c.kind == "transfer" and test(c)), None) for test in wanted]
+    return [c for c in found if c is not None]
+
+
+def supports_lora(backbone_name: str) -> bool:
+    """Whether the backbone has attention projections for LoRA (built without weights: only the shape matters)."""
+    from ..backbones import create_backbone
+    from ..strategies.lora import lora_targets
+
+    if backbone_name == "precomputed":  # feature vectors: no network, so no attention projections
+        return False
+    return bool(lora_targets(create_backbone(backbone_name, pretrained=False)))
+
+
+def check_enough_per_class(encoded: np.ndarray, classes) -> None:
+    from ..data.split import _py
+
+    counts = np.bincount(encoded, minlength=len(classes))
+    short = [f"{_py(classes[i])!r} ({counts[i]})" for i in np.flatnonzero(counts < MIN_PER_CLASS)]
+    if short:
+        raise DataError(f"strategy='auto' scores every candidate on held-out examples, so it needs at least "
+                        f"{MIN_PER_CLASS} labeled examples per class; too few for: {', '.join(short[:10])}"
+                        f"{' …' if len(short) > 10 else ''}. Add examples of those classes, or pick a strategy "
+                        f"yourself (e.g. strategy='linear_probe').")

@@ -7,7 +7,8 @@ arrays. Both return a :class:`LabeledData`. ``load_image`` turns any image input
 
 from .audio import AUDIO_EXTENSIONS, load_audio
 from .images import IMAGE_EXTENSIONS, load_image
-from .inputs import LabeledData, SkippedInput, from_arrays, load_dataset
+from .inputs import LabeledData, from_arrays, load_dataset
+from .screen import SkippedInput
 from .split import check_classification_labels, check_labels_known, stratified_split
 from .tables import TABLE_EXTENSIONS
 

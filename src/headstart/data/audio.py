@@ -23,6 +23,10 @@ import numpy as np
 
 from headstart.errors import ConfigError, DataError, DataPathError
 
+from .images import is_image_path
+from .screen import check_no_loose_files, screen_files, walk_class_folders
+from .tables import _read_frame
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
 AUDIO_COLUMNS = ("audio", "audio_path", "audio_file", "wav", "path", "file", "filepath", "filename")
 ARRAY_SAMPLE_RATE = 16_000  # the rate of every in-memory waveform item
@@ -132,8 +136,6 @@ def audio_problem(path: str | os.PathLike) -> str | None:
 
 def screen_audio(paths: list[str], wheres: list[str], strict: bool, stacklevel: int):
     """Check every file; return ``(indices that decode, [SkippedInput])``, as images are screened."""
-    from .inputs import screen_files
-
     return screen_files(paths, wheres, audio_problem, singular="audio", plural="audio files",
                         hint="audio files (WAV, FLAC, OGG)", strict=strict, stacklevel=stacklevel + 1)
 
@@ -143,8 +145,6 @@ def screen_audio(paths: list[str], wheres: list[str], strict: bool, stacklevel: 
 
 def is_audio_folder(root: Path) -> bool:
     """True when ``root/<class>/...`` holds audio files and no images (then it is an audio dataset)."""
-    from .images import is_image_path
-
     found_audio = False
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
@@ -160,15 +160,7 @@ def is_audio_folder(root: Path) -> bool:
 def list_audio_folder(root: Path) -> tuple[list[str], list[str]]:
     """``(paths, labels)`` for ``root/<class>/<audio file>``, sorted by path (hidden entries ignored)."""
     entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
-    loose = [p.name for p in entries if p.is_file() and is_audio_path(p.name)]
-    if loose:
-        raise DataPathError(
-            f"{root} has {len(loose)} audio file(s) directly inside it ({', '.join(loose[:5])}). Audio files "
-            f"must sit in one subfolder per class, {root}/<class>/<file>, e.g. {root}/yes/1.wav; the subfolder "
-            "name is the label."
-        )
-    from .images import walk_class_folders
-
+    check_no_loose_files(root, entries, is_audio_path, kind="audio file", placeholder="<file>", example="yes/1.wav")
     paths, labels, _ = walk_class_folders(root, entries, is_audio_path)
     if not paths:
         raise DataPathError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) found in {root}/<class>/<file>.")
@@ -178,8 +170,6 @@ def list_audio_folder(root: Path) -> tuple[list[str], list[str]]:
 def find_audio_column(path: Path) -> str | None:
     """The table's column of audio file paths: one named like ``audio``/``path``/``file`` whose values
     all end in an audio extension; None when there is none (the table is text or images)."""
-    from .tables import _read_frame
-
     df = _read_frame(path)
     by_key = {str(c).strip().lower(): str(c) for c in reversed(list(df.columns))}
     for key in AUDIO_COLUMNS:

@@ -14,6 +14,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from headstart.errors import DataError, DataPathError
 
+from .screen import SkippedInput, check_no_loose_files, first_names, screen_files, walk_class_folders
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 _WHITE = (255, 255, 255)
@@ -165,6 +167,13 @@ def image_problem(path: str | os.PathLike) -> str | None:
     return None
 
 
+def screen_images(paths: list[str], wheres: list[str], strict: bool, stacklevel: int
+                  ) -> tuple[list[int], list[SkippedInput]]:
+    """Decode every image; return the indices that decode and a SkippedInput for each that does not."""
+    return screen_files(paths, wheres, image_problem, singular="image", plural="images",
+                        hint="image files (re-export them)", strict=strict, stacklevel=stacklevel + 1, threads=True)
+
+
 # --------------------------------------------------------------------------- image folders
 
 
@@ -185,18 +194,11 @@ def list_image_folder(root: Path) -> tuple[list[str], list[str]]:
             f"the folder {root} is empty. An image dataset is laid out as "
             f"{root}/<class>/<image>, one subfolder per class."
         )
-    loose = [p.name for p in entries if p.is_file() and is_image_path(p.name)]
-    if loose:
-        raise DataPathError(
-            f"{root} has {len(loose)} image(s) directly inside it ({_first(loose)}). Images must "
-            f"sit in one subfolder per class, {root}/<class>/<image>, e.g. {root}/cat/1.jpg; the "
-            "subfolder name is the label. Move them into class folders (or point at a table with a "
-            "label column)."
-        )
+    check_no_loose_files(root, entries, is_image_path, kind="image", placeholder="<image>", example="cat/1.jpg")
     paths, labels, other = walk_class_folders(root, entries, is_image_path)
     if not paths:
         other = [p.name for p in entries if p.is_file()] + other
-        found = f"found {len(other)} file(s): {_first(other)}" if other else "found no files at all"
+        found = f"found {len(other)} file(s): {first_names(other)}" if other else "found no files at all"
         tables = [o for o in other if o.lower().endswith((".csv", ".tsv", ".jsonl", ".json", ".parquet"))]
         hint = f" To load a table instead, pass its path, e.g. {root / tables[0]}." if tables else ""
         raise DataPathError(
@@ -204,28 +206,3 @@ def list_image_folder(root: Path) -> tuple[list[str], list[str]]:
             f"{root}/<class>/<image>, but {found}.{hint}"
         )
     return paths, labels
-
-
-def walk_class_folders(root: Path, entries: list[Path], wanted) -> tuple[list[str], list[str], list[str]]:
-    """Walk every class subfolder among ``entries`` (sorted, hidden entries skipped): the files for
-    which ``wanted(name)`` holds with their class (the subfolder's name), and the other files
-    relative to ``root``. Shared by image and audio folders."""
-    paths: list[str] = []
-    labels: list[str] = []
-    other: list[str] = []
-    for class_dir in (p for p in entries if p.is_dir()):
-        for dirpath, dirnames, filenames in os.walk(class_dir):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(f for f in filenames if not f.startswith(".")):
-                full = Path(dirpath) / name
-                if wanted(name):
-                    paths.append(str(full))
-                    labels.append(class_dir.name)
-                else:
-                    other.append(str(full.relative_to(root)))
-    return paths, labels, other
-
-
-def _first(names: list[str], n: int = 5) -> str:
-    shown = ", ".join(names[:n])
-    return shown + (f", … ({len(names) - n} more)" if len(names) > n else "")

@@ -7,8 +7,6 @@ skipped and reported (a ``UserWarning`` plus ``LabeledData.skipped``), or raise 
 from __future__ import annotations
 
 import os
-import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,16 +16,9 @@ from PIL import Image
 from headstart.errors import DataError, DataPathError, did_you_mean
 
 from .audio import audio_items, find_audio_column, is_audio_folder, list_audio_folder, screen_audio
-from .images import image_problem, is_image_path, list_image_folder
+from .images import is_image_path, list_image_folder, screen_images
+from .screen import SkippedInput, short
 from .tables import TABLE_EXTENSIONS, read_table
-
-
-@dataclass
-class SkippedInput:
-    """One input left out because it could not be read."""
-
-    where: str  # "/abs/path/cat/3.jpg", "/abs/img.png (row 17 of reviews.csv)", "X[5] (/abs/a.jpg)"
-    reason: str  # "truncated image file (image file is truncated (8 bytes not processed))"
 
 
 @dataclass
@@ -47,58 +38,6 @@ class LabeledData:
 
     def __len__(self) -> int:
         return len(self.inputs)
-
-
-# --------------------------------------------------------------------------- unreadable images
-
-
-def screen_files(
-    paths: list[str], wheres: list[str], problem, *, singular: str, plural: str, hint: str,
-    strict: bool, stacklevel: int, threads: bool = False,
-) -> tuple[list[int], list[SkippedInput]]:
-    """Check every file with ``problem(path) -> reason | None``; return the indices that pass and a
-    SkippedInput for each that does not, warning once about them (``strict``: raise at the first)."""
-    workers = min(8, os.cpu_count() or 1)
-    if threads and len(paths) > 32 and workers > 1:  # decoding releases the GIL
-        with ThreadPoolExecutor(workers) as pool:
-            problems = list(pool.map(problem, paths))
-    else:
-        problems = [problem(p) for p in paths]
-    keep, skipped = [], []
-    for i, (where, reason) in enumerate(zip(wheres, problems)):
-        if reason is None:
-            keep.append(i)
-        elif strict:
-            raise DataError(
-                f"cannot read {singular} {where}: {reason}. Delete or re-export the file, or leave strict "
-                "off to skip it."
-            )
-        else:
-            skipped.append(SkippedInput(where, reason))
-    if skipped and not keep:
-        raise DataError(
-            f"none of the {len(paths)} {plural} could be read; the first, {skipped[0].where}: "
-            f"{skipped[0].reason}. Check that these are {hint}; {singular} paths in a "
-            "table are resolved relative to the table's folder."
-        )
-    if skipped:
-        shown = "; ".join(f"{s.where} ({s.reason})" for s in skipped[:3])
-        more = f"; … and {len(skipped) - 3} more" if len(skipped) > 3 else ""
-        warnings.warn(
-            f"skipped {len(skipped)} of {len(paths)} {plural} that could not be read: {shown}{more}. "
-            "All are listed in the returned data's .skipped (pass strict=True to fail instead).",
-            UserWarning,
-            stacklevel=stacklevel + 1,
-        )
-    return keep, skipped
-
-
-def _screen_images(
-    paths: list[str], wheres: list[str], strict: bool, stacklevel: int
-) -> tuple[list[int], list[SkippedInput]]:
-    """Decode every image; return the indices that decode and a SkippedInput for each that does not."""
-    return screen_files(paths, wheres, image_problem, singular="image", plural="images",
-                        hint="image files (re-export them)", strict=strict, stacklevel=stacklevel + 1, threads=True)
 
 
 # --------------------------------------------------------------------------- load_dataset
@@ -138,7 +77,7 @@ def load_dataset(
                 [paths[i] for i in keep], np.array([labels[i] for i in keep]), "audio", str(root), skipped
             )
         paths, labels = list_image_folder(root)
-        keep, skipped = _screen_images(paths, paths, strict, stacklevel=2)
+        keep, skipped = screen_images(paths, paths, strict, stacklevel=2)
         return LabeledData(
             [paths[i] for i in keep], np.array([labels[i] for i in keep]), "image", str(root), skipped
         )
@@ -172,7 +111,7 @@ def load_dataset(
         return LabeledData(inputs, labels, "audio", str(root), skipped)
     if table.modality == "image":
         wheres = [f"{p} ({w})" for p, w in zip(table.inputs, table.wheres)]
-        keep, skipped = _screen_images(table.inputs, wheres, strict, stacklevel=2)
+        keep, skipped = screen_images(table.inputs, wheres, strict, stacklevel=2)
         inputs = [inputs[i] for i in keep]
         labels = None if labels is None else labels[keep]
     return LabeledData(inputs, labels, table.modality, str(root), skipped)
@@ -230,7 +169,7 @@ def from_arrays(
         return LabeledData(audio, labels, "audio", source, skipped)
     if isinstance(X, np.ndarray) and X.ndim == 0:
         raise DataError(
-            f"{name} is a single value (a 0-d array of dtype {X.dtype}: {_short(X)}), not a collection of "
+            f"{name} is a single value (a 0-d array of dtype {X.dtype}: {short(X)}), not a collection of "
             f"examples. {_ACCEPTED}"
         )
     if isinstance(X, np.ndarray) and X.dtype.kind not in "OUS":
@@ -245,7 +184,7 @@ def from_arrays(
     skipped: list[SkippedInput] = []
     if modality == "image" and isinstance(items[0], str):
         wheres = [f"{name}[{i}] ({p})" for i, p in enumerate(items)]
-        keep, skipped = _screen_images(items, wheres, strict, stacklevel=2)
+        keep, skipped = screen_images(items, wheres, strict, stacklevel=2)
         items = [items[i] for i in keep]
         labels = None if labels is None else labels[keep]
     return LabeledData(items, labels, modality, source, skipped)
@@ -274,11 +213,6 @@ _ACCEPTED = (
     "(n, features) of precomputed features (use backbone='precomputed'); or a list of texts, "
     "image paths, PIL images or uint8 arrays."
 )
-
-
-def _short(value, width: int = 60) -> str:
-    text = repr(value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value)
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _numeric_array(X: np.ndarray, name: str) -> tuple[list, str]:

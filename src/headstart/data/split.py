@@ -11,16 +11,7 @@ from sklearn.model_selection import StratifiedShuffleSplit
 
 from headstart.errors import ConfigError, DataError
 
-
-def _py(value):
-    """numpy scalars as plain Python values, so messages read 'cat' rather than np.str_('cat')."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _is_missing(value) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, (float, np.floating)) and math.isnan(value)
+from .screen import is_missing, plain, short
 
 
 def _is_scalar_label(value) -> bool:
@@ -31,11 +22,6 @@ def _is_scalar_label(value) -> bool:
     except TypeError:
         return False
     return True
-
-
-def _short(value, width: int = 60) -> str:
-    text = repr(_py(value))
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _as_1d(labels, where: str) -> np.ndarray:
@@ -60,15 +46,15 @@ def check_classification_labels(labels, where: str) -> None:
     """
     arr = _as_1d(labels, where)
     for i, value in enumerate(arr):
-        if _is_missing(value):
+        if is_missing(value):
             raise DataError(
-                f"the label at index {i} of {where} is missing ({_py(value)!r}); every example needs "
+                f"the label at index {i} of {where} is missing ({plain(value)!r}); every example needs "
                 "a label. Fill it in or drop that example."
             )
     for i, value in enumerate(arr):
         if not _is_scalar_label(value):
             raise DataError(
-                f"the label at index {i} of {where} is a {type(value).__name__} ({_short(value)}); a label must "
+                f"the label at index {i} of {where} is a {type(value).__name__} ({short(value)}); a label must "
                 "be a single string or number per example. If the labels are one-hot or multi-label, this "
                 "classifier takes one class per example: pass the class name or index."
             )
@@ -76,13 +62,13 @@ def check_classification_labels(labels, where: str) -> None:
     if any(is_text) and not all(is_text):
         t, n = is_text.index(True), is_text.index(False)
         raise DataError(
-            f"the labels of {where} mix text and numbers: {_py(arr[t])!r} at index {t}, {_py(arr[n])!r} "
+            f"the labels of {where} mix text and numbers: {plain(arr[t])!r} at index {t}, {plain(arr[n])!r} "
             f"at index {n}. Make them all one type, e.g. [str(v) for v in labels]."
         )
     classes = pd.unique(arr)
     if len(classes) < 2:
         raise DataError(
-            f"only one class ({_py(classes[0])!r}) found in {where}; a classifier needs at least two. "
+            f"only one class ({plain(classes[0])!r}) found in {where}; a classifier needs at least two. "
             f"All {len(arr)} examples have that label: add examples of at least one other class."
         )
 
@@ -103,7 +89,7 @@ def stratified_split(labels, val_size=0.2, random_state=0) -> tuple[np.ndarray, 
     n = len(arr)
     codes, classes = pd.factorize(arr, use_na_sentinel=False)
     counts = np.bincount(codes, minlength=len(classes))
-    single = [(_py(classes[k])) for k in np.flatnonzero(counts < 2)]
+    single = [(plain(classes[k])) for k in np.flatnonzero(counts < 2)]
     if single:
         names = ", ".join(repr(c) for c in single)
         subject = f"class {names} has" if len(single) == 1 else f"classes {names} have"

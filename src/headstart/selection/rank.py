@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, DataError, did_you_mean
+from .scores import SCORES
 
 LAYER_CHOICES = ("all", "last")
 # What the planner and `headstart rank` score on by default. Ranking is one forward pass per backbone,
@@ -104,7 +105,6 @@ def rank_backbones(
     ``feature_dim``: the width of the rows when ``backbones`` is ``["precomputed"]`` (feature vectors).
     """
     from ..backbones import create_backbone
-    from . import SCORES
 
     scorer = SCORES.get(score)  # an unknown name raises with "Did you mean ..."
     if isinstance(backbones, str):

@@ -86,26 +86,3 @@ def _inference(model: TransferModel, items, batch_size: int, device, *, features
             logits, feature_rows = model({k: v.to(device) for k, v in batch.items()}, return_features=True)
             rows[positions] = (feature_rows if features else logits).float().cpu().numpy()
     return rows
-
-
-def predict_logits(model: TransferModel, items, *, batch_size: int = 64, device=None) -> np.ndarray:
-    """Logits ``(n, n_classes)`` in eval mode, inference-only."""
-    return _inference(model, items, batch_size, device, features=False)
-
-
-def predict_features(model: TransferModel, items, *, batch_size: int = 64, device=None) -> np.ndarray:
-    """What the head reads, ``(n, feature_dim)``, in eval mode, inference-only."""
-    return _inference(model, items, batch_size, device, features=True)
-
-
-def _inference(model: TransferModel, items, batch_size: int, device, *, features: bool) -> np.ndarray:
-    device = device or next(model.parameters()).device
-    model.eval()
-    width = model.head.in_features if features else model.head.out_features
-    rows = np.zeros((len(items), width), np.float32)
-    with torch.inference_mode():
-        for positions in model.backbone.inference_batches(items, batch_size):  # text: like lengths together
-            batch = model.backbone.preprocess([items[i] for i in positions])
-            logits, feature_rows = model({k: v.to(device) for k, v in batch.items()}, return_features=True)
-            rows[positions] = (feature_rows if features else logits).float().cpu().numpy()
-    return rows

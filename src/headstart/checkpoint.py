@@ -11,6 +11,7 @@ resumed run, sees the previous complete epoch or the new one, never a mixture. N
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -84,3 +85,27 @@ def restore_optimizer(optimizer, meta: dict, tensors: dict[str, torch.Tensor]) -
         index, name = key.split("/", 1)
         state.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+# --------------------------------------------------------------------------- checkpoint averaging
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """CPU copies of what training changes: the trainable parameters and every buffer."""
+    trainable = {name for name, p in model.named_parameters(remove_duplicate=False) if p.requires_grad}
+    trainable.update(name for name, _ in model.named_buffers(remove_duplicate=False))
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if k in trainable}
+
+
+def average_states(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of floating-point tensors; other tensors (counters) from the first."""
+    averaged = {}
+    for name, first in states[0].items():
+        if first.is_floating_point():
+            total = torch.zeros_like(first, dtype=torch.float64)
+            for state in states:
+                total += state[name].to(torch.float64)
+            averaged[name] = (total / len(states)).to(first.dtype)
+        else:
+            averaged[name] = first.clone()
+    return averaged

@@ -25,6 +25,7 @@ the real modules.
 from __future__ import annotations
 
 import contextlib
+import time
 
 import torch
 from torch import nn
@@ -71,6 +72,18 @@ def blocker(backbone, *, inputs_vary: bool, mixes_batches: bool, terms) -> str |
     if len(terms):
         return "a loss term reads the raw batch"
     return None
+
+
+def reuse_frozen_prefix(backbone, items, batch_size: int, device, *, inputs_vary: bool, mixes_batches: bool,
+                        terms) -> tuple[FrozenPrefix | None, str]:
+    """``(prefix or None, note for the fit summary)``: the frozen groups' outputs for ``items``,
+    computed once for every epoch when :func:`blocker` allows it and the probe agrees."""
+    why_not = blocker(backbone, inputs_vary=inputs_vary, mixes_batches=mixes_batches, terms=terms)
+    if why_not:
+        return None, f"not reused: {why_not}"
+    started = time.perf_counter()
+    prefix, note = FrozenPrefix.build(backbone, items, batch_size, device)
+    return prefix, f"{note} in {time.perf_counter() - started:.1f} s"
 
 
 class FrozenPrefix:

@@ -4,10 +4,15 @@ Devices and precision are placed by Hugging Face Accelerate (model, optimizer, s
 so the same loop runs on a CPU or a GPU without the strategies knowing. Batches are drawn by
 :func:`epoch_batches` rather than a prepared DataLoader so that an epoch is a function of
 (seed, epoch) and resumes exactly; sharding them across DDP processes is the step still missing
-for multi-GPU runs. Optimisation: AdamW (fused where the device has the kernel) with layer-wise
-learning-rate decay (the head at ``head_lr``, the last trainable group at ``lr``, each earlier group
-``layer_decay`` times the next), a linear warm-up then cosine decay, and early stopping on
-validation accuracy that restores the best epoch.
+for multi-GPU runs. Optimisation (:mod:`headstart.optim`): AdamW with layer-wise learning-rate
+decay and a warm-up cosine schedule, and early stopping on validation accuracy that restores the
+best epoch.
+
+The loop runs in four steps, each a function: set-up (:func:`_set_up`), one epoch of training
+batches (:func:`_train_epoch`), validation and early stopping (:func:`_end_epoch`), and the end of
+training (:func:`_finish`: the best epoch, or the average of the best). What carries from one
+epoch to the next is one :class:`LoopState`, which is also what a checkpoint saves and a resumed
+fit restores.
 
 Data-side regularization (:mod:`headstart.augment`): the backbone is told the training-time
 preprocessing options (RandAugment, token dropout) and applies the ones it supports; mixup / CutMix
@@ -32,10 +37,12 @@ import torch
 from torch import nn
 
 from .augment import DEFAULT_AUGMENTATION, configure_augmentation, make_batch_mixer, uses_training_preprocessing
-from .checkpoint import load_checkpoint, restore_optimizer, save_checkpoint
-from .errors import ConfigError, RunFolderError
+from .checkpoint import average_states, load_checkpoint, restore_optimizer, save_checkpoint, trainable_state
+from .errors import ConfigError, RunFolderError, TrainingDivergedError
 from .intervals import accuracy_text
 from .model import TransferModel, predict_logits
+from .optim import make_accelerator, make_optimizer, parameter_groups, warmup_cosine
+from .prefix import reuse_frozen_prefix
 from .terms import LossTerm, StepOutputs
 
 
@@ -49,9 +56,8 @@ def default_batch_size(n_train: int) -> int:
     examples takes at least 16 optimizer steps, but never fewer than 8 examples.
 
     With a few examples per class, batches of 32 leave an early-stopped fine-tune only a few dozen
-    steps in all. Measured with ``finetune`` (3 seeds each, docs/benchmarks.md): batch 8 against 32
-    gave digits@10 0.818 against 0.757, vader@64 0.706 against 0.639, vader@8 0.545 against 0.516
-    and fashion@10 0.705 against 0.696. From 512 training examples on, this is 32 as before.
+    steps in all, and fine-tunes score lower (docs/benchmarks.md, "Why these defaults" of the
+    regularized fine-tuning section). From 512 training examples on, this is 32.
     """
     return int(min(DEFAULT_BATCH_SIZE, max(SMALLEST_DEFAULT_BATCH, math.ceil(n_train / MIN_STEPS_PER_EPOCH))))
 
@@ -96,55 +102,6 @@ class TrainResult:
     resumed_after_epoch: int | None = None  # the last epoch a restored checkpoint had finished; None on a fresh fit
 
 
-def make_accelerator(device: str = "auto", precision: str = "no"):
-    from accelerate import Accelerator
-
-    return Accelerator(cpu=(device == "cpu"), mixed_precision=precision)
-
-
-def parameter_groups(model: TransferModel, settings: TrainSettings) -> list[dict]:
-    """AdamW groups: head at head_lr; trainable backbone group i at lr * decay**(last - i)."""
-    groups = model.backbone.layer_groups()
-    seen: set[int] = set()
-    result = [{"params": list(model.head.parameters()), "lr": settings.head_lr, "name": "head"}]
-    seen.update(id(p) for p in model.head.parameters())
-    last = len(groups) - 1
-    for index, group in enumerate(groups):
-        params = [p for p in group.parameters() if p.requires_grad and id(p) not in seen]
-        seen.update(id(p) for p in params)
-        if params:
-            lr = settings.lr * settings.layer_decay ** (last - index)
-            result.append({"params": params, "lr": lr, "name": group.name})
-    leftover = [p for p in model.parameters() if p.requires_grad and id(p) not in seen]
-    if leftover:  # e.g. a text model's unused pooler: train it like the top group
-        result.append({"params": leftover, "lr": settings.lr, "name": "other"})
-    for group in result:
-        group["initial_lr"] = group["lr"]
-    return result
-
-
-def make_optimizer(groups: list[dict], settings: TrainSettings, device: torch.device) -> torch.optim.AdamW:
-    """AdamW over ``groups``, with torch's fused kernel where the device has one.
-
-    On a 2-core CPU the fused update of ``minilm_l6`` (22M weights) took 0.01 s against 0.07 s
-    for the default multi-tensor one: a fifth of a fine-tuning step at batch 8.
-    """
-    fused = device.type in ("cpu", "cuda", "mps", "xpu")  # the devices torch 2.13 has fused AdamW for
-    return torch.optim.AdamW(groups, weight_decay=settings.weight_decay, fused=fused or None)
-
-
-def warmup_cosine(total_steps: int, warmup_fraction: float):
-    warmup = max(1, int(round(total_steps * warmup_fraction)))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
-
-
 def seed_everything(seed: int) -> None:
     """Seed every generator an epoch draws from: data order, augmentation (Python's ``random``
     and torch, as timm's transforms use both), dropout."""
@@ -166,8 +123,6 @@ def _preprocess(backbone, items, indices, train: bool, device) -> dict[str, torc
 
 
 def _diverged(loss_value: float, epoch: int, index: int, terms, settings) -> None:
-    from .errors import TrainingDivergedError
-
     weighted = ", ".join(f"{t.name} (weight {t.weight:g})" for t in terms)
     hint = (f"lower the loss terms' weight (adapt_weight / regularizer_weight; now: {weighted}) or the learning rate "
             f"(lr={settings.lr:g})" if terms else f"lower the learning rate (lr={settings.lr:g})")
@@ -175,39 +130,9 @@ def _diverged(loss_value: float, epoch: int, index: int, terms, settings) -> Non
                                 f"{hint}")
 
 
-def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """CPU copies of what training changes: the trainable parameters and every buffer."""
-    trainable = {name for name, p in model.named_parameters(remove_duplicate=False) if p.requires_grad}
-    trainable.update(name for name, _ in model.named_buffers(remove_duplicate=False))
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if k in trainable}
-
-
-def average_states(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """The element-wise mean of floating-point tensors; other tensors (counters) from the first."""
-    averaged = {}
-    for name, first in states[0].items():
-        if first.is_floating_point():
-            total = torch.zeros_like(first, dtype=torch.float64)
-            for state in states:
-                total += state[name].to(torch.float64)
-            averaged[name] = (total / len(states)).to(first.dtype)
-        else:
-            averaged[name] = first.clone()
-    return averaged
-
-
 def _rank(key: tuple, epoch: int) -> tuple:
     """Sort order of the averaging pool: best validation key first, the earlier epoch on ties."""
     return tuple(-x for x in key), epoch
-
-
-def _enters_pool(pool: list, key: tuple, epoch: int, k: int) -> bool:
-    return len(pool) < k or _rank(key, epoch) < _rank(*pool[-1][:2])
-
-
-def _add_to_pool(pool: list, entry: tuple, k: int) -> list:
-    """The k best ``(key, epoch, state)`` entries, best first."""
-    return sorted([*pool, entry], key=lambda e: _rank(*e[:2]))[:k]
 
 
 def _evaluate(model: TransferModel, items, y: np.ndarray, batch_size: int) -> tuple[float, float]:
@@ -216,6 +141,91 @@ def _evaluate(model: TransferModel, items, y: np.ndarray, batch_size: int) -> tu
     loss = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.as_tensor(y, dtype=torch.long)))
     accuracy = float((logits.argmax(1) == y).mean()) if len(y) else float("nan")
     return accuracy, loss
+
+
+@dataclass
+class _Setup:
+    """What one fit builds before its first epoch and every epoch uses."""
+
+    model: nn.Module  # as Accelerate prepared it (possibly wrapped); ``unwrapped`` is the TransferModel itself
+    unwrapped: TransferModel
+    terms: nn.ModuleList
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    accelerator: object
+    device: torch.device
+    loss_fn: nn.Module  # on hard labels; with mixed batches, on the mixer's soft targets
+    mixer: object | None
+    mix_key: str | None
+    train_preprocessing: bool
+    total_steps: int
+
+
+@dataclass
+class LoopState:
+    """Everything the loop carries from one epoch to the next; a checkpoint is this state written out,
+    and a resumed fit reads it back before its next epoch."""
+
+    result: TrainResult = field(default_factory=TrainResult)  # history, best epoch and its score
+    epoch: int = 0  # the last finished epoch
+    step: int = 0  # optimizer steps taken, over every session of the fit
+    seen: int = 0  # training examples stepped on, over every session
+    seen_at_start: int = 0  # ``seen`` when this session began: its own throughput counts the rest
+    stale: int = 0  # epochs since the best validation key last improved
+    stopped: bool = False  # early stopping ended the fit
+    best_key: tuple | None = None  # (validation accuracy, -validation loss) of the best epoch
+    best_state: dict | None = None  # CPU copy of the best epoch's weights
+    average_pool: list = field(default_factory=list)  # (key, epoch, trainable state) of the best epochs, best first
+
+    def save(self, folder, run_key: str, setup: _Setup) -> None:
+        save_checkpoint(folder, model=setup.unwrapped, terms=setup.terms, optimizer=setup.optimizer,
+                        scheduler=setup.scheduler, best_state=self.best_state,
+                        average_states=[state for _, _, state in self.average_pool], meta={
+                            "average_pool": [[list(k), e] for k, e, _ in self.average_pool],
+                            "run_key": run_key, "epoch": self.epoch, "step": self.step, "seen": self.seen,
+                            "stale": self.stale, "stopped": self.stopped,
+                            "best_key": list(self.best_key) if self.best_key else None,
+                            "best_epoch": self.result.best_epoch, "best_val_accuracy": self.result.best_val_accuracy,
+                            "history": self.result.history})
+
+    @classmethod
+    def restore(cls, folder, run_key: str, setup: _Setup) -> LoopState:
+        """The state saved in ``folder`` (loading the weights, loss terms, optimizer and scheduler into
+        ``setup``), or a fresh one when ``folder`` is None or holds no checkpoint."""
+        restored = load_checkpoint(folder) if folder else None
+        if not restored:
+            return cls()
+        meta, tensors = restored
+        if meta.get("run_key") != run_key:
+            raise RunFolderError(f"the checkpoint in {folder} belongs to another fit (other data or settings); "
+                                 f"delete it, or resume with the data and options it was started with")
+        setup.unwrapped.load_state_dict(tensors["model"])
+        setup.terms.load_state_dict(tensors["terms"])
+        restore_optimizer(setup.optimizer, meta, tensors["optim"])
+        setup.scheduler.load_state_dict(meta["scheduler"])
+        result = TrainResult(history=meta["history"], best_epoch=meta["best_epoch"],
+                             best_val_accuracy=meta["best_val_accuracy"], resumed_after_epoch=meta["epoch"])
+        pool = [(tuple(key), epoch, state) for (key, epoch), state in zip(meta.get("average_pool", []), tensors["avg"])]
+        return cls(result=result, epoch=meta["epoch"], step=meta["step"], seen=meta["seen"],
+                   seen_at_start=meta["seen"], stale=meta["stale"], stopped=meta["stopped"],
+                   best_key=tuple(meta["best_key"]) if meta["best_key"] else None,
+                   best_state=tensors["best"] if meta["has_best"] else None, average_pool=pool)
+
+    def score_epoch(self, epoch: int, key: tuple, val_accuracy: float, model: TransferModel, patience: int) -> None:
+        """Keep ``model``'s weights if ``key`` is the best so far, else count the epoch towards early stopping."""
+        if self.best_key is None or key > self.best_key:
+            self.best_key, self.stale = key, 0
+            self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            self.result.best_epoch, self.result.best_val_accuracy = epoch, val_accuracy
+        else:
+            self.stale += 1
+            self.stopped = self.stale >= patience
+
+    def offer_for_averaging(self, epoch: int, key: tuple, model: TransferModel, k: int) -> None:
+        """Keep the k best epochs' trainable states, best first (ties: the earlier epoch)."""
+        if len(self.average_pool) < k or _rank(key, epoch) < _rank(*self.average_pool[-1][:2]):
+            entry = (key, epoch, trainable_state(model))
+            self.average_pool = sorted([*self.average_pool, entry], key=lambda e: _rank(*e[:2]))[:k]
 
 
 def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val_items, val_y: np.ndarray,
@@ -227,164 +237,165 @@ def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val
     unlabeled target inputs that terms with ``needs_target`` see. With ``checkpoint_dir``, every
     finished epoch is saved there, and a later call with the same ``run_key`` continues from it.
     """
-    from tqdm.auto import tqdm
-
     terms = nn.ModuleList(terms)
     if any(t.needs_target for t in terms) and not target_items:
         needing = ", ".join(t.name for t in terms if t.needs_target)
         raise ConfigError(f"{needing} adapt(s) to unlabeled target data, but no target inputs were given; "
                           f"pass X_target (API) or --target (CLI)")
+    setup = _set_up(model, terms, len(train_items), settings)
+    state = LoopState.restore(checkpoint_dir, run_key, setup)
+    started = time.perf_counter()
+    elapsed_before = state.result.history[-1]["seconds"] if state.result.history else 0.0
+    prefix = None
+    if state.epoch < settings.epochs and not state.stopped:  # the frozen groups run once for all epochs, if they can
+        backbone = setup.unwrapped.backbone
+        inputs_vary = setup.train_preprocessing and backbone.training_inputs_vary()
+        prefix, state.result.frozen_prefix = reuse_frozen_prefix(
+            backbone, train_items, max(64, settings.batch_size), setup.device, terms=terms,
+            inputs_vary=inputs_vary, mixes_batches=setup.mixer is not None)
+    for epoch in range(state.epoch + 1, settings.epochs + 1):
+        if state.stopped:
+            break
+        epoch_loss, batches = _train_epoch(setup, state, epoch, train_items, train_y, target_items, prefix, settings)
+        _end_epoch(setup, state, epoch, epoch_loss / max(1, batches), val_items, val_y, settings,
+                   lambda: elapsed_before + time.perf_counter() - started, epoch_log)
+        if checkpoint_dir:
+            state.save(checkpoint_dir, run_key, setup)
+    return _finish(setup, state, val_items, val_y, settings, started)
+
+
+def _set_up(model: TransferModel, terms: nn.ModuleList, n_train: int, settings: TrainSettings) -> _Setup:
+    """Seed, configure the backbone's training-time preprocessing, and build the optimizer, the
+    schedule and the loss, with the model and optimizer placed by Accelerate."""
     seed_everything(settings.seed)
     model.backbone.batchnorm_stats_frozen = not settings.train_bn
     configure_augmentation(model.backbone, augment=settings.augment, randaugment=settings.randaugment,
                            token_dropout=settings.token_dropout)
     mixer, mix_key = make_batch_mixer(settings, model.backbone, model.head.out_features) or (None, None)
-    train_preprocessing = uses_training_preprocessing(settings)
-    average_k = settings.average_checkpoints if settings.average_checkpoints >= 2 else 0
     accelerator = make_accelerator(settings.device, settings.precision)
     device = accelerator.device
-    groups = parameter_groups(model, settings)
+    groups = parameter_groups(model, lr=settings.lr, head_lr=settings.head_lr, layer_decay=settings.layer_decay)
     term_params = [p for p in terms.parameters() if p.requires_grad]
     if term_params:
         groups.append({"params": term_params, "lr": settings.head_lr, "initial_lr": settings.head_lr, "name": "terms"})
-    optimizer = make_optimizer(groups, settings, device)
-    steps_per_epoch = math.ceil(len(train_items) / settings.batch_size)
-    total_steps = max(1, settings.epochs * steps_per_epoch)
+    optimizer = make_optimizer(groups, weight_decay=settings.weight_decay, device=device)
+    total_steps = max(1, settings.epochs * math.ceil(n_train / settings.batch_size))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, settings.warmup_fraction))
     terms.to(device)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    unwrapped = accelerator.unwrap_model(model)
+    prepared, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    unwrapped = accelerator.unwrap_model(prepared)
     for term in terms:
         term.setup(unwrapped)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     if mixer:
         from timm.loss import SoftTargetCrossEntropy
 
-        soft_loss_fn = SoftTargetCrossEntropy()  # the mixer's targets carry the label smoothing
-    average_pool: list = []  # (key, epoch, trainable state) of the best epochs, for checkpoint averaging
-    result = TrainResult()
-    best_state, best_key, stale, step, seen, first_epoch, stopped = None, None, 0, 0, 0, 1, False
-    restored = load_checkpoint(checkpoint_dir) if checkpoint_dir else None
-    if restored:
-        meta, tensors = restored
-        if meta.get("run_key") != run_key:
-            raise RunFolderError(f"the checkpoint in {checkpoint_dir} belongs to another fit (other data or settings); "
-                                 f"delete it, or resume with the data and options it was started with")
-        unwrapped.load_state_dict(tensors["model"])
-        terms.load_state_dict(tensors["terms"])
-        restore_optimizer(optimizer, meta, tensors["optim"])
-        scheduler.load_state_dict(meta["scheduler"])
-        best_state = tensors["best"] if meta["has_best"] else None
-        best_key = tuple(meta["best_key"]) if meta["best_key"] else None
-        stale, step, seen, stopped = meta["stale"], meta["step"], meta["seen"], meta["stopped"]
-        result.history = meta["history"]
-        result.best_epoch, result.best_val_accuracy = meta["best_epoch"], meta["best_val_accuracy"]
-        first_epoch = meta["epoch"] + 1
-        result.resumed_after_epoch = meta["epoch"]
-        average_pool = [(tuple(entry[0]), entry[1], state)
-                        for entry, state in zip(meta.get("average_pool", []), tensors["avg"])]
-    started = time.perf_counter()
-    elapsed_before = result.history[-1]["seconds"] if result.history else 0.0
-    prefix = None
-    if first_epoch <= settings.epochs and not stopped:
-        prefix, result.frozen_prefix = _frozen_prefix(unwrapped.backbone, train_items, settings, mixer, terms, device)
-    for epoch in range(first_epoch, settings.epochs + 1):
-        if stopped:
-            break
-        seed_everything(settings.seed * 10_007 + epoch)
-        model.train()
-        terms.train()
-        epoch_loss, batches = 0.0, 0
-        target_batches = epoch_batches(len(target_items), settings.batch_size, settings.seed + 1, epoch) if target_items else []
-        batches_started, seen_before = time.perf_counter(), seen
-        # The frozen modules are swapped for the cached outputs during the training batches only.
-        with prefix.swapped() if prefix else contextlib.nullcontext():
-            for index, indices in enumerate(tqdm(epoch_batches(len(train_items), settings.batch_size, settings.seed, epoch),
-                                                 desc=f"epoch {epoch}/{settings.epochs}", leave=False, disable=None if settings.progress else True)):
-                batch = prefix.batch(indices) if prefix else _preprocess(unwrapped.backbone, train_items, indices,
-                                                                         train_preprocessing, device)
-                labels = torch.as_tensor(train_y[indices], dtype=torch.long, device=device)
-                if mixer:  # labels stay the hard labels for loss terms; the loss uses the mixed targets
-                    batch[mix_key], targets = mixer(batch[mix_key], labels)
-                logits, features = model(batch, return_features=True)
-                loss = soft_loss_fn(logits, targets) if mixer else loss_fn(logits, labels)
-                if terms:
-                    outputs = StepOutputs(batch=batch, features=features, logits=logits, labels=labels,
-                                          step=step, total_steps=total_steps)
-                    if target_batches:
-                        target_indices = target_batches[index % len(target_batches)]
-                        outputs.target_batch = _preprocess(unwrapped.backbone, target_items, target_indices, train_preprocessing, device)
-                        outputs.target_logits, outputs.target_features = model(outputs.target_batch, return_features=True)
-                    for term in terms:
-                        loss = loss + term.weight * term(outputs, unwrapped)
-                loss_value = float(loss.detach())
-                if not math.isfinite(loss_value):  # before the step: NaN gradients would corrupt every weight
-                    _diverged(loss_value, epoch, index, terms, settings)
-                optimizer.zero_grad(set_to_none=True)
-                accelerator.backward(loss)
-                optimizer.step()
-                scheduler.step()
-                epoch_loss += loss_value
-                batches += 1
-                step += 1
-                seen += len(indices)
-        if seen > seen_before:
-            result.batch_seconds += time.perf_counter() - batches_started
-        val_accuracy, val_loss = _evaluate(unwrapped, val_items, val_y, settings.batch_size)
-        result.history.append({"epoch": epoch, "train_loss": epoch_loss / max(1, batches),
-                               "val_loss": val_loss, "val_accuracy": val_accuracy,
-                               "seconds": elapsed_before + time.perf_counter() - started})
-        key = (val_accuracy, -val_loss)
-        if best_key is None or key > best_key:
-            best_key, stale = key, 0
-            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in unwrapped.state_dict().items()})
-            result.best_epoch, result.best_val_accuracy = epoch, val_accuracy
-        else:
-            stale += 1
-            stopped = stale >= settings.patience
-        if epoch_log:  # progress a log file keeps too: tqdm's bar shows only on a terminal
-            entry = result.history[-1]
-            epoch_log(f"epoch {epoch}/{settings.epochs}: train loss {entry['train_loss']:.4f}, validation accuracy "
-                      f"{accuracy_text(val_accuracy, len(val_y))} (loss {val_loss:.4f}), {entry['seconds']:.0f} s"
-                      + (f"; stopping early: no better validation score for {stale} epochs, keeping epoch "
-                         f"{result.best_epoch}" if stopped and epoch < settings.epochs else ""))
-        if average_k and not math.isnan(val_accuracy) and _enters_pool(average_pool, key, epoch, average_k):
-            average_pool = _add_to_pool(average_pool, (key, epoch, trainable_state(unwrapped)), average_k)
-        if checkpoint_dir:
-            save_checkpoint(checkpoint_dir, model=unwrapped, terms=terms, optimizer=optimizer, scheduler=scheduler,
-                            best_state=best_state, average_states=[state for _, _, state in average_pool], meta={
-                                "average_pool": [[list(k), e] for k, e, _ in average_pool],
-                                "run_key": run_key, "epoch": epoch, "step": step, "seen": seen, "stale": stale,
-                                "stopped": stopped, "best_key": list(best_key) if best_key else None,
-                                "best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy,
-                                "history": result.history})
-    for term in terms:
-        term.teardown(unwrapped)
-    if best_state is not None:
-        unwrapped.load_state_dict(best_state)
-        if len(average_pool) >= 2:
-            _try_average(unwrapped, average_pool, best_state, val_items, val_y, settings, result)
-    unwrapped.eval()
-    unwrapped.backbone.batchnorm_stats_frozen = False
-    unwrapped.backbone.augmentation = DEFAULT_AUGMENTATION
+        loss_fn = SoftTargetCrossEntropy()  # the mixer's targets carry the label smoothing
+    else:
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    return _Setup(model=prepared, unwrapped=unwrapped, terms=terms, optimizer=optimizer, scheduler=scheduler,
+                  accelerator=accelerator, device=device, loss_fn=loss_fn, mixer=mixer, mix_key=mix_key,
+                  train_preprocessing=uses_training_preprocessing(settings), total_steps=total_steps)
+
+
+def _train_epoch(setup: _Setup, state: LoopState, epoch: int, train_items, train_y: np.ndarray, target_items,
+                 prefix, settings: TrainSettings) -> tuple[float, int]:
+    """One pass over the training batches; ``(summed loss, batches)``."""
+    from tqdm.auto import tqdm
+
+    seed_everything(settings.seed * 10_007 + epoch)
+    setup.model.train()
+    setup.terms.train()
+    epoch_loss, batches = 0.0, 0
+    target_batches = (epoch_batches(len(target_items), settings.batch_size, settings.seed + 1, epoch)
+                      if target_items else [])
+    batches_started, seen_before = time.perf_counter(), state.seen
+    progress = tqdm(epoch_batches(len(train_items), settings.batch_size, settings.seed, epoch),
+                    desc=f"epoch {epoch}/{settings.epochs}", leave=False, disable=None if settings.progress else True)
+    # The frozen modules are swapped for the cached outputs during the training batches only.
+    with prefix.swapped() if prefix else contextlib.nullcontext():
+        for index, indices in enumerate(progress):
+            batch = prefix.batch(indices) if prefix else _preprocess(setup.unwrapped.backbone, train_items, indices,
+                                                                     setup.train_preprocessing, setup.device)
+            labels = torch.as_tensor(train_y[indices], dtype=torch.long, device=setup.device)
+            target_indices = target_batches[index % len(target_batches)] if target_batches else None
+            loss = _batch_loss(setup, state, batch, labels, target_items, target_indices)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):  # before the step: NaN gradients would corrupt every weight
+                _diverged(loss_value, epoch, index, setup.terms, settings)
+            setup.optimizer.zero_grad(set_to_none=True)
+            setup.accelerator.backward(loss)
+            setup.optimizer.step()
+            setup.scheduler.step()
+            epoch_loss += loss_value
+            batches += 1
+            state.step += 1
+            state.seen += len(indices)
+    if state.seen > seen_before:
+        state.result.batch_seconds += time.perf_counter() - batches_started
+    return epoch_loss, batches
+
+
+def _batch_loss(setup: _Setup, state: LoopState, batch: dict, labels: torch.Tensor, target_items,
+                target_indices) -> torch.Tensor:
+    """The training loss of one batch: cross-entropy (on mixed targets when batches are mixed) plus
+    each loss term's weighted value; a term that needs target data sees the target batch."""
+    targets = labels
+    if setup.mixer:  # labels stay the hard labels for loss terms; the loss uses the mixed targets
+        batch[setup.mix_key], targets = setup.mixer(batch[setup.mix_key], labels)
+    logits, features = setup.model(batch, return_features=True)
+    loss = setup.loss_fn(logits, targets)
+    if setup.terms:
+        outputs = StepOutputs(batch=batch, features=features, logits=logits, labels=labels,
+                              step=state.step, total_steps=setup.total_steps)
+        if target_indices is not None:
+            outputs.target_batch = _preprocess(setup.unwrapped.backbone, target_items, target_indices,
+                                               setup.train_preprocessing, setup.device)
+            outputs.target_logits, outputs.target_features = setup.model(outputs.target_batch, return_features=True)
+        for term in setup.terms:
+            loss = loss + term.weight * term(outputs, setup.unwrapped)
+    return loss
+
+
+def _end_epoch(setup: _Setup, state: LoopState, epoch: int, train_loss: float, val_items, val_y: np.ndarray,
+               settings: TrainSettings, elapsed, epoch_log) -> None:
+    """Validate, record the epoch in the history, keep the best weights, decide early stopping, and
+    offer the epoch to checkpoint averaging."""
+    val_accuracy, val_loss = _evaluate(setup.unwrapped, val_items, val_y, settings.batch_size)
+    result = state.result
+    result.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                           "val_accuracy": val_accuracy, "seconds": elapsed()})
+    state.epoch = epoch
+    key = (val_accuracy, -val_loss)
+    state.score_epoch(epoch, key, val_accuracy, setup.unwrapped, settings.patience)
+    if epoch_log:  # progress a log file keeps too: tqdm's bar shows only on a terminal
+        entry = result.history[-1]
+        epoch_log(f"epoch {epoch}/{settings.epochs}: train loss {entry['train_loss']:.4f}, validation accuracy "
+                  f"{accuracy_text(val_accuracy, len(val_y))} (loss {val_loss:.4f}), {entry['seconds']:.0f} s"
+                  + (f"; stopping early: no better validation score for {state.stale} epochs, keeping epoch "
+                     f"{result.best_epoch}" if state.stopped and epoch < settings.epochs else ""))
+    if settings.average_checkpoints >= 2 and not math.isnan(val_accuracy):
+        state.offer_for_averaging(epoch, key, setup.unwrapped, settings.average_checkpoints)
+
+
+def _finish(setup: _Setup, state: LoopState, val_items, val_y: np.ndarray, settings: TrainSettings,
+            started: float) -> TrainResult:
+    """Load the best epoch (or the average of the best epochs, if it validates at least as well),
+    hand the backbone back in its inference configuration, and fill in the timings."""
+    model, result = setup.unwrapped, state.result
+    for term in setup.terms:
+        term.teardown(model)
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
+        if len(state.average_pool) >= 2:
+            _try_average(model, state.average_pool, state.best_state, val_items, val_y, settings, result)
+    model.eval()
+    model.backbone.batchnorm_stats_frozen = False
+    model.backbone.augmentation = DEFAULT_AUGMENTATION
     result.seconds = time.perf_counter() - started
-    result.examples_per_second = seen / max(result.seconds, 1e-9)
-    trained_here = seen - (meta["seen"] if restored else 0)
+    result.examples_per_second = state.seen / max(result.seconds, 1e-9)
+    trained_here = state.seen - state.seen_at_start
     result.batch_examples_per_second = trained_here / result.batch_seconds if result.batch_seconds else 0.0
     return result
-
-
-def _frozen_prefix(backbone, train_items, settings: TrainSettings, mixer, terms, device):
-    """``(FrozenPrefix or None, note for the summary)``: whether the frozen groups run once for all epochs."""
-    from .prefix import FrozenPrefix, blocker
-
-    inputs_vary = uses_training_preprocessing(settings) and backbone.training_inputs_vary()
-    why_not = blocker(backbone, inputs_vary=inputs_vary, mixes_batches=mixer is not None, terms=terms)
-    if why_not:
-        return None, f"not reused: {why_not}"
-    started = time.perf_counter()
-    prefix, note = FrozenPrefix.build(backbone, train_items, max(64, settings.batch_size), device)
-    return prefix, f"{note} in {time.perf_counter() - started:.1f} s"
 
 
 def _try_average(model: TransferModel, pool: list, best_state: dict, val_items, val_y: np.ndarray,

@@ -23,9 +23,10 @@ LAYERS = {
               "headstart.demo"],
     "composition": ["headstart.planner", "headstart.fitting", "headstart.adapt.select"],
     "strategies": ["headstart.strategies", "headstart.train", "headstart.optim", "headstart.regularizers",
-                   "headstart.adapt", "headstart.selection", "headstart.prefix", "headstart.augment", "headstart.runs"],
+                   "headstart.adapt", "headstart.selection", "headstart.prefix", "headstart.runs"],
+    # augment: the training-time input options and batch mixing that backbones apply and the loop asks for
     "model": ["headstart.model", "headstart.backbones", "headstart.data", "headstart.cache", "headstart.baselines",
-              "headstart.heads", "headstart.checkpoint", "headstart.terms", "headstart.datasets"],
+              "headstart.heads", "headstart.checkpoint", "headstart.terms", "headstart.datasets", "headstart.augment"],
     "utilities": ["headstart.config", "headstart.errors", "headstart.atomic", "headstart.registry",
                   "headstart.intervals", "headstart.metrics", "headstart._torchvision_fix", "headstart._version"],
 }

@@ -123,53 +123,66 @@ def select_adaptation(fit_candidate: Callable[[str | None, float | None], object
             continue
         if method is None and source_validation is not None:
             dev_weights = _dev_weights(estimator, target_items, source_validation)
-            dev_effective = effective_sample_size(dev_weights)
-        probabilities = estimator.predict_proba(target_items)
-        row.update(status="scored", im=information_maximization(probabilities), snd=snd(probabilities),
-                   source_val_accuracy=(getattr(estimator, "fit_summary_", {}) or {}).get("val_accuracy"))
-        if dev_weights is not None:
-            row["dev"] = _dev(estimator, source_validation, dev_weights)
-        if known is not None:
-            predictions = estimator.classes_[probabilities[known].argmax(1)]
-            row["target_accuracy"] = float((predictions == np.asarray(y_target, dtype=object)[known]).mean())
+        _score(row, estimator, target_items, y_target, known, source_validation, dev_weights)
         row["seconds"] = time.perf_counter() - started
         rows.append(row)
-        key = row.get("target_accuracy", row["im"]), row["im"]
         log(f"adapt=auto: {name} " + (f"target accuracy {accuracy_text(row['target_accuracy'], len(known))}, "
                                       if known is not None else "")
             + f"information maximization {row['im']:.3f}" + (f", DEV {row['dev']:.3f}" if "dev" in row else ""))
         if method is None:
             source_only, source_row = estimator, row
+        key = row.get("target_accuracy", row["im"]), row["im"]
         if best_key is None or key > best_key:
             best, best_key, chosen = estimator, key, row
     skipped = [row["candidate"] for row in rows if row["status"] == "skipped"]
     if skipped:
         log(f"adapt=auto: the {budget_seconds:.0f} s budget left {len(skipped)} of {len(plan)} candidates untried "
             f"({', '.join(skipped)}); a larger budget tries them")
-    gate = None
-    if known is None and "dev" in chosen and chosen is not source_row:
-        trusted = dev_effective >= DEV_MIN_EFFECTIVE_SHARE * len(dev_weights)
-        gate = {"im_choice": chosen["candidate"], "dev": chosen["dev"], "source_only_dev": source_row["dev"],
-                "effective_rows": round(dev_effective, 1), "rows": len(dev_weights), "trusted": trusted,
-                "kept": not trusted or chosen["dev"] <= source_row["dev"]}
-        if not trusted:
-            log(f"adapt=auto: DEV is not used to guard {chosen['candidate']}: its importance weights rest on "
-                f"{dev_effective:.1f} of {len(dev_weights)} source validation rows (effective sample size; at least "
-                f"{DEV_MIN_EFFECTIVE_SHARE:.0%} needed), because source and target are nearly separable; "
-                f"information maximization alone decided")
-        elif not gate["kept"]:
-            log(f"adapt=auto: {chosen['candidate']} has the best information maximization, but its DEV risk "
-                f"{chosen['dev']:.3f} is above source-only's {source_row['dev']:.3f}; keeping source-only")
-            best, chosen = source_only, source_row
+    gate = _dev_gate(chosen, source_row, dev_weights, log) if known is None else None
+    if gate and not gate["kept"]:
+        best, chosen = source_only, source_row
+    dev_effective = None if dev_weights is None else round(effective_sample_size(dev_weights), 1)
     record = {"validator": "target accuracy on the labeled target inputs" if known is not None
               else "information maximization on the unlabeled target inputs"
               + (", if its DEV risk is no higher than source-only's" if gate and gate["trusted"] else ""),
               "n_target_labeled": 0 if known is None else int(len(known)),
               "candidates": rows, "chosen": chosen["candidate"], "chosen_method": chosen["method"],
-              "chosen_weight": chosen["weight"], "dev_gate": gate,
-              "dev_effective_rows": None if dev_weights is None else round(dev_effective, 1),
+              "chosen_weight": chosen["weight"], "dev_gate": gate, "dev_effective_rows": dev_effective,
               "dev_rows": None if dev_weights is None else len(dev_weights)}
     return best, record
+
+
+def _score(row: dict, estimator, target_items, y_target, known, source_validation, dev_weights) -> None:
+    """Fill ``row`` with the candidate's validator scores on the target inputs (and DEV, labeled accuracy)."""
+    probabilities = estimator.predict_proba(target_items)
+    row.update(status="scored", im=information_maximization(probabilities), snd=snd(probabilities),
+               source_val_accuracy=(getattr(estimator, "fit_summary_", {}) or {}).get("val_accuracy"))
+    if dev_weights is not None:
+        row["dev"] = _dev(estimator, source_validation, dev_weights)
+    if known is not None:
+        predictions = estimator.classes_[probabilities[known].argmax(1)]
+        row["target_accuracy"] = float((predictions == np.asarray(y_target, dtype=object)[known]).mean())
+
+
+def _dev_gate(chosen: dict, source_row: dict, dev_weights, log) -> dict | None:
+    """Whether IM's choice stands against source-only under DEV (None when DEV was not computed or
+    source-only won anyway); ``kept`` is False when source-only must be kept instead."""
+    if "dev" not in chosen or chosen is source_row:
+        return None
+    effective = effective_sample_size(dev_weights)
+    trusted = effective >= DEV_MIN_EFFECTIVE_SHARE * len(dev_weights)
+    gate = {"im_choice": chosen["candidate"], "dev": chosen["dev"], "source_only_dev": source_row["dev"],
+            "effective_rows": round(effective, 1), "rows": len(dev_weights), "trusted": trusted,
+            "kept": not trusted or chosen["dev"] <= source_row["dev"]}
+    if not trusted:
+        log(f"adapt=auto: DEV is not used to guard {chosen['candidate']}: its importance weights rest on "
+            f"{effective:.1f} of {len(dev_weights)} source validation rows (effective sample size; at least "
+            f"{DEV_MIN_EFFECTIVE_SHARE:.0%} needed), because source and target are nearly separable; "
+            f"information maximization alone decided")
+    elif not gate["kept"]:
+        log(f"adapt=auto: {chosen['candidate']} has the best information maximization, but its DEV risk "
+            f"{chosen['dev']:.3f} is above source-only's {source_row['dev']:.3f}; keeping source-only")
+    return gate
 
 
 def _expected_seconds(method: str | None, rows: list[dict]) -> float:

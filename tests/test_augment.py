@@ -8,7 +8,7 @@ from headstart import TransferClassifier
 from headstart.augment import BatchMixer, configure_augmentation, drop_tokens, make_batch_mixer
 from headstart.backbones import create_backbone
 from headstart.errors import ConfigError
-from headstart.train import TrainSettings
+from headstart.config import ResolvedConfig
 
 from helpers import tiny_images, tiny_texts
 
@@ -57,11 +57,11 @@ def test_mixing_an_odd_batch_works(image_batch):
 
 
 def test_mixing_is_refused_for_a_backbone_without_a_mixable_input(image_backbone, text_backbone):
-    assert make_batch_mixer(TrainSettings(), image_backbone, 2) is None  # off by default
-    mixer, key = make_batch_mixer(TrainSettings(mixup=0.2), image_backbone, 2)
+    assert make_batch_mixer(ResolvedConfig(), image_backbone, 2) is None  # off by default
+    mixer, key = make_batch_mixer(ResolvedConfig(mixup=0.2), image_backbone, 2)
     assert key == "pixel_values" and isinstance(mixer, BatchMixer)
     with pytest.raises(ConfigError, match=r"mixup/cutmix mix input tensors.*minilm_l6 \(text inputs\)"):
-        make_batch_mixer(TrainSettings(cutmix=1.0), text_backbone, 2)
+        make_batch_mixer(ResolvedConfig(cutmix=1.0), text_backbone, 2)
 
 
 # --------------------------------------------------------------------------- RandAugment
@@ -157,7 +157,8 @@ def test_token_dropout_deletes_tokens_when_there_is_no_mask_token(text_backbone)
 
 def test_loop_options_with_linear_probe_are_refused_with_the_fix():
     X, y = tiny_texts(3)
-    with pytest.raises(ConfigError, match=r"mixup=0.2 act\(s\) in the fine-tuning loop.*'finetune', 'lp_ft' or 'scratch'"):
+    # the fix lists every strategy that runs the loop, read from the strategies' declarations (LoRA runs it too)
+    with pytest.raises(ConfigError, match=r"mixup=0.2 act\(s\) in the fine-tuning loop.*'finetune', 'lp_ft', 'lora' or 'scratch'"):
         TransferClassifier(mixup=0.2).fit(X, y)
     with pytest.raises(ConfigError, match=r"token_dropout=0.7 is above its maximum 0.5"):
         TransferClassifier(strategy="finetune", token_dropout=0.7).fit(X, y)

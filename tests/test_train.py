@@ -2,6 +2,7 @@
 the CLI prints next to accuracies measured on few examples."""
 
 import contextlib
+import dataclasses
 import io
 import json
 import re
@@ -19,7 +20,8 @@ from headstart.backbones.timm_backbone import TimmBackbone
 from headstart.checkpoint import average_states, trainable_state
 from headstart.cli import main
 from headstart.model import TransferModel
-from headstart.train import TrainSettings, default_batch_size, train_classifier
+from headstart.config import ResolvedConfig
+from headstart.train import default_batch_size, train_classifier
 
 from helpers import tiny_images, tiny_inputs
 
@@ -122,7 +124,7 @@ def test_average_states_means_floats_and_keeps_counters():
 
 
 def test_checkpoint_average_is_kept_when_at_least_as_good():
-    settings = TrainSettings(epochs=4, patience=10, batch_size=8, lr=1e-2, head_lr=1e-2, device="cpu",
+    settings = ResolvedConfig(epochs=4, patience=10, batch_size=8, lr=1e-2, head_lr=1e-2, device="cpu",
                              average_checkpoints=3)
     model, result = _train(settings)
     record = result.checkpoint_average
@@ -139,9 +141,9 @@ def test_checkpoint_average_is_kept_when_at_least_as_good():
 
 
 def test_checkpoint_average_is_dropped_when_worse(monkeypatch):
-    settings = TrainSettings(epochs=3, patience=10, batch_size=8, lr=1e-2, head_lr=1e-2, device="cpu",
+    settings = ResolvedConfig(epochs=3, patience=10, batch_size=8, lr=1e-2, head_lr=1e-2, device="cpu",
                              average_checkpoints=2)
-    reference, plain = _train(TrainSettings(**{**vars(settings), "average_checkpoints": 0}))
+    reference, plain = _train(dataclasses.replace(settings, average_checkpoints=0))
     # an "average" that predicts one class only: worse than the best epoch, so it must be dropped
     monkeypatch.setattr(train_module, "average_states",
                         lambda states: {k: torch.zeros_like(v) for k, v in states[0].items()})

@@ -38,6 +38,7 @@ from torch import nn
 
 from .augment import DEFAULT_AUGMENTATION, configure_augmentation, make_batch_mixer, uses_training_preprocessing
 from .checkpoint import average_states, load_checkpoint, restore_optimizer, save_checkpoint, trainable_state
+from .config import ResolvedConfig
 from .errors import ConfigError, RunFolderError, TrainingDivergedError
 from .intervals import accuracy_text
 from .model import TransferModel, predict_logits
@@ -60,30 +61,6 @@ def default_batch_size(n_train: int) -> int:
     regularized fine-tuning section). From 512 training examples on, this is 32.
     """
     return int(min(DEFAULT_BATCH_SIZE, max(SMALLEST_DEFAULT_BATCH, math.ceil(n_train / MIN_STEPS_PER_EPOCH))))
-
-
-@dataclass
-class TrainSettings:
-    epochs: int = 10
-    lr: float = 3e-4
-    head_lr: float = 3e-3
-    layer_decay: float = 0.75
-    weight_decay: float = 0.01
-    warmup_fraction: float = 0.1
-    batch_size: int = 32
-    patience: int = 3
-    label_smoothing: float = 0.0
-    augment: bool = True
-    randaugment: bool = False
-    mixup: float = 0.0  # mixup alpha; 0 = off
-    cutmix: float = 0.0  # CutMix alpha; 0 = off
-    token_dropout: float = 0.0
-    average_checkpoints: int = 0  # average the k best epochs' weights at the end; 0/1 = off
-    train_bn: bool = False
-    device: str = "auto"
-    precision: str = "no"  # Accelerate's mixed_precision: "no" | "fp16" | "bf16"
-    seed: int = 0
-    progress: bool = False
 
 
 @dataclass
@@ -229,7 +206,7 @@ class LoopState:
 
 
 def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val_items, val_y: np.ndarray,
-                     settings: TrainSettings, *, terms: Sequence[LossTerm] = (), target_items=None,
+                     settings: ResolvedConfig, *, terms: Sequence[LossTerm] = (), target_items=None,
                      checkpoint_dir=None, run_key: str = "", epoch_log=None) -> TrainResult:
     """Train ``model`` in place; on return it holds the weights of the best validation epoch.
 
@@ -264,7 +241,7 @@ def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val
     return _finish(setup, state, val_items, val_y, settings, started)
 
 
-def _set_up(model: TransferModel, terms: nn.ModuleList, n_train: int, settings: TrainSettings) -> _Setup:
+def _set_up(model: TransferModel, terms: nn.ModuleList, n_train: int, settings: ResolvedConfig) -> _Setup:
     """Seed, configure the backbone's training-time preprocessing, and build the optimizer, the
     schedule and the loss, with the model and optimizer placed by Accelerate."""
     seed_everything(settings.seed)
@@ -298,7 +275,7 @@ def _set_up(model: TransferModel, terms: nn.ModuleList, n_train: int, settings: 
 
 
 def _train_epoch(setup: _Setup, state: LoopState, epoch: int, train_items, train_y: np.ndarray, target_items,
-                 prefix, settings: TrainSettings) -> tuple[float, int]:
+                 prefix, settings: ResolvedConfig) -> tuple[float, int]:
     """One pass over the training batches; ``(summed loss, batches)``."""
     from tqdm.auto import tqdm
 
@@ -357,7 +334,7 @@ def _batch_loss(setup: _Setup, state: LoopState, batch: dict, labels: torch.Tens
 
 
 def _end_epoch(setup: _Setup, state: LoopState, epoch: int, train_loss: float, val_items, val_y: np.ndarray,
-               settings: TrainSettings, elapsed, epoch_log) -> None:
+               settings: ResolvedConfig, elapsed, epoch_log) -> None:
     """Validate, record the epoch in the history, keep the best weights, decide early stopping, and
     offer the epoch to checkpoint averaging."""
     val_accuracy, val_loss = _evaluate(setup.unwrapped, val_items, val_y, settings.batch_size)
@@ -377,7 +354,7 @@ def _end_epoch(setup: _Setup, state: LoopState, epoch: int, train_loss: float, v
         state.offer_for_averaging(epoch, key, setup.unwrapped, settings.average_checkpoints)
 
 
-def _finish(setup: _Setup, state: LoopState, val_items, val_y: np.ndarray, settings: TrainSettings,
+def _finish(setup: _Setup, state: LoopState, val_items, val_y: np.ndarray, settings: ResolvedConfig,
             started: float) -> TrainResult:
     """Load the best epoch (or the average of the best epochs, if it validates at least as well),
     hand the backbone back in its inference configuration, and fill in the timings."""
@@ -399,7 +376,7 @@ def _finish(setup: _Setup, state: LoopState, val_items, val_y: np.ndarray, setti
 
 
 def _try_average(model: TransferModel, pool: list, best_state: dict, val_items, val_y: np.ndarray,
-                 settings: TrainSettings, result: TrainResult) -> None:
+                 settings: ResolvedConfig, result: TrainResult) -> None:
     """Load the average of the pool's states into ``model`` if it scores at least as well on validation
     as the best epoch (already loaded), else reload the best epoch; record the outcome in ``result``
     and in the last history entry."""

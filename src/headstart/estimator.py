@@ -360,6 +360,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         """Rebuild a fitted classifier from a run folder written by :meth:`save` or ``headstart fit``."""
         import json
 
+        from .atomic import read_json_object
         from .runs import load_run
 
         model, config = load_run(path)
@@ -373,12 +374,13 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         if config.get("n_features_in") is not None:
             estimator.n_features_in_ = int(config["n_features_in"])
         folder = Path(path)
-        read = lambda name, default: json.loads((folder / name).read_text()) if (folder / name).is_file() else default
-        estimator.history_ = read("history.json", [])
-        estimator.fit_summary_ = read("metrics.json", {})
+        fix = "the run folder is damaged; fit and save the model again"
+        history = folder / "history.json"  # a list, the one file that is not an object
+        estimator.history_ = json.loads(history.read_text(encoding="utf-8")) if history.is_file() else []
+        estimator.fit_summary_ = read_json_object(folder / "metrics.json", fix=fix, missing_ok=True)
         estimator.skipped_ = estimator.fit_summary_.pop("skipped", [])
         if (folder / "plan.json").is_file():
-            estimator.plan_ = read("plan.json", None)
+            estimator.plan_ = read_json_object(folder / "plan.json", fix=fix)
         estimator.headstart_version_ = config["headstart_version"]
         return estimator
 

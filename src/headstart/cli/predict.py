@@ -66,9 +66,9 @@ def _collect_inputs(path: str, args: argparse.Namespace) -> tuple[list[str], obj
 
     given = Path(path).expanduser()
     if not given.exists():
-        from ..data.inputs import _not_found_message
+        from ..data.inputs import not_found_message
 
-        raise DataPathError(_not_found_message(given.absolute()))
+        raise DataPathError(not_found_message(given.absolute()))
     if given.is_dir():
         return _images_in(given)
     suffix = given.suffix.lower()

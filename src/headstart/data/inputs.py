@@ -68,7 +68,7 @@ def load_dataset(
     given = Path(os.fspath(path)).expanduser()
     root = given.absolute()
     if not root.exists():
-        raise DataPathError(_not_found_message(root))
+        raise DataPathError(not_found_message(root))
     if root.is_dir():
         if is_audio_folder(root):  # root/<class>/<audio file>: modality "audio", files kept as paths
             paths, labels = list_audio_folder(root)
@@ -117,7 +117,7 @@ def load_dataset(
     return LabeledData(inputs, labels, table.modality, str(root), skipped)
 
 
-def _not_found_message(root: Path) -> str:
+def not_found_message(root: Path) -> str:
     fix = f" Check the path; a relative path is read from the current folder, {Path.cwd()}."
     parent = root.parent
     if not parent.is_dir():

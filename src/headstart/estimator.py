@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from ._version import __version__
 from .cache import open_cache
 from .config import DEFAULTS, parse_budget
 from .data import LabeledData, check_classification_labels, from_arrays, load_dataset, stratified_split

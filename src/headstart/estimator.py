@@ -1,8 +1,10 @@
 """TransferClassifier: transfer learning behind scikit-learn's estimator contract.
 
 ``__init__`` only stores its keyword arguments (the fields of :class:`~headstart.config.FitConfig`);
-``fit`` validates them, reads the data, splits it (stratified), runs the strategy and returns
-``self``; everything learned ends in ``_``. Inputs: image file paths, PIL images or uint8 arrays
+``fit`` reads the data, checks and resolves the parameters once into a frozen
+:class:`~headstart.config.ResolvedConfig` (:mod:`headstart.fitting`), and runs the strategy, or the
+planner for ``strategy="auto"``, from that config; it returns ``self``, and everything learned ends
+in ``_``. No other module touches its private attributes or changes its state. Inputs: image file paths, PIL images or uint8 arrays
 ``(n, h, w[, c])``; strings; a data path (folder / CSV / JSONL / Parquet) with ``y=None``; or a 2-D
 numeric array with ``backbone="precomputed"``.
 """
@@ -22,7 +24,7 @@ from .cache import open_cache
 from .config import DEFAULTS, parse_budget
 from .data import LabeledData, check_classification_labels, from_arrays, load_dataset, stratified_split
 from .errors import ConfigError, DataError, NotFittedError
-from .fitting import check_options, fit_strategy, resolve
+from .fitting import check_options, fit_strategy, resolve, resolve_device
 from .train import seed_everything
 
 
@@ -261,9 +263,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                            source="array X")
 
     def _device_for_torch(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        return torch.device(resolve_device(self.device))
 
     def _log(self, message: str) -> None:
         if self.verbose:

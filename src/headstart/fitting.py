@@ -98,12 +98,13 @@ def resolve(values: dict, data: LabeledData, feature_dim: int | None = None) -> 
     if values["backbone"] == "auto":  # none installed: the default, whose build says how to install it
         choices = [n for n in ZOO if ZOO.get(n).info.modality == data.modality and ZOO.get(n).installed] or choices
     budget = values["budget"] if values["budget"] is not None else (DEFAULT_BUDGET if values["strategy"] == "auto" else None)
-    return ResolvedConfig(**{**values, "backbone": backbone, "device": _device(values["device"])},
+    return ResolvedConfig(**{**values, "backbone": backbone, "device": resolve_device(values["device"])},
                           modality=data.modality, backbone_choices=tuple(choices),
                           budget_seconds=None if budget is None else parse_budget(budget), feature_dim=feature_dim)
 
 
-def _device(option: str) -> str:
+def resolve_device(option: str) -> str:
+    """"auto" is cuda when torch sees a GPU, else cpu; "cpu" and "cuda" stay."""
     if option == "auto":
         import torch
 

@@ -4,9 +4,9 @@
 ``fit`` reads the data, checks and resolves the parameters once into a frozen
 :class:`~headstart.config.ResolvedConfig` (:mod:`headstart.fitting`), and runs the strategy, or the
 planner for ``strategy="auto"``, from that config; it returns ``self``, and everything learned ends
-in ``_``. No other module touches its private attributes or changes its state. Inputs: image file paths, PIL images or uint8 arrays
-``(n, h, w[, c])``; strings; a data path (folder / CSV / JSONL / Parquet) with ``y=None``; or a 2-D
-numeric array with ``backbone="precomputed"``.
+in ``_``. No other module touches its private attributes or changes its state. Inputs: image file
+paths, PIL images or uint8 arrays ``(n, h, w[, c])``; strings; a data path (folder / CSV / JSONL /
+Parquet) with ``y=None``; or a 2-D numeric array with ``backbone="precomputed"``.
 """
 
 from __future__ import annotations

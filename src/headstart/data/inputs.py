@@ -18,7 +18,7 @@ from headstart.errors import DataError, DataPathError, did_you_mean
 from .audio import audio_items, find_audio_column, is_audio_folder, list_audio_folder, screen_audio
 from .images import is_image_path, list_image_folder, screen_images
 from .screen import SkippedInput, short
-from .tables import TABLE_EXTENSIONS, read_table
+from .tables import TABLE_EXTENSIONS, Table, read_table
 
 
 @dataclass
@@ -70,17 +70,40 @@ def load_dataset(
     if not root.exists():
         raise DataPathError(not_found_message(root))
     if root.is_dir():
-        if is_audio_folder(root):  # root/<class>/<audio file>: modality "audio", files kept as paths
-            paths, labels = list_audio_folder(root)
-            keep, skipped = screen_audio(paths, paths, strict, stacklevel=2)
-            return LabeledData(
-                [paths[i] for i in keep], np.array([labels[i] for i in keep]), "audio", str(root), skipped
-            )
+        return _load_folder(root, strict)
+    _check_table_file(root)
+    if audio_column is None and text_column is None and image_column is None:
+        audio_column = find_audio_column(root)
+    table = read_table(
+        root, text_column=text_column, image_column=audio_column or image_column,
+        label_column=label_column, require_labels=require_labels,
+    )
+    if audio_column is not None:  # a column of audio file paths, resolved like image paths
+        return _screen_table(table, root, "audio", screen_audio, strict)
+    if table.modality == "image":
+        return _screen_table(table, root, "image", screen_images, strict)
+    return LabeledData(table.inputs, table.labels, table.modality, str(root), [])
+
+
+def _load_folder(root: Path, strict: bool) -> LabeledData:
+    """The class folder ``root/<class>/<file>`` as LabeledData, unreadable files screened out.
+
+    Modality ``"audio"`` when the folder holds audio files and no images (the files stay paths),
+    else ``"image"``.
+    """
+    if is_audio_folder(root):
+        paths, labels = list_audio_folder(root)
+        modality, screen = "audio", screen_audio
+    else:
         paths, labels = list_image_folder(root)
-        keep, skipped = screen_images(paths, paths, strict, stacklevel=2)
-        return LabeledData(
-            [paths[i] for i in keep], np.array([labels[i] for i in keep]), "image", str(root), skipped
-        )
+        modality, screen = "image", screen_images
+    # stacklevel 3: the warning names the line that called load_dataset, one frame above this one
+    keep, skipped = screen(paths, paths, strict, stacklevel=3)
+    return LabeledData([paths[i] for i in keep], np.array([labels[i] for i in keep]), modality, str(root), skipped)
+
+
+def _check_table_file(root: Path) -> None:
+    """Return None if the file ``root`` can be a table; raise DataPathError if it is empty or not a table format."""
     if root.stat().st_size == 0:
         raise DataPathError(
             f"{root} is empty (0 bytes). A table needs a header row and one row per example; re-export "
@@ -96,25 +119,15 @@ def load_dataset(
             f"cannot read {root}: {ext or 'no extension'} is not a supported format. Pass a folder of "
             f"images laid out as <root>/<class>/<image>, or a table: {', '.join(TABLE_EXTENSIONS)}.{hint}"
         )
-    if audio_column is None and text_column is None and image_column is None:
-        audio_column = find_audio_column(root)
-    table = read_table(
-        root, text_column=text_column, image_column=audio_column or image_column,
-        label_column=label_column, require_labels=require_labels,
-    )
-    inputs, labels, skipped = table.inputs, table.labels, []
-    if audio_column is not None:  # a column of audio file paths, resolved like image paths
-        wheres = [f"{p} ({w})" for p, w in zip(table.inputs, table.wheres)]
-        keep, skipped = screen_audio(table.inputs, wheres, strict, stacklevel=2)
-        inputs = [inputs[i] for i in keep]
-        labels = None if labels is None else labels[keep]
-        return LabeledData(inputs, labels, "audio", str(root), skipped)
-    if table.modality == "image":
-        wheres = [f"{p} ({w})" for p, w in zip(table.inputs, table.wheres)]
-        keep, skipped = screen_images(table.inputs, wheres, strict, stacklevel=2)
-        inputs = [inputs[i] for i in keep]
-        labels = None if labels is None else labels[keep]
-    return LabeledData(inputs, labels, table.modality, str(root), skipped)
+
+
+def _screen_table(table: Table, root: Path, modality: str, screen, strict: bool) -> LabeledData:
+    """The table's rows whose files ``screen`` can read, as LabeledData of ``modality``, labels kept aligned."""
+    wheres = [f"{p} ({w})" for p, w in zip(table.inputs, table.wheres)]
+    # stacklevel 3: the warning names the line that called load_dataset, one frame above this one
+    keep, skipped = screen(table.inputs, wheres, strict, stacklevel=3)
+    labels = None if table.labels is None else table.labels[keep]
+    return LabeledData([table.inputs[i] for i in keep], labels, modality, str(root), skipped)
 
 
 def not_found_message(root: Path) -> str:

@@ -49,7 +49,6 @@ def read_table(
             f"pass either text_column ({text_column!r}) or image_column ({image_column!r}), not both."
         )
     df = _read_frame(path)
-    ext = path.suffix.lower()
     if len(df) == 0:
         raise DataPathError(
             f"{path} has no data rows (only a header or an empty list). Add one row per example, "
@@ -60,24 +59,31 @@ def read_table(
 
     label_col = _pick_label_column(path, columns, label_column, require_labels)
     input_col, modality = _pick_input_column(path, df, label_col, text_column, image_column)
+    inputs = _read_inputs(path, df[input_col].tolist(), input_col, modality)
+    labels = _read_labels(path, df, label_col, require_labels)
+    return Table(inputs, labels, modality, [f"row {i + 1} of {path.name}" for i in range(len(inputs))])
 
-    def where(i: int, file: str | Path = path.name) -> str:
-        spreadsheet = f"; spreadsheet row {i + 2}" if ext in (".csv", ".tsv") else ""
-        return f"row {i + 1} of {file} (data rows counted from 1, header not counted{spreadsheet})"
 
-    values = df[input_col].tolist()
+def _where(i: int, path: Path) -> str:
+    """The words that name data row ``i`` (from 0) of the table at ``path``, for an error message."""
+    spreadsheet = f"; spreadsheet row {i + 2}" if path.suffix.lower() in (".csv", ".tsv") else ""
+    return f"row {i + 1} of {path} (data rows counted from 1, header not counted{spreadsheet})"
+
+
+def _read_inputs(path: Path, values: list, column: str, modality: str) -> list[str]:
+    """One input per value of ``column``: the text, or the absolute image path (relative ones are read
+    from the table's folder); raises DataError naming the row of an empty or nested value."""
+    what = "text" if modality == "text" else "image path"
     inputs: list[str] = []
     for i, value in enumerate(values):
         if is_missing(value) or not str(value).strip():
-            what = "text" if modality == "text" else "image path"
             raise DataError(
-                f"{where(i, path)} has an empty {what} in column {input_col!r} (value: {value!r}). "
+                f"{_where(i, path)} has an empty {what} in column {column!r} (value: {value!r}). "
                 "Fill it in or delete the row."
             )
         if isinstance(value, (list, dict)):  # nested JSON
-            what = "text" if modality == "text" else "image path"
             raise DataError(
-                f"{where(i, path)} holds a {type(value).__name__} in column {input_col!r} "
+                f"{_where(i, path)} holds a {type(value).__name__} in column {column!r} "
                 f"({short(value)}), not a single {what}. Flatten it to one {what} per row."
             )
         if modality == "text":
@@ -85,27 +91,32 @@ def read_table(
         else:
             p = Path(str(value).strip()).expanduser()
             inputs.append(str(p if p.is_absolute() else (path.parent / p).absolute()))
+    return inputs
 
-    labels = None
-    if label_col is not None:
-        labels = df[label_col].to_numpy()
-        blank = [is_missing(v) or (isinstance(v, str) and not v.strip()) for v in labels]
-        bad = blank.index(True) if any(blank) else None
-        nested = next((i for i, v in enumerate(labels) if isinstance(v, (list, dict))), None)
-        if nested is not None and require_labels:
+
+def _read_labels(path: Path, df: pd.DataFrame, label_col: str | None, require_labels: bool) -> np.ndarray | None:
+    """The label column's values, or None when there is none, or (``require_labels=False``) when a
+    label is blank or nested; with labels required, a blank or nested one raises DataError naming its row."""
+    if label_col is None:
+        return None
+    labels = df[label_col].to_numpy()
+    blank = [is_missing(v) or (isinstance(v, str) and not v.strip()) for v in labels]
+    bad = blank.index(True) if any(blank) else None
+    nested = next((i for i, v in enumerate(labels) if isinstance(v, (list, dict))), None)
+    if nested is not None and require_labels:
+        raise DataError(
+            f"{_where(nested, path)} holds a {type(labels[nested]).__name__} in the label column "
+            f"{label_col!r} ({short(labels[nested])}); a label must be a single string or number. "
+            "Put one class per row."
+        )
+    if bad is not None or nested is not None:
+        if require_labels:
             raise DataError(
-                f"{where(nested, path)} holds a {type(labels[nested]).__name__} in the label column "
-                f"{label_col!r} ({short(labels[nested])}); a label must be a single string or number. "
-                "Put one class per row."
+                f"{_where(bad, path)} has no label in column {label_col!r} "
+                f"(value: {labels[bad]!r}). Fill it in or delete the row."
             )
-        if bad is not None or nested is not None:
-            if require_labels:
-                raise DataError(
-                    f"{where(bad, path)} has no label in column {label_col!r} "
-                    f"(value: {labels[bad]!r}). Fill it in or delete the row."
-                )
-            labels = None  # predict time: a partial label column is not used
-    return Table(inputs, labels, modality, [f"row {i + 1} of {path.name}" for i in range(len(inputs))])
+        return None  # predict time: a partial label column is not used
+    return labels
 
 
 # --------------------------------------------------------------------------- reading

@@ -113,9 +113,23 @@ def rank_backbones(
     if not names:
         raise ConfigError("backbones is empty; pass at least one backbone name (see `headstart models list`)")
     items = list(items)
+    n_classes, encoded = _encode_labels(labels, len(items))
+    items, encoded = _subsample(items, encoded, max_examples, n_classes)
+    store = _make_cache(cache)
+    rows: list[RankRow] = []
+    for name in names:
+        backbone = create_backbone(name, image_size=image_size, max_length=max_length, feature_dim=feature_dim)
+        rows += _score_backbone(backbone, name, layers, items, encoded, store, scorer, score, progress)
+    rows.sort(key=lambda row: -row.score)  # stable: ties keep backbone order, then input-to-output
+    return rows
+
+
+def _encode_labels(labels, n_items: int) -> tuple[int, np.ndarray]:
+    """``(number of classes, class codes 0..k-1 of shape (n_items,))`` for ``labels``; raises DataError
+    unless they are one per input, of sortable types, with at least 2 classes."""
     target = np.asarray(labels)
-    if target.ndim != 1 or len(target) != len(items):
-        raise DataError(f"rank_backbones: {len(items)} inputs but labels of shape {target.shape}; pass one "
+    if target.ndim != 1 or len(target) != n_items:
+        raise DataError(f"rank_backbones: {n_items} inputs but labels of shape {target.shape}; pass one "
                         f"label per input")
     try:
         classes, encoded = np.unique(target, return_inverse=True)
@@ -123,33 +137,41 @@ def rank_backbones(
         raise DataError("rank_backbones: labels mix types that cannot be sorted; use one type, e.g. all "
                         "strings") from None
     if len(classes) < 2:
-        raise DataError(f"rank_backbones: labels hold {len(classes)} class among {len(items)} inputs; ranking "
+        raise DataError(f"rank_backbones: labels hold {len(classes)} class among {n_items} inputs; ranking "
                         f"needs at least 2 classes")
-    encoded = encoded.reshape(-1)
-    if max_examples is not None:
-        if isinstance(max_examples, bool) or not isinstance(max_examples, (int, np.integer)) \
-                or max_examples < 2 * len(classes):
-            raise ConfigError(f"max_examples={max_examples!r}: pass at least 2 per class ({2 * len(classes)} for "
-                              f"these {len(classes)} classes), or None to score all {len(items)} inputs")
-        if max_examples < len(items):
-            chosen = stratified_subsample(encoded, int(max_examples))
-            items, encoded = [items[i] for i in chosen], encoded[chosen]
-    store = _make_cache(cache)
-    rows: list[RankRow] = []
-    for name in names:
-        backbone = create_backbone(name, image_size=image_size, max_length=max_length, feature_dim=feature_dim)
-        all_layers = backbone.layer_names
-        chosen = _resolve_layers(layers, all_layers, name)
+    return len(classes), encoded.reshape(-1)
+
+
+def _subsample(items: list, encoded: np.ndarray, max_examples, n_classes: int) -> tuple[list, np.ndarray]:
+    """``(items, encoded)`` cut to a stratified ``max_examples`` of them when there are more, else as
+    given; raises ConfigError when ``max_examples`` is not an int of at least 2 per class."""
+    if max_examples is None:
+        return items, encoded
+    if isinstance(max_examples, bool) or not isinstance(max_examples, (int, np.integer)) \
+            or max_examples < 2 * n_classes:
+        raise ConfigError(f"max_examples={max_examples!r}: pass at least 2 per class ({2 * n_classes} for "
+                          f"these {n_classes} classes), or None to score all {len(items)} inputs")
+    if max_examples < len(items):
+        chosen = stratified_subsample(encoded, int(max_examples))
+        return [items[i] for i in chosen], encoded[chosen]
+    return items, encoded
+
+
+def _score_backbone(backbone, name: str, layers, items: list, encoded: np.ndarray, store, scorer,
+                    score: str, progress: bool) -> list[RankRow]:
+    """A RankRow per layer group of ``backbone`` that ``layers`` asks for, in that order, from one feature pass."""
+    all_layers = backbone.layer_names
+    chosen = _resolve_layers(layers, all_layers, name)
+    started = time.perf_counter()
+    # one pass, every layer; the backbone is built here for this pass only, so it may be folded itself
+    features = store.features(backbone, items, chosen, progress=progress, disposable=True)
+    feature_seconds = time.perf_counter() - started
+    rows = []
+    for layer in chosen:
         started = time.perf_counter()
-        # one pass, every layer; the backbone is built here for this pass only, so it may be folded itself
-        features = store.features(backbone, items, chosen, progress=progress, disposable=True)
-        feature_seconds = time.perf_counter() - started
-        for layer in chosen:
-            started = time.perf_counter()
-            value = float(scorer(features[layer], encoded))
-            rows.append(RankRow(name, layer, all_layers.index(layer), score, value,
-                                time.perf_counter() - started, feature_seconds))
-    rows.sort(key=lambda row: -row.score)  # stable: ties keep backbone order, then input-to-output
+        value = float(scorer(features[layer], encoded))
+        rows.append(RankRow(name, layer, all_layers.index(layer), score, value,
+                            time.perf_counter() - started, feature_seconds))
     return rows
 
 

@@ -158,7 +158,7 @@ def test_token_dropout_deletes_tokens_when_there_is_no_mask_token(text_backbone)
 def test_loop_options_with_linear_probe_are_refused_with_the_fix():
     X, y = tiny_texts(3)
     # the fix lists every strategy that runs the loop, read from the strategies' declarations (LoRA runs it too)
-    with pytest.raises(ConfigError, match=r"mixup=0.2 act\(s\) in the fine-tuning loop.*'finetune', 'lp_ft', 'lora' or 'scratch'"):
+    with pytest.raises(ConfigError, match=r"mixup=0.2 act\(s\) in the fine-tuning loop.*'finetune', 'lp_ft', 'lora', 'scratch' or 'contrastive'"):
         TransferClassifier(mixup=0.2).fit(X, y)
     with pytest.raises(ConfigError, match=r"token_dropout=0.7 is above its maximum 0.5"):
         TransferClassifier(strategy="finetune", token_dropout=0.7).fit(X, y)

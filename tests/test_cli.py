@@ -216,7 +216,7 @@ def test_fit_option_below_minimum_is_a_usage_error(tmp_path, capsys):
 
 def test_fit_option_combination_error_exits_2(tmp_path, capsys):
     assert main(["fit", str(tmp_path), "--out", str(tmp_path / "run"), "--freeze", "2"]) == 2
-    assert "freeze=2 only applies to strategy 'finetune' or 'lp_ft'" in capsys.readouterr().err
+    assert "freeze=2 only applies to strategy 'finetune', 'lp_ft' or 'contrastive'" in capsys.readouterr().err
 
 
 def test_fit_help_has_a_flag_for_every_config_field(capsys):

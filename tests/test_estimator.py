@@ -46,7 +46,7 @@ def test_invalid_parameter_names_the_value_and_the_range():
     X, y = tiny_texts(3)
     with pytest.raises(ConfigError, match=r"epochs=0 is below its minimum 1"):
         TransferClassifier(epochs=0).fit(X, y)
-    with pytest.raises(ConfigError, match=r"freeze=2 only applies to strategy 'finetune' or 'lp_ft', not 'linear_probe'"):
+    with pytest.raises(ConfigError, match=r"freeze=2 only applies to strategy 'finetune', 'lp_ft' or 'contrastive', not 'linear_probe'"):
         TransferClassifier(freeze=2).fit(X, y)
 
 

@@ -29,14 +29,19 @@ class FitConfig:
                            "timm:NAME, hf:ID, a local model folder, 'precomputed' for feature vectors, or 'auto' "
                            "(the zoo default for the data's modality).", kind=str)
     strategy: str = option("linear_probe", "How to transfer: linear_probe (frozen backbone + logistic head), "
-                           "finetune, lp_ft (probe then fine-tune), lora (low-rank adapters in a transformer's attention), scratch (no transfer: random init), or auto "
+                           "finetune, lp_ft (probe then fine-tune), lora (low-rank adapters in a transformer's attention), scratch (no transfer: random init), contrastive "
+                           "(tune the backbone so same-label examples embed close, then a logistic head), or auto "
                            "(rank backbones, try the ladder against a no-transfer baseline, keep the best).", kind=str)
     budget: str | None = option(None, "Time budget of strategy=auto (default 10m) or of adapt=auto's search (default: "
                                 "none, every candidate is tried), e.g. '90s', '10m', '1h'.", kind=str)
-    freeze: int | None = option(None, "finetune/lp_ft: freeze the first K layer groups (0 = train all; default 0).",
+    freeze: int | None = option(None, "finetune/lp_ft/contrastive: freeze the first K layer groups (0 = train all; default 0).",
                                 minimum=0, kind=int)
     lora_rank: int = option(8, "lora: rank r of the low-rank update added to each attention projection (more = more "
                             "trainable numbers).", minimum=1, kind=int)
+    contrastive_loss: str | None = option(None, "contrastive: the objective that tunes the backbone: supcon (in-batch "
+                                          "supervised contrastive, every same-label example a positive; default) or "
+                                          "pairs (SetFit's cosine similarity of every pair, 1 same label, 0 other).",
+                                          choices=("supcon", "pairs"), kind=str)
     epochs: int = option(10, "Maximum training epochs (fine-tuning strategies).", minimum=1, kind=int)
     lr: float | None = option(None, "Learning rate of the last backbone layer group; the head gets 10x. "
                               "Default: the backbone's own (e.g. 5e-4 images, 5e-5 text; 1e-3 scratch).",
@@ -59,7 +64,7 @@ class FitConfig:
     adapt_weight: float | None = option(None, "Weight of the adaptation term (default: the method's own; adapt=auto "
                                         "tries 0.3, 1 and 0.1).",
                                         minimum=0.0, kind=float)
-    C: float | None = option(None, "linear_probe: inverse L2 strength of the logistic head (default: chosen on "
+    C: float | None = option(None, "linear_probe/lp_ft/contrastive: inverse L2 strength of the logistic head (default: chosen on "
                              "validation).", minimum=0.0, kind=float)
     val_size: float = option(0.2, "Fraction (or count, if >= 1) of labeled data held out for validation, stratified. "
                              "strategy=auto with under 30 examples in some class scores its candidates by 3-fold "

@@ -38,7 +38,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, backbone=DEFAULTS.backbone, strategy=DEFAULTS.strategy, budget=DEFAULTS.budget, freeze=DEFAULTS.freeze,
-                 lora_rank=DEFAULTS.lora_rank, epochs=DEFAULTS.epochs, lr=DEFAULTS.lr, layer_decay=DEFAULTS.layer_decay,
+                 lora_rank=DEFAULTS.lora_rank, contrastive_loss=DEFAULTS.contrastive_loss, epochs=DEFAULTS.epochs, lr=DEFAULTS.lr, layer_decay=DEFAULTS.layer_decay,
                  weight_decay=DEFAULTS.weight_decay, batch_size=DEFAULTS.batch_size, patience=DEFAULTS.patience,
                  regularizer=DEFAULTS.regularizer,
                  regularizer_weight=DEFAULTS.regularizer_weight, adapt=DEFAULTS.adapt, adapt_weight=DEFAULTS.adapt_weight,
@@ -54,6 +54,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.budget = budget
         self.freeze = freeze
         self.lora_rank = lora_rank
+        self.contrastive_loss = contrastive_loss
         self.epochs = epochs
         self.lr = lr
         self.layer_decay = layer_decay

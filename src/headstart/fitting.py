@@ -67,7 +67,7 @@ def check_options(values: dict, where: str = "TransferClassifier") -> None:
 def _check_accepted(values: dict, where: str) -> None:
     strategy, accepts = values["strategy"], accepted_options(values["strategy"])
     readers = lambda option: _either([name for name in STRATEGIES if option in STRATEGIES.get(name).accepts])
-    for name in ("freeze", "C"):
+    for name in ("freeze", "C", "contrastive_loss"):
         if values[name] is not None and name not in accepts:
             raise ConfigError(f"{where}: {name}={values[name]} only applies to strategy {readers(name)}, not "
                               f"{strategy!r}; drop {name} or change the strategy")

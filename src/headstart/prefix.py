@@ -69,7 +69,7 @@ def blocker(backbone, *, inputs_vary: bool, mixes_batches: bool, terms) -> str |
         return "augmentation changes the training inputs every epoch"
     if mixes_batches:
         return "mixup/CutMix mix the inputs"
-    if len(terms):
+    if any(term.reads_batch for term in terms):
         return "a loss term reads the raw batch"
     return None
 

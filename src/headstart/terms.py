@@ -34,6 +34,8 @@ class LossTerm(nn.Module):
 
     name: str = ""
     needs_target: bool = False  # True: the loop must draw unlabeled target batches
+    # False: reads only features, logits and labels, so the frozen prefix's cached outputs may replace the raw batch
+    reads_batch: bool = True
 
     def __init__(self, weight: float = 1.0):
         super().__init__()

@@ -19,9 +19,10 @@ from .base import LOOP, FitContext, Strategy, StrategyResult
 
 
 def run_finetune(context: FitContext, model: TransferModel, *, default_freeze: int, head_lr=None, prepared=False,
-                 **overrides):
+                 extra_terms=(), **overrides):
     """Train ``model`` with the shared loop. ``prepared=True``: the caller already chose what trains
-    (e.g. LoRA adapters), so the backbone's own freezing is left alone."""
+    (e.g. LoRA adapters), so the backbone's own freezing is left alone. ``extra_terms``: the strategy's
+    own loss terms, after the options' regularizers and adaptation method."""
     backbone = model.backbone
     freeze = default_freeze if context.config.freeze is None else context.config.freeze
     if prepared:
@@ -32,7 +33,7 @@ def run_finetune(context: FitContext, model: TransferModel, *, default_freeze: i
     settings = context.finetune_settings(backbone, **overrides, **({} if head_lr is None else {"head_lr": head_lr}))
     context.log(f"{report}; {settings.batch_size} examples per step")
     started = time.perf_counter()
-    terms = context.make_terms(backbone)
+    terms = context.make_terms(backbone) + list(extra_terms)
     view_rows = _view_rows(context, terms)
     before = _view_features(model, context, view_rows) if view_rows else None
     result = train_classifier(model, context.train_items, context.train_y, context.val_items, context.val_y, settings,

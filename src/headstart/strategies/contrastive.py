@@ -1,0 +1,137 @@
+"""Contrastive body tuning, then a logistic head on the tuned embeddings.
+
+SetFit (Tunstall et al. 2022, "Efficient Few-Shot Learning Without Prompts") tunes a sentence
+encoder on pairs of labeled examples, pulling same-label pairs together and pushing the others
+apart, then fits a logistic regression on the tuned embeddings. FastFit (Yehudai & Bandel 2024,
+"A Few-Shot Classification Library...") replaces the sampled pairs by batch contrastive learning,
+as supervised contrastive learning (Khosla et al. 2020, "Supervised Contrastive Learning") does for
+images: every example of the batch is an anchor, every other one of its label a positive. Here both
+objectives are one :class:`~headstart.terms.LossTerm` on the batch's pooled features, so the body
+trains in the one loop (checkpoints, resume, early stopping, frozen prefix) on any modality.
+
+Shapes: features ``f (b, d)``, labels ``y (b,)``; ``z = f / ||f||`` row-wise, ``S = z z^T (b, b)``.
+
+- ``supcon`` (default), Khosla et al.'s L_out with temperature ``tau``; ``P(i) = {p != i : y_p = y_i}``::
+
+      L = mean over anchors i with P(i) non-empty of
+          -1/|P(i)| sum_{p in P(i)} log( exp(S_ip / tau) / sum_{a != i} exp(S_ia / tau) )
+
+- ``pairs``, SetFit's CosineSimilarityLoss over every in-batch pair ``i < j``: ``(S_ij - [y_i = y_j])^2``,
+  averaged over positive and over negative pairs separately and the two means averaged, since
+  SetFit samples as many positive as negative pairs and a batch of k classes holds about k-1
+  times more negatives.
+
+The loop's cross-entropy on the head stays beside the term (``CE + SupCon``, as Gunel et al. 2021,
+"Supervised Contrastive Learning for Pre-trained Language Model Fine-tuning", train it; ``tau=0.3``
+is their few-shot choice): the head it trains gives early stopping a validation accuracy to choose
+the epoch by, which a contrastive loss alone does not. After training, that head is replaced by a
+logistic regression on the tuned embeddings of the training rows (:func:`~headstart.heads.fit_head`:
+``C`` chosen on the validation rows, then refit with them, so ``kept_as_scored`` is False), folded
+into the same ``nn.Linear`` as the linear probe's: the run folder, ``predict`` and reloading are
+those of every strategy.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+
+from ..heads import fit_head
+from ..intervals import accuracy_text
+from ..model import TransferModel, predict_features
+from ..terms import LossTerm, StepOutputs
+from .base import LOOP, FitContext, Strategy, StrategyResult
+from .finetune import new_head, run_finetune
+
+TEMPERATURE = 0.3
+
+
+def _similarities(features: torch.Tensor) -> torch.Tensor:
+    """Cosine similarities ``(b, b)`` of the rows, in float32 (a half-precision ``exp(S / tau)`` overflows)."""
+    z = F.normalize(features.float(), dim=1, eps=1e-8)
+    return z @ z.T
+
+
+def _same_label(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(same (b, b) bool: y_i = y_j and i != j, off (b, b) bool: i != j)``."""
+    off = ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    return (labels[:, None] == labels[None, :]) & off, off
+
+
+class SupConTerm(LossTerm):
+    """Khosla et al.'s supervised contrastive loss on the batch's pooled features."""
+
+    name = "supcon"
+    reads_batch = False  # features and labels only, so the frozen prefix can still be reused
+
+    def __init__(self, weight: float = 1.0, *, temperature: float = TEMPERATURE):
+        super().__init__(weight)
+        self.temperature = float(temperature)
+
+    def forward(self, outputs: StepOutputs, model) -> torch.Tensor:
+        same, off = _same_label(outputs.labels)
+        anchors = same.any(dim=1)
+        if not anchors.any():  # no two examples share a label: nothing to pull together in this batch
+            return outputs.features.sum() * 0.0
+        logits = (_similarities(outputs.features) / self.temperature).masked_fill(~off, float("-inf"))
+        log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+        positive_mean = log_prob.masked_fill(~same, 0.0).sum(dim=1) / same.sum(dim=1).clamp(min=1)
+        return -positive_mean[anchors].mean()
+
+
+class CosinePairsTerm(LossTerm):
+    """SetFit's cosine-similarity regression over every in-batch pair, positives and negatives weighed alike."""
+
+    name = "pairs"
+    reads_batch = False
+
+    def forward(self, outputs: StepOutputs, model) -> torch.Tensor:
+        same, off = _same_label(outputs.labels)
+        upper = torch.triu(off, diagonal=1)
+        errors = (_similarities(outputs.features) - same.float()) ** 2
+        means = [errors[mask].mean() for mask in (upper & same, upper & ~same) if mask.any()]
+        return torch.stack(means).mean() if means else outputs.features.sum() * 0.0
+
+
+OBJECTIVES = {"supcon": SupConTerm, "pairs": CosinePairsTerm}
+DEFAULT_OBJECTIVE = "supcon"
+
+
+class Contrastive(Strategy):
+    name = "contrastive"
+    accepts = LOOP | {"freeze", "C", "contrastive_loss"}
+    trains = "network"
+    kept_as_scored = False  # the head is refit on the validation rows once C is chosen on them
+
+    def fit(self, context: FitContext) -> StrategyResult:
+        started = time.perf_counter()
+        objective = context.config.contrastive_loss or DEFAULT_OBJECTIVE
+        model = TransferModel(context.make_backbone(pretrained=True), context.n_classes)
+        new_head(model)
+        result = run_finetune(context, model, default_freeze=0, extra_terms=[OBJECTIVES[objective]()])
+        tuned_at = time.perf_counter()
+        items = list(context.train_items) + list(context.val_items)
+        features = predict_features(model, items, batch_size=max(64, context.config.batch_size))
+        n_train = len(context.train_items)
+        train_f, val_f = features[:n_train], features[n_train:]
+        refit_on = None if context.refit_on_validation else (train_f, context.train_y)
+        head = fit_head(train_f, context.train_y, val_f, context.val_y, context.n_classes, C=context.config.C,
+                        refit_on=refit_on)
+        with torch.no_grad():
+            model.head.weight.copy_(torch.from_numpy(head.weight))
+            model.head.bias.copy_(torch.from_numpy(head.bias))
+        model.eval()
+        loop_accuracy = result.summary["val_accuracy"]
+        # With C given nothing was searched on validation; the loop's head then reports for the body.
+        val_accuracy = loop_accuracy if context.config.C is not None else head.val_accuracy
+        result.summary.update({
+            "contrastive_loss": objective, "loop_val_accuracy": loop_accuracy, "val_accuracy": val_accuracy,
+            "C": head.C, "head_search": head.history, "head_seconds": time.perf_counter() - tuned_at,
+            "refit_on": "train+validation" if context.refit_on_validation else "train",
+            "seconds": time.perf_counter() - started})
+        context.log(f"contrastive ({objective}): body tuned to epoch {result.summary['best_epoch']}; logistic head "
+                    f"C={head.C:g} {'given' if context.config.C is not None else 'chosen on validation'} (accuracy "
+                    f"{accuracy_text(val_accuracy, len(context.val_y))})")
+        return result

@@ -1,0 +1,147 @@
+"""strategy="contrastive": the two loss terms on hand-made batches, and fits on tiny real inputs."""
+
+import numpy as np
+import pytest
+import torch
+
+import headstart.train as train_module
+from headstart import TransferClassifier
+from headstart.errors import ConfigError
+from headstart.strategies.contrastive import CosinePairsTerm, SupConTerm
+from headstart.terms import StepOutputs
+
+from helpers import tiny_inputs
+
+FAST = dict(strategy="contrastive", epochs=1, batch_size=4, image_size=32, val_size=4, verbose=0)
+
+
+def _outputs(features: torch.Tensor, labels) -> StepOutputs:
+    labels = torch.as_tensor(labels)
+    return StepOutputs(batch={}, features=features, logits=torch.zeros(len(labels), 2), labels=labels, step=0,
+                       total_steps=1)
+
+
+def _clustered(per_class=4, dim=8, noise=0.05, seed=0):
+    """Two classes around two orthogonal directions: ``(features (2 * per_class, dim), labels)``."""
+    generator = torch.Generator().manual_seed(seed)
+    centres = torch.eye(dim)[:2]
+    labels = torch.arange(2).repeat_interleave(per_class)
+    return centres[labels] + noise * torch.randn(len(labels), dim, generator=generator), labels
+
+
+@pytest.mark.parametrize("term", [SupConTerm(), CosinePairsTerm()], ids=["supcon", "pairs"])
+def test_contrastive_term_is_lower_for_clustered_features_than_for_shuffled_labels(term):
+    features, labels = _clustered()
+    shuffled = labels[torch.tensor([0, 4, 1, 5, 2, 6, 3, 7])]
+    assert float(term(_outputs(features, labels), None)) < float(term(_outputs(features, shuffled), None))
+
+
+@pytest.mark.parametrize("term", [SupConTerm(), CosinePairsTerm()], ids=["supcon", "pairs"])
+def test_contrastive_term_gradient_reaches_the_features(term):
+    features, labels = _clustered(noise=0.5)
+    features.requires_grad_(True)
+    term(_outputs(features, labels), None).backward()
+    assert torch.isfinite(features.grad).all() and features.grad.abs().sum() > 0
+
+
+def test_pairs_term_is_zero_when_same_labels_coincide_and_others_are_orthogonal():
+    features, labels = _clustered(noise=0.0)
+    assert float(CosinePairsTerm()(_outputs(features, labels), None)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_supcon_term_matches_the_formula_on_three_points():
+    features = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    labels = [0, 0, 1]
+    tau = 0.5
+    s = features @ features.T / tau  # rows are unit length already
+    # Anchors 0 and 1 have one positive each (the other); anchor 2 has none and is left out.
+    expected = -0.5 * ((s[0, 1] - torch.logsumexp(s[0, [1, 2]], 0)) + (s[1, 0] - torch.logsumexp(s[1, [0, 2]], 0)))
+    value = SupConTerm(temperature=tau)(_outputs(features, labels), None)
+    assert float(value) == pytest.approx(float(expected), rel=1e-6)
+
+
+@pytest.mark.parametrize("term", [SupConTerm(), CosinePairsTerm()], ids=["supcon", "pairs"])
+def test_contrastive_term_without_positive_pairs_is_zero_and_keeps_the_graph(term):
+    features = torch.randn(3, 4, requires_grad=True)
+    value = term(_outputs(features, [0, 1, 2]), None) if isinstance(term, SupConTerm) else \
+        term(_outputs(features[:1], [0]), None)
+    assert float(value.detach()) == 0.0
+    value.backward()  # a batch of distinct labels must not stop training
+
+
+@pytest.mark.parametrize("modality", ["image", "text", "audio"])
+def test_contrastive_fits_predicts_and_reloads_to_identical_predictions(modality, tmp_path):
+    X, y = tiny_inputs(modality, per_class=6)
+    clf = TransferClassifier(**FAST).fit(X, y)
+    probabilities = clf.predict_proba(X)
+    assert probabilities.shape == (len(y), 2)
+    summary = clf.fit_summary_
+    assert summary["strategy"] == "contrastive" and summary["contrastive_loss"] == "supcon"
+    assert summary["loss_terms"] == ["supcon (weight 1)"] and summary["refit_on"] == "train+validation"
+    assert summary["C"] > 0 and summary["head_search"]
+    clf.save(tmp_path / "run")
+    loaded = TransferClassifier.load(tmp_path / "run")
+    np.testing.assert_array_equal(loaded.predict_proba(X), probabilities)
+
+
+def test_contrastive_pairs_objective_is_the_one_trained():
+    X, y = tiny_inputs("image", per_class=6)
+    clf = TransferClassifier(contrastive_loss="pairs", **FAST).fit(X, y)
+    assert clf.fit_summary_["contrastive_loss"] == "pairs" and clf.fit_summary_["loss_terms"] == ["pairs (weight 1)"]
+
+
+def test_contrastive_head_is_the_logistic_head_on_the_tuned_features():
+    from headstart.heads import fit_head
+    from headstart.model import predict_features
+
+    X, y = tiny_inputs("image", per_class=6)
+    clf = TransferClassifier(C=1.0, val_size=0.25, **{k: v for k, v in FAST.items() if k != "val_size"}).fit(X, y)
+    features = predict_features(clf.model_, list(X))
+    encoded = np.searchsorted(clf.classes_, y)
+    head = fit_head(features[:0], encoded[:0], features, encoded, 2, C=1.0)  # refit on all rows, as the strategy does
+    np.testing.assert_allclose(clf.model_.head.weight.detach().numpy(), head.weight, rtol=1e-4, atol=1e-5)
+
+
+def test_contrastive_with_a_frozen_body_prefix_reuses_its_outputs():
+    X, y = tiny_inputs("text", per_class=6)
+    clf = TransferClassifier(freeze=3, **FAST).fit(X, y)
+    assert clf.fit_summary_["frozen_prefix"].startswith("reused"), clf.fit_summary_["frozen_prefix"]
+
+
+class Crash(Exception):
+    pass
+
+
+def test_contrastive_resume_after_a_crash_ends_like_the_uninterrupted_run(tmp_path, monkeypatch):
+    X, y = tiny_inputs("image", per_class=6)
+    settings = {**FAST, "epochs": 2, "patience": 10}
+    reference = TransferClassifier(**settings).fit(X, y)
+    real = train_module.save_checkpoint
+
+    def save_then_crash(folder, **kwargs):
+        real(folder, **kwargs)
+        if kwargs["meta"]["epoch"] == 1:
+            raise Crash("simulated crash after epoch 1")
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_crash)
+    with pytest.raises(Crash):
+        TransferClassifier(checkpoint_dir=str(tmp_path), **settings).fit(X, y)
+    monkeypatch.undo()
+    resumed = TransferClassifier(checkpoint_dir=str(tmp_path), **settings).fit(X, y)
+    assert resumed.fit_summary_["resumed_after_epoch"] == 1
+    reference_state, resumed_state = reference.model_.state_dict(), resumed.model_.state_dict()
+    assert reference_state.keys() == resumed_state.keys()
+    for key in reference_state:
+        torch.testing.assert_close(resumed_state[key], reference_state[key], rtol=0, atol=0, msg=key)
+
+
+def test_contrastive_refuses_an_option_it_does_not_accept_with_the_fix():
+    X, y = tiny_inputs("image", per_class=6)
+    with pytest.raises(ConfigError, match=r"adapt='coral' aligns features while training; use strategy "
+                                          r"'linear_probe', 'finetune' or 'lp_ft', not 'contrastive'"):
+        TransferClassifier(adapt="coral", **FAST).fit(X, y)
+    with pytest.raises(ConfigError, match=r"contrastive_loss=pairs only applies to strategy 'contrastive', not "
+                                          r"'finetune'; drop contrastive_loss or change the strategy"):
+        TransferClassifier(strategy="finetune", contrastive_loss="pairs").fit(X, y)
+    with pytest.raises(ConfigError, match=r"contrastive_loss='triplet' is not one of supcon, pairs"):
+        TransferClassifier(contrastive_loss="triplet", **FAST).fit(X, y)

@@ -68,6 +68,16 @@ def test_regularizers_benchmark_smoke_runs_every_method(tmp_path, monkeypatch, c
     assert "| digits@10 |" in capsys.readouterr().out
 
 
+def test_contrastive_benchmark_smoke_runs_every_method(tmp_path, monkeypatch, capsys):
+    from bench import contrastive
+
+    monkeypatch.setattr(contrastive, "ROOT", tmp_path)
+    assert contrastive.main(["--smoke", "--tasks", "digits@10", "--cache-dir", str(tmp_path / "cache")]) == 0
+    results = json.loads((tmp_path / "bench" / "results" / "contrastive-smoke.json").read_text())["results"]
+    assert set(results["digits@10"]) == set(contrastive.METHODS)
+    assert "| digits@10 |" in capsys.readouterr().out
+
+
 def test_transferability_benchmark_smoke_reports_tau_and_ranking_cost(tmp_path, monkeypatch, capsys):
     from bench import transferability
 

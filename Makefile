@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_PINS := torch==2.13.0 torchvision==0.28.0
 STAMP := $(VENV)/.headstart-installed
 
-.PHONY: setup demo test bench-speed bench-strategies bench-regularizers bench-transferability bench-audio bench-adaptation bench-peers clean
+.PHONY: setup demo test bench-speed bench-strategies bench-regularizers bench-contrastive bench-transferability bench-audio bench-adaptation bench-peers clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,9 @@ bench-strategies: setup
 
 bench-regularizers: setup
 	$(PY) -m bench.regularizers
+
+bench-contrastive: setup
+	$(PY) -m bench.contrastive
 
 bench-transferability: setup
 	$(PY) -m bench.transferability

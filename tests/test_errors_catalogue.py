@@ -347,7 +347,7 @@ def test_unknown_backbone_name():
 def test_unknown_strategy_name():
     texts, labels = tiny_texts(3)
     with pytest.raises(UnknownNameError, match=r"^unknown strategy 'fine_tune'\. Did you mean 'finetune'\? Known: "
-                                               r"finetune, linear_probe, lora, lp_ft, scratch"):
+                                               r"contrastive, finetune, linear_probe, lora, lp_ft, scratch"):
         TransferClassifier(strategy="fine_tune", verbose=0).fit(texts, labels)
 
 

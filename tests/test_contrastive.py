@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-import headstart.train as train_module
 from headstart import TransferClassifier
 from headstart.errors import ConfigError
 from headstart.strategies.contrastive import CosinePairsTerm, SupConTerm
 from headstart.terms import StepOutputs
 
 from helpers import tiny_inputs
+from test_resume import Crash, _crash_after as crash_after  # the same simulated crash as the loop's own resume tests
 
 FAST = dict(strategy="contrastive", epochs=1, batch_size=4, image_size=32, val_size=4, verbose=0)
 
@@ -108,26 +108,16 @@ def test_contrastive_with_a_frozen_body_prefix_reuses_its_outputs():
     assert clf.fit_summary_["frozen_prefix"].startswith("reused"), clf.fit_summary_["frozen_prefix"]
 
 
-class Crash(Exception):
-    pass
-
-
 def test_contrastive_resume_after_a_crash_ends_like_the_uninterrupted_run(tmp_path, monkeypatch):
     X, y = tiny_inputs("image", per_class=6)
     settings = {**FAST, "epochs": 2, "patience": 10}
-    reference = TransferClassifier(**settings).fit(X, y)
-    real = train_module.save_checkpoint
-
-    def save_then_crash(folder, **kwargs):
-        real(folder, **kwargs)
-        if kwargs["meta"]["epoch"] == 1:
-            raise Crash("simulated crash after epoch 1")
-
-    monkeypatch.setattr(train_module, "save_checkpoint", save_then_crash)
+    fit = lambda **checkpoint: TransferClassifier(**settings, **checkpoint).fit(X, y)
+    reference = fit()
+    crash_after(1, monkeypatch)
     with pytest.raises(Crash):
-        TransferClassifier(checkpoint_dir=str(tmp_path), **settings).fit(X, y)
+        fit(checkpoint_dir=str(tmp_path))
     monkeypatch.undo()
-    resumed = TransferClassifier(checkpoint_dir=str(tmp_path), **settings).fit(X, y)
+    resumed = fit(checkpoint_dir=str(tmp_path))
     assert resumed.fit_summary_["resumed_after_epoch"] == 1
     reference_state, resumed_state = reference.model_.state_dict(), resumed.model_.state_dict()
     assert reference_state.keys() == resumed_state.keys()

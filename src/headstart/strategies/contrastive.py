@@ -3,9 +3,10 @@
 SetFit (Tunstall et al. 2022, "Efficient Few-Shot Learning Without Prompts") tunes a sentence
 encoder on pairs of labeled examples, pulling same-label pairs together and pushing the others
 apart, then fits a logistic regression on the tuned embeddings. FastFit (Yehudai & Bandel 2024,
-"A Few-Shot Classification Library...") replaces the sampled pairs by batch contrastive learning,
-as supervised contrastive learning (Khosla et al. 2020, "Supervised Contrastive Learning") does for
-images: every example of the batch is an anchor, every other one of its label a positive. Here both
+"FastFit: Fast and Effective Few-Shot Text Classification with a Multitude of Classes") replaces the
+sampled pairs by batch contrastive learning, as supervised contrastive learning (Khosla et al. 2020,
+"Supervised Contrastive Learning") does for images: every example of the batch is an anchor, every
+other one of its label a positive. Here both
 objectives are one :class:`~headstart.terms.LossTerm` on the batch's pooled features, so the body
 trains in the one loop (checkpoints, resume, early stopping, frozen prefix) on any modality.
 
@@ -28,7 +29,8 @@ the epoch by, which a contrastive loss alone does not. After training, that head
 logistic regression on the tuned embeddings of the training rows (:func:`~headstart.heads.fit_head`:
 ``C`` chosen on the validation rows, then refit with them, so ``kept_as_scored`` is False), folded
 into the same ``nn.Linear`` as the linear probe's: the run folder, ``predict`` and reloading are
-those of every strategy.
+those of every strategy. With mixup/CutMix the term compares the mixed inputs' features under each
+input's own label, an approximation the option's user takes on.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from headstart import TransferClassifier
 
 from .report import finish, load_saved, parse_suite_args, record, save_results
 from .strategies import load_task
+from .transferability import _measured  # the same 'Measured ... on ...' opening line
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = {
@@ -72,10 +73,11 @@ def main(argv=None) -> int:
 
 
 def render(results: dict, meta: dict) -> str:
-    lines = [f"Measured {meta['date']} on {meta['machine']} (CPU), torch {meta['torch']}, headstart {meta['headstart']}; "
-             f"{meta['seeds']} seeds, up to {meta['epochs']} epochs with early stopping, images at {meta['image_size']} "
-             "px. Test accuracy mean ± std over seeds, and the median fit time in seconds. `supcon` and `pairs` are "
-             "`strategy=\"contrastive\"` with `contrastive_loss` set. `python -m bench.contrastive`.", ""]
+    lines = [f"{_measured(meta)}, up to {meta['epochs']} epochs with early stopping, images at {meta['image_size']} px. "
+             "Test accuracy mean ± std over seeds, and the median fit time in seconds. `supcon` and `pairs` are "
+             "`strategy=\"contrastive\"` with `contrastive_loss` set. The feature cache is kept between runs, so "
+             "`linear_probe` and LP-FT's probe stage may read features an earlier run computed. "
+             "`python -m bench.contrastive`.", ""]
     methods = [m for m in METHODS if any(m in by for by in results.values())]
     lines += ["| task | " + " | ".join(f"{m} acc | {m} s" for m in methods) + " |", "|---" * (2 * len(methods) + 1) + "|"]
     for task, by_method in results.items():
@@ -90,6 +92,15 @@ def render(results: dict, meta: dict) -> str:
             cells += [f"{statistics.fmean(accuracy):.3f} ± {spread:.3f}",
                       f"{statistics.median(r['seconds'] for r in rows):.0f}"]
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    lines += ["", "SupCon (the default objective) against each other method, paired by seed: mean difference in "
+              "points, and the seeds on which SupCon scored higher.", ""]
+    for task, by_method in results.items():
+        supcon = {r["seed"]: r["accuracy"] for r in by_method.get("supcon", [])}
+        for m in (m for m in methods if m != "supcon"):
+            diffs = [supcon[r["seed"]] - r["accuracy"] for r in by_method.get(m, []) if r["seed"] in supcon]
+            if diffs:
+                lines.append(f"- {task}, supcon − {m}: {100 * statistics.fmean(diffs):+.1f} points, higher on "
+                             f"{sum(d > 0 for d in diffs)} of {len(diffs)} seeds")
     return "\n".join(lines)
 
 

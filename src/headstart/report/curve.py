@@ -3,7 +3,7 @@ the run's backbone against the no-transfer baseline, both refit for the report.
 
 The labeled test data is split 50/50 (stratified): subsets of the first half train, the second half
 scores. Each size is drawn :data:`CURVE_DRAWS` times with one fixed C (:data:`CURVE_C`). Both models
-also get the whole training half, with C chosen on an inner validation split, for the side-by-side
+also get the whole training half, with C chosen by stratified cross-validation on it, for the side-by-side
 comparison with the chosen model (:func:`comparison`).
 """
 
@@ -190,15 +190,6 @@ def _baseline_accuracy(baseline_cls, train_items, y_train, test_items, y_test, n
     return float((model.predict_logits(test_items).argmax(1) == y_test).mean())
 
 
-def _inner_split(y, random_state):
-    from ..data import stratified_split
-
-    try:
-        return stratified_split(y, 0.2, random_state)
-    except HeadstartError:
-        return None  # too few examples for an inner split: the fixed C is used
-
-
 def _interval(y_true, predicted, name, n_train, how) -> dict:
     from ..intervals import accuracy_interval, format_accuracy
 
@@ -208,35 +199,19 @@ def _interval(y_true, predicted, name, n_train, how) -> dict:
 
 
 def _full_probe(f_train, f_test, halves: _Halves, name, random_state) -> dict:
-    """The linear probe on the whole training half, C chosen on an inner split, scored on the other half."""
-    y_train = halves.y_train
-    split = _inner_split(y_train, random_state)
-    if split is None:
-        weight, bias = fit_logistic_head(f_train, y_train, halves.n_classes, CURVE_C)
-        how = f"fixed C={CURVE_C:g}"
-    else:
-        inner_train, inner_val = split
-        head = fit_head(f_train[inner_train], y_train[inner_train], f_train[inner_val], y_train[inner_val],
-                        halves.n_classes, refit_on=(f_train, y_train))
-        weight, bias, how = head.weight, head.bias, f"C={head.C:g} chosen on an inner 80/20 split"
-    return _interval(halves.y_test, (f_test @ weight.T + bias).argmax(1), name, len(y_train), how)
+    """The linear probe on the whole training half, C cross-validated on it, scored on the other half."""
+    head = fit_head(f_train, halves.y_train, halves.n_classes, random_state=random_state)
+    return _interval(halves.y_test, (f_test @ head.weight.T + head.bias).argmax(1), name, len(halves.y_train),
+                     f"C={head.C:g} ({head.chosen_by})")
 
 
 def _full_baseline(baseline_cls, halves: _Halves, name, random_state) -> dict:
-    """The baseline on the whole training half, C chosen on an inner split, scored on the other half."""
-    train_items, y_train = halves.train_items, halves.y_train
+    """The baseline on the whole training half, C cross-validated on it, scored on the other half."""
     model = baseline_cls()
-    split = _inner_split(y_train, random_state)
-    if split is None:
-        model.weight, model.bias = fit_logistic_head(model.fit_transform(train_items), y_train, halves.n_classes,
-                                                     CURVE_C)
-        how = f"fixed C={CURVE_C:g}"
-    else:
-        inner_train, inner_val = split
-        record = model.fit([train_items[i] for i in inner_train], y_train[inner_train],
-                           [train_items[i] for i in inner_val], y_train[inner_val], halves.n_classes)
-        how = f"C={record['C']:g} chosen on an inner 80/20 split"
-    return _interval(halves.y_test, model.predict_logits(halves.test_items).argmax(1), name, len(y_train), how)
+    record = model.fit(halves.train_items, halves.y_train, [], halves.y_train[:0], halves.n_classes,
+                       random_state=random_state)
+    return _interval(halves.y_test, model.predict_logits(halves.test_items).argmax(1), name, len(halves.y_train),
+                     f"C={record['C']:g} ({record['C_chosen_by']})")
 
 
 def comparison(report: dict) -> dict:

@@ -30,7 +30,7 @@ class FitContext:
     epoch_log: Callable[[str], None] | None = None  # a line per training epoch; None for the planner's candidate fits
     target_items: list | None = None  # unlabeled target inputs, for adaptation terms
     run_key: str = ""  # identifies the fit, so that a checkpoint resumes only its own fit
-    # Whether a head whose C was chosen on the validation rows is then refit with them. False for LP-FT's
+    # Whether a logistic head is fit on the validation rows too (see head_rows). False for LP-FT's
     # probe stage (its fine-tuning stage early-stops on those rows, which must be unseen) and for the
     # planner's scoring fits (scored on them). Fine-tuning never trains on the validation rows.
     refit_on_validation: bool = True
@@ -44,6 +44,14 @@ class FitContext:
         """The configuration of the training loop, the learning rates resolved from the backbone's metadata."""
         lr = self.config.lr if self.config.lr is not None else backbone.info.finetune_lr
         return dataclasses.replace(self.config, **{"lr": lr, "head_lr": 10 * lr, **overrides})
+
+    def head_rows(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows a logistic head is fit (and its C cross-validated) on, from ``features`` of the training
+        then the validation items: all of them, or the training rows alone when the validation rows must
+        stay unseen (``refit_on_validation=False``)."""
+        if self.refit_on_validation:
+            return features, np.concatenate([self.train_y, self.val_y])
+        return features[:len(self.train_y)], self.train_y
 
     def make_terms(self, backbone: Backbone) -> list:
         """Fresh loss terms for one training run: the regularizers, then the adaptation method."""

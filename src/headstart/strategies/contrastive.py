@@ -29,8 +29,8 @@ The loop's cross-entropy on the head stays beside the term (``CE + SupCon``, as 
 "Supervised Contrastive Learning for Pre-trained Language Model Fine-tuning", train it; ``tau=0.3``
 is their few-shot choice): the head it trains gives early stopping a validation accuracy to choose
 the epoch by, which a contrastive loss alone does not. After training, that head is replaced by a
-logistic regression on the tuned embeddings of the training rows (:func:`~headstart.heads.fit_head`:
-``C`` chosen on the validation rows, then refit with them, so ``kept_as_scored`` is False), folded
+logistic regression on the tuned embeddings of all labeled rows (:func:`~headstart.heads.fit_head`:
+``C`` chosen by stratified cross-validation over them, so ``kept_as_scored`` is False), folded
 into the same ``nn.Linear`` as the linear probe's: the run folder, ``predict`` and reloading are
 those of every strategy. With mixup/CutMix the term compares the mixed inputs' features under each
 input's own label, an approximation the option's user takes on.
@@ -108,7 +108,7 @@ class Contrastive(Strategy):
     name = "contrastive"
     accepts = LOOP | {"freeze", "C", "contrastive_loss"}
     trains = "network"
-    kept_as_scored = False  # the head is refit on the validation rows once C is chosen on them
+    kept_as_scored = False  # its head is fit on the validation rows too, unless the planner holds them out
 
     def fit(self, context: FitContext) -> StrategyResult:
         started = time.perf_counter()
@@ -119,24 +119,21 @@ class Contrastive(Strategy):
         tuned_at = time.perf_counter()
         items = list(context.train_items) + list(context.val_items)
         features = predict_features(model, items, batch_size=max(64, context.config.batch_size))
-        n_train = len(context.train_items)
-        train_f, val_f = features[:n_train], features[n_train:]
-        refit_on = None if context.refit_on_validation else (train_f, context.train_y)
-        head = fit_head(train_f, context.train_y, val_f, context.val_y, context.n_classes, C=context.config.C,
-                        refit_on=refit_on)
+        rows, labels = context.head_rows(features)
+        head = fit_head(rows, labels, context.n_classes, C=context.config.C, random_state=context.config.random_state)
         with torch.no_grad():
             model.head.weight.copy_(torch.from_numpy(head.weight))
             model.head.bias.copy_(torch.from_numpy(head.bias))
         model.eval()
         loop_accuracy = result.summary["val_accuracy"]
-        # With C given nothing was searched on validation; the loop's head then reports for the body.
-        val_accuracy = loop_accuracy if context.config.C is not None else head.val_accuracy
+        # With C given nothing was cross-validated; the loop's head then reports for the body.
+        val_accuracy = loop_accuracy if context.config.C is not None else head.cv_accuracy
         result.summary.update({
             "contrastive_loss": objective, "loop_val_accuracy": loop_accuracy, "val_accuracy": val_accuracy,
-            "C": head.C, "head_search": head.history, "head_seconds": time.perf_counter() - tuned_at,
+            "C": head.C, "C_chosen_by": head.chosen_by, "head_search": head.history, "head_seconds": time.perf_counter() - tuned_at,
             "refit_on": "train+validation" if context.refit_on_validation else "train",
             "seconds": time.perf_counter() - started})
         context.log(f"contrastive ({objective}): body tuned to epoch {result.summary['best_epoch']}; logistic head "
-                    f"C={head.C:g} {'given' if context.config.C is not None else 'chosen on validation'} (accuracy "
-                    f"{accuracy_text(val_accuracy, len(context.val_y))})")
+                    f"C={head.C:g} ({head.chosen_by}; accuracy "
+                    f"{accuracy_text(val_accuracy, len(context.val_y) if context.config.C is not None else len(labels))})")
         return result

@@ -1,9 +1,10 @@
 """Linear probe: a frozen pretrained backbone, and a regularized logistic regression on its features.
 
 Features come from :class:`~headstart.cache.FeatureCache`, so a second fit on the same inputs
-does not run the backbone. The inverse regularization strength ``C`` is chosen on the validation
-split over a log grid (warm-started along the path), then the head is refit on train + validation
-with that ``C``, warm-started from the search's solution (:func:`~headstart.heads.fit_head`).
+does not run the backbone. The inverse regularization strength ``C`` is chosen by stratified
+cross-validation over every labeled row (train + validation; the training rows alone when the
+planner scores the fit on the validation rows), then the head is fit on those rows at that ``C``
+(:func:`~headstart.heads.fit_head`).
 Standardisation and the logistic regression fold into one ``nn.Linear``, so the saved model is
 backbone + linear head like every other strategy.
 """
@@ -24,7 +25,7 @@ class LinearProbe(Strategy):
     name = "linear_probe"
     accepts = frozenset({"C", "adapt"})
     trains = "head"
-    kept_as_scored = False  # its head is refit on the validation rows once C is chosen on them
+    kept_as_scored = False  # its head is fit on the validation rows too, unless the planner holds them out
 
     def fit(self, context: FitContext) -> StrategyResult:
         started = time.perf_counter()
@@ -42,20 +43,18 @@ class LinearProbe(Strategy):
             context.log(f"linear_probe: adapted on cached frozen features ({summary['adapted_on']}); "
                         f"validation accuracy {accuracy_text(summary['val_accuracy'], len(context.val_y))}")
             return StrategyResult(model, history, summary)
-        n_train = len(context.train_items)
-        train_f, val_f = features[:n_train], features[n_train:]
-        refit_on = None if context.refit_on_validation else (train_f, context.train_y)
-        head = fit_head(train_f, context.train_y, val_f, context.val_y, context.n_classes, C=context.config.C,
-                        refit_on=refit_on)
-        C, history, val_accuracy = head.C, head.history, head.val_accuracy
+        rows, labels = context.head_rows(features)
+        head = fit_head(rows, labels, context.n_classes, C=context.config.C, random_state=context.config.random_state)
+        C, history, val_accuracy = head.C, head.history, head.cv_accuracy
         model = TransferModel(backbone, context.n_classes)
         with torch.no_grad():
             model.head.weight.copy_(torch.from_numpy(head.weight))
             model.head.bias.copy_(torch.from_numpy(head.bias))
         model.eval()
-        summary = {"C": C, "val_accuracy": val_accuracy, "seconds": time.perf_counter() - started,
+        summary = {"C": C, "C_chosen_by": head.chosen_by, "val_accuracy": val_accuracy,
+                   "seconds": time.perf_counter() - started,
                    "inputs_run_through_backbone": computed, "inputs_from_cache": len(items) - computed,
                    "freeze": str(report), "refit_on": "train+validation" if context.refit_on_validation else "train"}
-        context.log(f"linear_probe: C={C:g} chosen on validation (accuracy {accuracy_text(val_accuracy, len(context.val_y))}); "
+        context.log(f"linear_probe: C={C:g} ({head.chosen_by}; accuracy {accuracy_text(val_accuracy, len(labels))}); "
                     f"{computed} of {len(items)} inputs run through the backbone, the rest from the cache")
         return StrategyResult(model, history, summary)

@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_PINS := torch==2.13.0 torchvision==0.28.0
 STAMP := $(VENV)/.headstart-installed
 
-.PHONY: setup demo test bench-speed bench-strategies bench-regularizers bench-contrastive bench-transferability bench-audio bench-adaptation bench-peers clean
+.PHONY: setup demo test bench-speed bench-strategies bench-regularizers bench-contrastive bench-transferability bench-audio bench-adaptation bench-peers bench-fewshot clean
 
 setup: $(STAMP)
 
@@ -54,6 +54,9 @@ bench-adaptation: setup
 
 bench-peers: setup
 	$(PY) -m bench.peers
+
+bench-fewshot: setup
+	$(PY) -m bench.fewshot
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

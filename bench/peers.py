@@ -58,6 +58,11 @@ def _hf_ready() -> None:
     ensure_torchvision_importable()  # transformers imports torchvision
 
 
+def fitted(args) -> None:
+    """Mark the end of a peer's fit on ``args.fit_end`` (bench.fewshot times the fit alone, not predicting)."""
+    args.fit_end = time.perf_counter()
+
+
 def minilm_path() -> str:
     from headstart.backbones.zoo import _minilm_l6_directory
 
@@ -66,7 +71,8 @@ def minilm_path() -> str:
 
 # --------------------------------------------------------------------------- text peers
 
-def setfit_peer(X, y, Xt, seed, args):
+def setfit_peer(X, y, Xt, seed, args, *, model_path: str | None = None):
+    """SetFit with its defaults on ``model_path`` (a sentence-transformers folder; default minilm_l6's)."""
     _hf_ready()
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
@@ -74,11 +80,12 @@ def setfit_peer(X, y, Xt, seed, args):
     import tempfile
 
     classes, encoded = np.unique(y, return_inverse=True)
-    model = SetFitModel.from_pretrained(minilm_path())
+    model = SetFitModel.from_pretrained(model_path or minilm_path())
     with tempfile.TemporaryDirectory() as out:  # setfit writes checkpoints (default: ./checkpoints)
         training = TrainingArguments(output_dir=out, batch_size=16, num_epochs=1,
                                      num_iterations=args.setfit_iterations, seed=seed, save_strategy="no")
         Trainer(model=model, args=training, train_dataset=Dataset.from_dict({"text": list(X), "label": encoded})).train()
+    fitted(args)
     return classes[np.asarray(model.predict(list(Xt)))]
 
 
@@ -105,6 +112,7 @@ def hf_trainer_peer(X, y, Xt, seed, args, *, epochs=None, measure=False):
         seconds = time.perf_counter() - started
     if measure:
         return len(X) * (epochs or args.epochs) / seconds
+    fitted(args)
     model.eval()
     logits = []
     with torch.no_grad():
@@ -121,6 +129,7 @@ def frozen_text_logistic_peer(X, y, Xt, seed, args):
 
     encoder = SentenceTransformer(minilm_path(), device="cpu")
     head = LogisticRegression(max_iter=2000).fit(encoder.encode(list(X), batch_size=64), y)
+    fitted(args)
     return head.predict(encoder.encode(list(Xt), batch_size=64))
 
 
@@ -129,7 +138,9 @@ def tfidf_peer(X, y, Xt, seed, args):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    return make_pipeline(TfidfVectorizer(), LogisticRegression(max_iter=2000)).fit(list(X), y).predict(list(Xt))
+    model = make_pipeline(TfidfVectorizer(), LogisticRegression(max_iter=2000)).fit(list(X), y)
+    fitted(args)
+    return model.predict(list(Xt))
 
 
 # --------------------------------------------------------------------------- image peers
@@ -172,6 +183,7 @@ def plain_loop_peer(X, y, Xt, seed, args, *, epochs=None, measure=False):
             schedule.step()
     if measure:
         return len(X) * epochs / (time.perf_counter() - started)
+    fitted(args)
     return classes[_predict(network.eval(), Xt, args.image_size)]
 
 
@@ -193,14 +205,18 @@ def frozen_image_logistic_peer(X, y, Xt, seed, args):
             return np.concatenate([network(_image_tensor(images[s:s + 128], args.image_size)).numpy()
                                    for s in range(0, len(images), 128)])
 
-    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(features(X), y).predict(features(Xt))
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(features(X), y)
+    fitted(args)
+    return model.predict(features(Xt))
 
 
 def pixel_logistic_peer(X, y, Xt, seed, args):
     from sklearn.linear_model import LogisticRegression
 
     flat = lambda images: images.reshape(len(images), -1) / 255.0
-    return LogisticRegression(max_iter=2000).fit(flat(X), y).predict(flat(Xt))
+    model = LogisticRegression(max_iter=2000).fit(flat(X), y)
+    fitted(args)
+    return model.predict(flat(Xt))
 
 
 def small_cnn_peer(X, y, Xt, seed, args):
@@ -220,6 +236,7 @@ def small_cnn_peer(X, y, Xt, seed, args):
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+    fitted(args)
     with torch.no_grad():
         return classes[net.eval()(to_tensor(Xt)).argmax(1).numpy()]
 

@@ -187,3 +187,65 @@ def test_bench_threads_option_sets_torch_threads_and_refuses_zero(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["--threads", "0"])
     assert "--threads takes a whole number of at least 1, got '0'" in capsys.readouterr().err
+
+
+def test_fewshot_benchmark_smoke_runs_cheap_methods_and_renders_from_the_json(tmp_path, monkeypatch, capsys):
+    from bench import fewshot
+
+    monkeypatch.setattr(fewshot, "ROOT", tmp_path)
+    assert fewshot.main(["--smoke", "--tasks", "vader_movie@8,digits@10", "--test-size", "20", "--threads", "1",
+                         "--methods", "headstart:linear_probe,tfidf_logistic,pixel_logistic,small_cnn"]) == 0
+    saved = json.loads((tmp_path / "bench" / "results" / "fewshot-smoke.json").read_text())
+    results = saved["results"]
+    assert set(results["vader_movie@8"]) == {"headstart:linear_probe", "tfidf_logistic"}
+    assert set(results["digits@10"]) == {"headstart:linear_probe", "pixel_logistic", "small_cnn"}
+    for entry in (e for by in results.values() for e in by.values()):
+        assert entry["seeds"] == 1 and entry["per_seed"][0]["seed"] == 0 and 0 <= entry["mean"] <= 1
+        assert entry["fit_seconds_median"] == entry["per_seed"][0]["fit_seconds"] >= 0
+    assert saved["meta"]["threads"] == 1 and saved["meta"]["smoke"] is True
+    assert not (tmp_path / "docs").exists()  # a smoke run writes no docs
+    assert "| digits@10 | " in capsys.readouterr().out
+
+
+def test_fewshot_render_computes_the_issue_checks_from_the_json(tmp_path, monkeypatch, capsys):
+    from bench import fewshot
+
+    def entry(accuracies, seconds):
+        return fewshot.summarize([{"seed": s, "accuracy": a, "fit_seconds": seconds, "predict_seconds": 0.0}
+                                  for s, a in enumerate(accuracies)])
+
+    results = {}
+    for task in fewshot.CHECK_TEXT_TASKS:
+        results[task] = {"headstart:auto[minilm_l6]": entry([0.80, 0.82], 10.0), "setfit:minilm_l6": entry([0.78, 0.80], 40.0),
+                         "headstart:auto": entry([0.80, 0.80], 30.0), "headstart:linear_probe": entry([0.78, 0.78], 1.0),
+                         "setfit:mpnet_base": {"unavailable": "mpnet_base is not in headstart's zoo"}}
+    results["vader_tweets@8"]["headstart:linear_probe"] = entry([0.85, 0.85], 1.0)  # auto 5 points below its probe
+    results["fashion@10"] = {"headstart:auto": entry([0.73, 0.74], 50.0), "pixel_logistic": entry([0.72, 0.72], 0.1)}
+    body = fewshot.render(results, {"date": "2026-01-01", "machine": "x86_64, 2 threads", "torch": "2", "headstart": "0"})
+    assert "`headstart:auto[minilm_l6]` − `setfit:minilm_l6` = +2.0 points" in body and "0.25×" in body
+    assert "setfit:mpnet_base unavailable: mpnet_base is not in headstart's zoo" in body
+    assert "Below the bar: vader_tweets@8" in body and "vader_tweets@8 -5.0 ⚠" in body
+    assert "`headstart:auto` on fashion@10 = 0.735" in body and "| fashion@10 |" in body
+    # --render-only rewrites the docs section from the saved JSON, running nothing
+    monkeypatch.setattr(fewshot, "ROOT", tmp_path)
+    folder = tmp_path / "bench" / "results"
+    folder.mkdir(parents=True)
+    (folder / "fewshot.json").write_text(json.dumps({"meta": {"date": "2026-01-01", "machine": "m", "torch": "2",
+                                                              "headstart": "0"}, "results": results}))
+    assert fewshot.main(["--render-only"]) == 0
+    assert "<!-- bench:fewshot:begin -->" in (tmp_path / "docs" / "benchmarks.md").read_text()
+
+
+def test_fewshot_merge_replaces_a_rerun_seed_and_keeps_measured_rows_over_unavailable():
+    from bench import fewshot
+
+    results = {}
+    fewshot.add_row(results, "t@8", "m", {"seed": 0, "accuracy": 0.5, "fit_seconds": 1.0})
+    fewshot.add_row(results, "t@8", "m", {"seed": 1, "accuracy": 0.7, "fit_seconds": 3.0})
+    fewshot.add_row(results, "t@8", "m", {"seed": 0, "accuracy": 0.9, "fit_seconds": 2.0})
+    assert results["t@8"]["m"]["seeds"] == 2 and abs(results["t@8"]["m"]["mean"] - 0.8) < 1e-9
+    assert results["t@8"]["m"]["fit_seconds_median"] == 2.5
+    fewshot.mark_unavailable(results, "t@8", "m", "gone")
+    assert results["t@8"]["m"]["seeds"] == 2
+    fewshot.mark_unavailable(results, "t@8", "other", "gone")
+    assert results["t@8"]["other"] == {"unavailable": "gone"}

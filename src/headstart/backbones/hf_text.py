@@ -1,8 +1,9 @@
 """Text backbones built on Hugging Face transformers encoders (``hf:ID``, a local model directory,
-or the offline zoo's ``minilm_l6``).
+or the offline zoo's ``minilm_l6`` and ``mpnet_base``).
 
 Features are mean-pooled token states under the attention mask (sentence-transformers' pooling
-for all-MiniLM). Layer groups: the embeddings, then each transformer layer in order.
+for all-MiniLM and all-mpnet), without its final L2 normalization: the heads standardize each
+feature, and the direction is what equals sentence-transformers' embedding. Layer groups: the embeddings, then each transformer layer in order.
 """
 
 from __future__ import annotations

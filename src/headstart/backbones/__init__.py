@@ -1,6 +1,6 @@
 """Pretrained backbones behind one interface (:class:`Backbone`), whatever the modality.
 
-Names: an offline zoo name (``efficientnet_lite0``, ``mobilenetv2_100``, ``minilm_l6``), a provider
+Names: an offline zoo name (``efficientnet_lite0``, ``minilm_l6``, ``whisper_base``…), a provider
 name (``timm:resnet50``, ``hf:bert-base-uncased``), a local Hugging Face model directory, or
 ``precomputed`` for inputs that already are feature vectors.
 """
@@ -104,6 +104,11 @@ def _create_from_zoo(entry: ZooEntry, pretrained, image_size, max_length) -> Bac
 
         entry.require_installed()
         return ResemblyzerBackbone(info, pretrained=pretrained, window_seconds=info.extra.get("window_seconds"))
+    if info.architecture == "ct2:whisper":  # audio: a CTranslate2 Whisper model.bin, run as WhisperEncoder
+        from .whisper import create_whisper_backbone
+
+        entry.require_installed()  # the sizes come from the file, so a random init needs it too
+        return create_whisper_backbone(info, entry.weights(), pretrained=pretrained)
     if info.modality == "image":
         from .timm_backbone import TimmBackbone, create_timm_model
 

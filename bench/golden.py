@@ -64,8 +64,10 @@ FITS = {
     "text-linear_probe-coral": (TEXT, {"strategy": "linear_probe", "adapt": "coral"}),
     "text-finetune-mmd": (TEXT, {"strategy": "finetune", "freeze": 5, "epochs": 2, "adapt": "mmd"}),
     "text-linear_probe-adapt_auto": (TEXT, {"strategy": "linear_probe", "adapt": "auto"}),
-    "text-auto": (TEXT, {"strategy": "auto", "epochs": 2}),
-    "text30-auto": (TEXT30, {"strategy": "auto", "epochs": 2}),
+    # the text planner is pinned to minilm_l6: backbone="auto" ranks every installed text model, so the fit
+    # would change with what `models pull` installed (mpnet_base), not with the code
+    "text-auto": (TEXT, {"strategy": "auto", "backbone": "minilm_l6", "epochs": 2}),
+    "text30-auto": (TEXT30, {"strategy": "auto", "backbone": "minilm_l6", "epochs": 2}),
     "digits-linear_probe": (DIGITS, {"strategy": "linear_probe", "image_size": 32}),
     "digits-finetune-mix": (DIGITS, {"strategy": "finetune", "freeze": 2, "epochs": 3, "image_size": 32,
                                      "mixup": 0.2, "average_checkpoints": 2}),

@@ -66,7 +66,7 @@ def test_auto_records_every_candidate_with_scores_time_and_reason(digits_plan):
     for c in candidates:
         assert c["status"] in ("scored", "skipped") and c["reason"]
         if c["status"] == "scored":
-            assert len(c["scores"]) == digits_plan.plan_["splits"] == 3  # tiny data: 3 folds
+            assert len(c["scores"]) == digits_plan.plan_["splits"] == 3  # tiny data: 3 folds (the average's too)
     assert {r["backbone"] for r in digits_plan.plan_["ranking"]} == {"efficientnet_lite0", "mobilenetv2_100"}
     assert digits_plan.plan_["ranked_examples"] == 100  # all of them: fewer than the subsample size
     # tiny data: LP-FT with label smoothing is the default rung, tried right after the linear probes
@@ -93,20 +93,22 @@ def test_auto_plan_is_saved_and_a_baseline_winner_reloads_to_identical_predictio
 
 def test_auto_skips_rungs_the_budget_cannot_pay_for():
     X, y = tiny_texts(30)  # not tiny: the fine-tune at LogME's depth is a rung, its cost estimated from LP-FT's
-    clf = TransferClassifier(strategy="auto", budget="1s", epochs=1, verbose=0).fit(X, y)
+    clf = TransferClassifier(strategy="auto", backbone="minilm_l6", budget="1s", epochs=1, verbose=0).fit(X, y)
     statuses = {c["name"]: c["status"] for c in clf.plan_["candidates"]}
     assert "lora@minilm_l6" in statuses  # a transformer backbone gets a LoRA rung
     assert statuses["lp_ft@minilm_l6"] == "scored"  # the default rung runs first, whatever the budget
     skipped = [c for c in clf.plan_["candidates"] if c["status"] == "skipped"]
-    assert [c["strategy"] for c in skipped] == ["finetune"]
-    assert skipped[0]["reason"].startswith("skipped: about ") and "s budget left" in skipped[0]["reason"]
+    # after the default, the rungs that train the whole network are expected to cost what LP-FT did: over budget
+    assert {c["strategy"] for c in skipped} == {"finetune", "contrastive"}  # LoRA trains adapters: its cost is unknown, so it runs
+    assert all(c["reason"].startswith("skipped: about ") and "s budget left" in c["reason"] for c in skipped)
 
 
 @pytest.fixture(scope="module")
 def tiny_text_plan(tmp_path_factory):
     X, y = tiny_texts(8)
     folder = tmp_path_factory.mktemp("checkpoints")
-    return TransferClassifier(strategy="auto", budget="1s", epochs=1, verbose=0, checkpoint_dir=str(folder)).fit(X, y), folder
+    return TransferClassifier(strategy="auto", backbone="minilm_l6", budget="1s", epochs=1, verbose=0,
+                              checkpoint_dir=str(folder)).fit(X, y), folder
 
 
 def test_auto_on_tiny_text_records_lora_as_skipped_with_its_reason(tiny_text_plan):
@@ -402,15 +404,16 @@ def test_auto_logs_a_line_per_candidate_and_keeps_its_scoring_fits_quiet(capsys)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("[headstart] auto: ranked 1 layer group of precomputed with LogME on 60 examples")
     scored = [line for line in lines if " scored " in line]
-    assert [line.split()[2] for line in scored] == ["linear_probe@precomputed", "lp_ft+label_smoothing@precomputed"]
+    assert [line.split()[2] for line in scored] == ["linear_probe@precomputed", "lp_ft+label_smoothing@precomputed",
+                                                    "contrastive@precomputed"]
     assert all("held-out predictions over 3 folds" in line for line in scored)
     assert any(line.startswith("[headstart] auto: finetune(freeze=0)@precomputed skipped (not tried below 30")
                for line in lines)
     refit = next(i for i, line in enumerate(lines)
                  if "auto: refitting lp_ft+label_smoothing@precomputed on all 60" in line)
-    # the scoring fits (3 splits x 2 candidates) said nothing of their own; only the refit does
-    assert not [line for line in lines[:refit] if "chosen on validation" in line or "froze" in line]
-    assert any("chosen on validation" in line for line in lines[refit:])
+    # the scoring fits (3 splits x 3 candidates) said nothing of their own; only the refit does
+    assert not [line for line in lines[:refit] if "cross-validation on" in line or "froze" in line]
+    assert any("cross-validation on" in line for line in lines[refit:])
 
 
 @pytest.fixture(scope="module")
@@ -494,16 +497,17 @@ def test_auto_on_tiny_data_smooths_the_lp_ft_labels_unless_the_user_chose_a_smoo
 @pytest.mark.parametrize("per_class,expected", [
     (10, {"baseline:tfidf_logistic": "pending", "linear_probe@minilm_l6": "pending",
           "lp_ft+label_smoothing@minilm_l6": "pending*", "finetune(freeze=4)@minilm_l6": "skipped",
-          "lora@minilm_l6": "skipped"}),
+          "contrastive@minilm_l6": "pending", "lora@minilm_l6": "skipped"}),
     (40, {"baseline:tfidf_logistic": "pending", "linear_probe@minilm_l6": "pending", "lp_ft@minilm_l6": "pending*",
-          "finetune(freeze=4)@minilm_l6": "pending", "lora@minilm_l6": "pending"}),
+          "finetune(freeze=4)@minilm_l6": "pending", "contrastive@minilm_l6": "pending", "lora@minilm_l6": "pending"}),
     (50, {"baseline:tfidf_logistic": "pending", "linear_probe@minilm_l6": "pending",
           "finetune(freeze=0)@minilm_l6": "pending*", "lp_ft@minilm_l6": "pending*",
-          "finetune(freeze=4)@minilm_l6": "pending", "lora@minilm_l6": "pending"}),
+          "finetune(freeze=4)@minilm_l6": "pending", "contrastive@minilm_l6": "pending", "lora@minilm_l6": "pending"}),
 ])
 def test_build_ladder_follows_the_data_size(per_class, expected):
     """Tiny data: no rung at LogME's depth nor LoRA, and a label-smoothed LP-FT as the default (*); from 30
-    per class every rung, LP-FT the default; from 50 the full fine-tune joins, and it and LP-FT are the defaults."""
+    per class every rung, LP-FT the default; from 50 the full fine-tune joins, and it and LP-FT are the defaults.
+    Contrastive body tuning is a rung at every size."""
     from headstart.planner import build_ladder
 
     encoded = np.repeat([0, 1], per_class)

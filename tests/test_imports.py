@@ -25,7 +25,7 @@ LAYERS = {
     "strategies": ["headstart.strategies", "headstart.train", "headstart.optim", "headstart.regularizers",
                    "headstart.adapt", "headstart.selection", "headstart.prefix", "headstart.runs"],
     # augment: the training-time input options and batch mixing that backbones apply and the loop asks for
-    "model": ["headstart.model", "headstart.backbones", "headstart.data", "headstart.cache", "headstart.baselines",
+    "model": ["headstart.model", "headstart.ensemble", "headstart.backbones", "headstart.data", "headstart.cache", "headstart.baselines",
               "headstart.heads", "headstart.checkpoint", "headstart.terms", "headstart.datasets", "headstart.augment"],
     "utilities": ["headstart.config", "headstart.errors", "headstart.atomic", "headstart.registry",
                   "headstart.intervals", "headstart.metrics", "headstart._torchvision_fix", "headstart._version"],

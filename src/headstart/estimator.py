@@ -198,10 +198,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                                 features=lambda estimator, items: estimator._features(items))
 
     def _set_model(self, model) -> None:
-        from .baselines import Baseline
-
-        if isinstance(model, Baseline):
+        if getattr(model, "backbone", None) is None:  # a baseline, or an average of models: no single backbone
             self.model_, self.backbone_, self.pretrained_fingerprint_ = model, None, None
+            if hasattr(model, "to"):
+                self.model_ = model.to(self._device_for_torch())
             return
         self.model_ = model.to(self._device_for_torch())
         self.backbone_ = self.model_.backbone

@@ -5,7 +5,8 @@ A run folder holds:
 - the model's own files: ``model.safetensors`` for a :class:`~headstart.model.TransferModel` (the
   head and every backbone tensor that training could change; tensors of frozen pretrained groups
   are rebuilt from the installed pretrained weights, whose fingerprint must match the one recorded
-  at save time), ``baseline.json`` + ``baseline.safetensors`` for a no-transfer baseline;
+  at save time), ``baseline.json`` + ``baseline.safetensors`` for a no-transfer baseline, and for an
+  :class:`~headstart.ensemble.AveragedModel` one run folder per member, ``member-<i>/``;
 - ``config.json``: library and format version, the model's kind and what rebuilds it, classes,
   preprocessing, strategy and the estimator's parameters;
 - ``metrics.json``, ``history.json`` and ``plan.json``: what the fit measured and decided.
@@ -25,6 +26,7 @@ from ._version import __version__
 from .atomic import read_json_object, write_json
 from .backbones import create_backbone
 from .baselines import BASELINES
+from .ensemble import AveragedModel, member_folder
 from .errors import RunFolderError
 from .model import WEIGHTS_FILE, TransferModel
 
@@ -32,6 +34,8 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 _REQUIRED_BASELINE = {"format_version": int, "headstart_version": str, "baseline": str, "classes": list,
                       "params": dict}
+_REQUIRED_AVERAGE = {"format_version": int, "headstart_version": str, "members": int, "classes": list,
+                     "params": dict}
 _REQUIRED = {
     "format_version": int, "headstart_version": str, "backbone": str, "pretrained": bool,
     "frozen_groups": int, "feature_dim": int, "classes": list, "strategy": str, "params": dict,
@@ -62,6 +66,9 @@ def save_run(model, folder, config: dict, metrics=None, history=None, plan=None)
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    for index, member in enumerate(getattr(model, "members", ())):  # an average: each member a run folder
+        fingerprint = getattr(getattr(member, "backbone", None), "pretrained_fingerprint", None)
+        save_run(member, folder / member_folder(index), {**config, "pretrained_fingerprint": fingerprint})
     model.save(folder)
     write_json(folder / CONFIG_FILE, {"format_version": FORMAT_VERSION, "headstart_version": __version__,
                                       "model_kind": model.kind, **model.config_fields(),
@@ -80,6 +87,9 @@ def load_run(folder):
             raise RunFolderError(f"{Path(folder) / CONFIG_FILE} names an unknown baseline {config['baseline']!r}; "
                                  f"it was written by another headstart version or edited")
         return BASELINES.get(config["baseline"]).load(folder), config
+    if config.get("model_kind") == "average":
+        members = [load_run(Path(folder) / member_folder(index))[0] for index in range(config["members"])]
+        return AveragedModel(members), config
     return load_model(folder)
 
 
@@ -92,7 +102,7 @@ def read_config(folder) -> dict:
     if not path.is_file():
         raise RunFolderError(f"{path} is missing: {folder} is not a headstart run folder (or it was not saved completely)")
     config = read_json_object(path, fix="the file is damaged or was edited by hand, re-save the model")
-    required = _REQUIRED_BASELINE if config.get("model_kind") == "baseline" else _REQUIRED
+    required = {"baseline": _REQUIRED_BASELINE, "average": _REQUIRED_AVERAGE}.get(config.get("model_kind"), _REQUIRED)
     for key, kind in required.items():
         if key not in config:
             raise RunFolderError(f"{path} lacks the field {key!r}; re-save the model with headstart {__version__}")
@@ -126,7 +136,9 @@ def _check_values(config: dict, path: Path) -> None:
             bad("classes_dtype", "is not a dtype the classes can be read as")
     if config.get("n_features_in") is not None and (not isinstance(config["n_features_in"], int) or config["n_features_in"] < 1):
         bad("n_features_in", "must be a positive integer or null")
-    if config.get("model_kind") == "baseline":
+    if config.get("model_kind") == "average" and not 2 <= config["members"] <= 8:
+        bad("members", "must be between 2 and 8 (the planner averages two models)")
+    if config.get("model_kind") in ("baseline", "average"):  # no backbone fields to check
         return
     if config["feature_dim"] < 1:
         bad("feature_dim", "must be >= 1")

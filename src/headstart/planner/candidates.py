@@ -11,7 +11,7 @@ import numpy as np
 @dataclass
 class Candidate:
     name: str
-    kind: str  # "transfer" | "baseline"
+    kind: str  # "transfer" | "baseline" | "average" (of two scored candidates' probabilities; options["members"])
     strategy: str
     backbone: str | None = None
     freeze: int | None = None
@@ -19,6 +19,8 @@ class Candidate:
     scores: list[float] = field(default_factory=list)
     correct: list[int] = field(default_factory=list, repr=False)  # per held-out example, all splits in order
     log_loss: list[float] = field(default_factory=list, repr=False)  # -log p(true class), same order as ``correct``
+    # class probabilities per held-out example, same order as ``correct``: what an average of candidates needs
+    probabilities: list[list[float]] = field(default_factory=list, repr=False)
     seconds: float = 0.0
     status: str = "pending"  # "scored" | "skipped" | "failed"
     reason: str = ""

@@ -8,13 +8,17 @@ Without a default rung, the cheapest candidate within one paired standard error 
 (the one-standard-error rule of Breiman et al. 1984, "Classification and Regression Trees",
 §3.4.3; Hastie et al., "Elements of Statistical Learning", §7.10). If the no-transfer baseline
 beats the best transfer candidate (or matches it with no default to fall back on), that is
-negative transfer and the baseline is kept.
+negative transfer and the baseline is kept. Last, the average of the baseline's and the best
+transfer candidate's probabilities replaces that choice when it beats both and leads the choice by
+more than one paired standard error (:mod:`.average`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
+from .average import keeps_average
 from .candidates import Candidate, paired_standard_error, rank_key, settled_default
 
 # Leaving the default rung takes a lead whose 95% interval (paired, per held-out example) excludes zero:
@@ -27,6 +31,7 @@ NO_TRANSFER_CANDIDATE = "no_transfer_candidate"  # nothing but the baseline was 
 DEFAULT_KEPT = "default_kept"  # the default rung, no other shown better
 DEPARTED_FROM_DEFAULT = "departed_from_default"  # another beat the default with its paired interval above zero
 CHEAPEST_WITHIN_ONE_SE = "cheapest_within_one_se"  # no default: the cheapest close to the best (or the best)
+AVERAGED = "averaged"  # the baseline's and the best transfer candidate's probabilities averaged beat both and the choice
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,18 @@ def choose_winner(scored: list[Candidate], held_out: int = 0) -> Decision:
     """The :class:`Decision` over the scored candidates (see the module docstring).
 
     A lead of exactly one example out of n is one standard error, 1/n, so it does not count."""
+    average = next((c for c in scored if c.kind == "average"), None)
+    decision = _choose_single(scored, held_out)
+    if average is None:
+        return decision
+    members = [c for c in scored if c.name in average.options["members"]]
+    if keeps_average(average, members, decision.winner):
+        return dataclasses.replace(decision, winner=average, rule=AVERAGED, negative_transfer=False)
+    return decision
+
+
+def _choose_single(scored: list[Candidate], held_out: int) -> Decision:
+    """The choice among the single models: the default rung, a departure from it, or the baseline."""
     transfer = [c for c in scored if c.kind == "transfer"]
     base = next((c for c in scored if c.kind == "baseline"), None)
     best = max(transfer, key=rank_key) if transfer else None

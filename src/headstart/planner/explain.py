@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..intervals import accuracy_text
 from .candidates import Candidate, paired_standard_error
-from .decision import CHEAPEST_WITHIN_ONE_SE, DEFAULT_KEPT, DEPARTED_FROM_DEFAULT, DEPARTURE_Z, Decision
+from .decision import AVERAGED, CHEAPEST_WITHIN_ONE_SE, DEFAULT_KEPT, DEPARTED_FROM_DEFAULT, DEPARTURE_Z, Decision
 
 
 def explain(decision: Decision, scored: list[Candidate]) -> tuple[str, dict[str, str]]:
@@ -32,6 +32,9 @@ def _reason(c: Candidate, decision: Decision) -> str:
         return _winner_reason(c, decision)
     shown = lambda x: _shown(x, decision)
     winner, best, default = decision.winner, decision.best_transfer, decision.default
+    if c.kind == "average":
+        return (f"lost: {shown(c)}; an average is kept only when it beats both its members and leads the choice, "
+                f"{winner.name} {shown(winner)}, by more than one standard error ({paired_standard_error(c, winner):.3f})")
     if c is best and decision.rule == DEFAULT_KEPT:
         if c.mean == winner.mean:
             return f"lost: ties the ladder's default {winner.name} at {shown(c)}; a tie keeps the default"
@@ -49,6 +52,10 @@ def _reason(c: Candidate, decision: Decision) -> str:
 def _winner_reason(c: Candidate, decision: Decision) -> str:
     shown = lambda x: _shown(x, decision)
     best, default = decision.best_transfer, decision.default
+    if decision.rule == AVERAGED:
+        return (f"won: held-out accuracy {shown(c)}, ahead of both members, the no-transfer baseline "
+                f"{decision.baseline.name} {shown(decision.baseline)} and {best.name} {shown(best)} ({_lead(c, best)} "
+                f"over the latter)")
     if decision.rule == DEFAULT_KEPT and c is not best:
         return (f"won: the ladder's default at this data size, held-out accuracy {shown(c)}; " + (
             f"{best.name} ties it" if best.mean == c.mean else
@@ -65,6 +72,9 @@ def _winner_reason(c: Candidate, decision: Decision) -> str:
 def _verdict(decision: Decision) -> str:
     shown = lambda x: _shown(x, decision)
     base, best, winner = decision.baseline, decision.best_transfer, decision.winner
+    if decision.rule == AVERAGED:
+        return (f"transfer helped alongside the baseline: averaging the probabilities of {base.name} {shown(base)} "
+                f"and {best.name} {shown(best)} scored {shown(winner)}; keeping the average of the two")
     if decision.negative_transfer:
         relation = "beats" if best is None or base.mean > best.mean else "matches"
         return (f"negative transfer: the no-transfer baseline ({base.name}, {shown(base)}) {relation} the "

@@ -66,8 +66,9 @@ def build_ladder(config: ResolvedConfig, modality: str, backbones: list[str], ra
     """The candidates in the order they are tried, the default rungs marked; and the backbones kept.
 
     The no-transfer baseline, a linear probe per kept backbone (the best two by their last layer's
-    LogME), then on the best backbone: fine-tuning at LogME's freeze depth, LP-FT, LoRA when the
-    backbone has attention projections, and full fine-tuning from :data:`PLENTIFUL_PER_CLASS`."""
+    LogME), then on the best backbone: fine-tuning at LogME's freeze depth, LP-FT, contrastive body
+    tuning, LoRA when the backbone has attention projections, and full fine-tuning from
+    :data:`PLENTIFUL_PER_CLASS`."""
     last_index = {r["backbone"]: max(q["layer_index"] for q in ranking if q["backbone"] == r["backbone"]) for r in ranking}
     last_layer_score = {r["backbone"]: r["score"] for r in ranking if r["layer_index"] == last_index[r["backbone"]]}
     kept = sorted(backbones, key=lambda b: -last_layer_score.get(b, -np.inf))[:2]
@@ -89,6 +90,7 @@ def build_ladder(config: ResolvedConfig, modality: str, backbones: list[str], ra
     smoothed = tiny and not config.label_smoothing  # a user's own label_smoothing applies to every rung
     candidates.append(Candidate(f"lp_ft{'+label_smoothing' if smoothed else ''}@{best}", "transfer", "lp_ft", best, 0,
                                 options=dict(TINY_LP_FT_OPTIONS) if smoothed else {}))
+    candidates.append(Candidate(f"contrastive@{best}", "transfer", "contrastive", best, 0))
     if supports_lora(best):
         lora = Candidate(f"lora@{best}", "transfer", "lora", best)
         if tiny:

@@ -20,9 +20,11 @@ import numpy as np
 from ..cache import open_cache
 from ..config import ResolvedConfig
 from ..data import stratified_split
+from ..ensemble import AveragedModel
 from ..intervals import accuracy_text
 from ..selection.rank import default_max_examples
 from ..strategies import STRATEGIES
+from .average import averaged_candidate
 from .candidates import Candidate, rank_key, settled_default
 from .decision import Decision, choose_winner
 from .explain import explain
@@ -54,6 +56,13 @@ def plan_and_fit(config: ResolvedConfig, data, encoded: np.ndarray, classes, fit
     run = _Run(config, data, encoded, n_classes, fit, log, splits)
     kept_models = run.score_ladder(candidates, started)
     scored = [c for c in candidates if c.status == "scored"]
+    average = averaged_candidate(scored, np.concatenate([encoded[val] for _, val in splits]),
+                                 [len(val) for _, val in splits])
+    if average is not None:
+        candidates.append(average)
+        scored.append(average)
+        log(f"auto: {average.name} scored {accuracy_text(average.mean, len(average.correct))} on the same held-out "
+            f"predictions (no extra fit)")
     held_out = sum(len(val) for _, val in splits)  # every score pools the splits' held-out parts
     decision = choose_winner(scored, held_out)
     verdict, reasons = explain(decision, scored)
@@ -61,14 +70,12 @@ def plan_and_fit(config: ResolvedConfig, data, encoded: np.ndarray, classes, fit
         candidate.reason = reasons[candidate.name]
     log(verdict)
     winner = decision.winner
-    final = kept_models.pop(winner.name, None)
-    refit = final is None
-    if not refit:
-        log(f"auto: keeping {winner.name} as scored: trained on {len(splits[0][0])} of the {len(encoded)} labeled "
-            f"examples, its epoch chosen on the other {len(splits[0][1])}, as a fit of {winner.strategy} alone would be")
+    if winner.kind == "average":
+        members = [next(c for c in candidates if c.name == name) for name in winner.options["members"]]
+        finals = [run.final_model(member, kept_models) for member in members]
+        final, refit = AveragedModel([model for model, _ in finals]), any(refit for _, refit in finals)
     else:
-        log(f"auto: refitting {winner.name} on all {len(encoded)} labeled examples")
-        final = run.fit_candidate(winner, np.arange(len(encoded)), part="all")
+        final, refit = run.final_model(winner, kept_models)
     plan = {
         "budget_seconds": config.budget_seconds, "spent_seconds": time.perf_counter() - started,
         "splits": len(splits), "split_sizes": [len(splits[0][0]), len(splits[0][1])],  # the first split's
@@ -79,7 +86,9 @@ def plan_and_fit(config: ResolvedConfig, data, encoded: np.ndarray, classes, fit
         "freeze_suggestions": freeze_depths, "kept_backbones": kept,
         # ``correct``: 1/0 per held-out example, splits in order, so the paired standard errors can be redone;
         # ``log_loss``: -log of the probability given to the true class, for the same examples
-        "candidates": [{**dataclasses.asdict(c), "mean": c.mean, "std": c.std} for c in candidates],
+        # (the class probabilities stay out: n_held_out x n_classes per candidate)
+        "candidates": [{**{k: v for k, v in dataclasses.asdict(c).items() if k != "probabilities"},
+                        "mean": c.mean, "std": c.std} for c in candidates],
         "winner": winner.name, "baseline": decision.baseline.name if decision.baseline else None,
         # the ladder's defaults at this data size, and the one that counted (the better on held-out data)
         "defaults": [c.name for c in candidates if c.default],
@@ -135,6 +144,18 @@ class _Run:
                      f"({candidate.seconds:.1f} s)")
         return kept_models
 
+    def final_model(self, candidate: Candidate, kept_models: dict):
+        """``(model, refit)``: the candidate's scoring fit when it is kept as scored, else a refit on every row."""
+        model = kept_models.pop(candidate.name, None)
+        if model is not None:
+            split = self.splits[0]
+            self.log(f"auto: keeping {candidate.name} as scored: trained on {len(split[0])} of the {len(self.encoded)} "
+                     f"labeled examples, its epoch chosen on the other {len(split[1])}, as a fit of "
+                     f"{candidate.strategy} alone would be")
+            return model, False
+        self.log(f"auto: refitting {candidate.name} on all {len(self.encoded)} labeled examples")
+        return self.fit_candidate(candidate, np.arange(len(self.encoded)), part="all"), True
+
     def score(self, candidate: Candidate):
         """Fit ``candidate`` on each split's training part and record its hits and log-loss on the held-out
         part; return the last split's model (with one split, the fit a fixed strategy would make)."""
@@ -152,6 +173,7 @@ class _Run:
             log_p = logits - logits.max(1, keepdims=True)
             log_p -= np.log(np.exp(log_p).sum(1, keepdims=True))
             candidate.log_loss.extend(float(-v) for v in log_p[np.arange(len(val_idx)), truth])
+            candidate.probabilities.extend(np.exp(log_p).tolist())
         return model
 
     def fit_candidate(self, candidate: Candidate, rows, *, part: str = "all", quiet: bool = False,

@@ -121,7 +121,11 @@ def transfer_backbone(clf) -> tuple[str | None, str, str]:
     plan = getattr(clf, "plan_", None)
     summary = clf.fit_summary_
     if plan is not None:
-        winner = next((c for c in plan.get("candidates", []) if c["name"] == plan.get("winner")), None)
+        candidates = plan.get("candidates", [])
+        winner = next((c for c in candidates if c["name"] == plan.get("winner")), None)
+        if winner and winner["kind"] == "average":  # its transfer member's backbone
+            members = winner["options"]["members"]
+            winner = next((c for c in candidates if c["name"] in members and c["kind"] == "transfer"), None)
         if winner and winner["kind"] == "transfer":
             what = "the winning strategy" if winner["strategy"] == "linear_probe" else (
                 f"the winner's backbone (the winner, {winner['strategy']}, is too slow to refit 3 times per size)")

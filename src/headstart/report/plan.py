@@ -84,6 +84,10 @@ def plain_verdict(plan: dict, candidates: list[dict]) -> str:
                 f"({baseline['strategy']}, {baseline['mean']:.3f}) did as well as or better than the best pretrained "
                 f"model ({best['name']}, {best['mean']:.3f}), so the simple model was kept.")
     kept = _kept_note(plan, next((c for c in transfer if c["name"] == plan.get("winner")), best), best)
+    average = next((c for c in candidates if c["kind"] == "average" and c["name"] == plan.get("winner")), None)
+    if average is not None:
+        kept = (f" The planner kept the average of the two models' predicted probabilities ({average['mean']:.3f}), "
+                f"which beat both of them on the held-out examples.")
     if best["mean"] == baseline["mean"]:
         return (f"The best pretrained model ({best['name']}) and a simple model trained from "
                 f"scratch ({baseline['strategy']}) scored the same held-out accuracy ({best['mean']:.3f}); with this "

@@ -16,7 +16,8 @@ the recorded time is the fit alone, not predicting the test set):
 
 * ``headstart:auto`` (the planner, every installed zoo model of the modality),
   ``headstart:auto[minilm_l6]`` (the planner on minilm_l6 alone, text), ``headstart:linear_probe``,
-  ``headstart:contrastive`` (library defaults otherwise; a fresh feature cache per fit unless
+  ``headstart:contrastive``, ``headstart:lp_ft`` (the planner's tiny-data default rung, plain here;
+  library defaults otherwise; a fresh feature cache per fit unless
   ``--cache-dir``, so no fit reads features an earlier one computed);
 * ``setfit:minilm_l6`` / ``setfit:mpnet_base`` (SetFit 1.2 with its defaults, ``--setfit-iterations``
   pairs per example), ``fastfit:minilm_l6`` (FastFit 1.2.1 with its README's settings:
@@ -62,6 +63,7 @@ METHODS = {  # name -> the modalities it runs on, in the table's column order
     "headstart:auto[minilm_l6]": (TEXT,),
     "headstart:linear_probe": (TEXT, IMAGE, AUDIO),
     "headstart:contrastive": (TEXT, IMAGE, AUDIO),
+    "headstart:lp_ft": (TEXT, IMAGE, AUDIO),
     "setfit:minilm_l6": (TEXT,),
     "setfit:mpnet_base": (TEXT,),
     "fastfit:minilm_l6": (TEXT,),

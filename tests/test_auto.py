@@ -69,9 +69,11 @@ def test_auto_records_every_candidate_with_scores_time_and_reason(digits_plan):
             assert len(c["scores"]) == digits_plan.plan_["splits"] == 3  # tiny data: 3 folds (the average's too)
     assert {r["backbone"] for r in digits_plan.plan_["ranking"]} == {"efficientnet_lite0", "mobilenetv2_100"}
     assert digits_plan.plan_["ranked_examples"] == 100  # all of them: fewer than the subsample size
-    # tiny data: LP-FT with label smoothing is the default rung, tried right after the linear probes
-    assert [c["name"] for c in candidates if c["default"]] == [names[3]]
-    assert names[3].startswith("lp_ft+label_smoothing@") and candidates[3]["options"] == {"label_smoothing": 0.1}
+    # tiny data: contrastive body tuning is the default rung, tried right after the linear probes;
+    # LP-FT is a rung too, with label smoothing
+    assert [c["name"] for c in candidates if c["default"]] == [names[3]] and names[3].startswith("contrastive@")
+    lp_ft = next(c for c in candidates if c["strategy"] == "lp_ft")
+    assert lp_ft["name"].startswith("lp_ft+label_smoothing@") and lp_ft["options"] == {"label_smoothing": 0.1}
     held_out = digits_plan.plan_["held_out_predictions"]
     for c in candidates:
         if c["status"] == "scored":  # per-example hits, so a reader can redo the paired standard errors
@@ -318,15 +320,18 @@ def test_planner_keeps_every_scoring_fit_while_no_default_rung_is_scored():
     assert set(kept) == {"finetune(freeze=4)@m", "lora@m"}
 
 
-def test_default_rungs_are_lp_ft_on_tiny_data_and_both_whole_network_rungs_when_plentiful():
-    from headstart.planner import PLENTIFUL_PER_CLASS, Candidate, default_rungs
+def test_default_rungs_are_contrastive_on_tiny_data_lp_ft_from_30_and_both_whole_network_rungs_when_plentiful():
+    from headstart.planner import PLENTIFUL_PER_CLASS, TINY_PER_CLASS, Candidate, default_rungs
 
     ladder = [Candidate("baseline:b", "baseline", "b"), Candidate("linear_probe@m", "transfer", "linear_probe", "m"),
               Candidate("finetune(freeze=4)@m", "transfer", "finetune", "m", 4),
               Candidate("finetune(freeze=4)+label_smoothing=0.1@m", "transfer", "finetune", "m", 4,
                         options={"label_smoothing": 0.1}),
               Candidate("lp_ft@m", "transfer", "lp_ft", "m", 0),
+              Candidate("contrastive@m", "transfer", "contrastive", "m", 0),
               Candidate("finetune(freeze=0)@m", "transfer", "finetune", "m", 0)]
+    assert [c.name for c in default_rungs(ladder, TINY_PER_CLASS - 1)] == ["contrastive@m"]
+    assert [c.name for c in default_rungs(ladder, TINY_PER_CLASS)] == ["lp_ft@m"]
     assert [c.name for c in default_rungs(ladder, PLENTIFUL_PER_CLASS - 1)] == ["lp_ft@m"]
     assert [c.name for c in default_rungs(ladder, PLENTIFUL_PER_CLASS)] == ["finetune(freeze=0)@m", "lp_ft@m"]
     assert default_rungs(ladder[:2], 10) == []
@@ -404,13 +409,12 @@ def test_auto_logs_a_line_per_candidate_and_keeps_its_scoring_fits_quiet(capsys)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("[headstart] auto: ranked 1 layer group of precomputed with LogME on 60 examples")
     scored = [line for line in lines if " scored " in line]
-    assert [line.split()[2] for line in scored] == ["linear_probe@precomputed", "lp_ft+label_smoothing@precomputed",
-                                                    "contrastive@precomputed"]
+    assert [line.split()[2] for line in scored] == ["linear_probe@precomputed", "contrastive@precomputed",
+                                                    "lp_ft+label_smoothing@precomputed"]
     assert all("held-out predictions over 3 folds" in line for line in scored)
     assert any(line.startswith("[headstart] auto: finetune(freeze=0)@precomputed skipped (not tried below 30")
                for line in lines)
-    refit = next(i for i, line in enumerate(lines)
-                 if "auto: refitting lp_ft+label_smoothing@precomputed on all 60" in line)
+    refit = next(i for i, line in enumerate(lines) if "auto: refitting " in line and " on all 60" in line)
     # the scoring fits (3 splits x 3 candidates) said nothing of their own; only the refit does
     assert not [line for line in lines[:refit] if "cross-validation on" in line or "froze" in line]
     assert any("cross-validation on" in line for line in lines[refit:])
@@ -496,8 +500,8 @@ def test_auto_on_tiny_data_smooths_the_lp_ft_labels_unless_the_user_chose_a_smoo
 
 @pytest.mark.parametrize("per_class,expected", [
     (10, {"baseline:tfidf_logistic": "pending", "linear_probe@minilm_l6": "pending",
-          "lp_ft+label_smoothing@minilm_l6": "pending*", "finetune(freeze=4)@minilm_l6": "skipped",
-          "contrastive@minilm_l6": "pending", "lora@minilm_l6": "skipped"}),
+          "lp_ft+label_smoothing@minilm_l6": "pending", "finetune(freeze=4)@minilm_l6": "skipped",
+          "contrastive@minilm_l6": "pending*", "lora@minilm_l6": "skipped"}),
     (40, {"baseline:tfidf_logistic": "pending", "linear_probe@minilm_l6": "pending", "lp_ft@minilm_l6": "pending*",
           "finetune(freeze=4)@minilm_l6": "pending", "contrastive@minilm_l6": "pending", "lora@minilm_l6": "pending"}),
     (50, {"baseline:tfidf_logistic": "pending", "linear_probe@minilm_l6": "pending",
@@ -505,9 +509,9 @@ def test_auto_on_tiny_data_smooths_the_lp_ft_labels_unless_the_user_chose_a_smoo
           "finetune(freeze=4)@minilm_l6": "pending", "contrastive@minilm_l6": "pending", "lora@minilm_l6": "pending"}),
 ])
 def test_build_ladder_follows_the_data_size(per_class, expected):
-    """Tiny data: no rung at LogME's depth nor LoRA, and a label-smoothed LP-FT as the default (*); from 30
-    per class every rung, LP-FT the default; from 50 the full fine-tune joins, and it and LP-FT are the defaults.
-    Contrastive body tuning is a rung at every size."""
+    """Tiny data: no rung at LogME's depth nor LoRA, contrastive body tuning the default (*) and LP-FT label-smoothed;
+    from 30 per class every rung, LP-FT the default; from 50 the full fine-tune joins, and it and LP-FT are the
+    defaults. Contrastive body tuning is a rung at every size."""
     from headstart.planner import build_ladder
 
     encoded = np.repeat([0, 1], per_class)

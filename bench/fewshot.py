@@ -410,16 +410,22 @@ def checks(results: dict) -> list[str]:
         reasons = {(results.get(t, {}).get("setfit:mpnet_base") or {}).get("unavailable") for t in CHECK_TEXT_TASKS} - {None}
         lines.append("- Text, full zoo: not measured" + (f" (setfit:mpnet_base unavailable: {'; '.join(sorted(reasons))})"
                                                          if reasons else ""))
-    # 3. never worse than the simplest rung
-    gaps = [(t, mean(t, "headstart:auto") - mean(t, "headstart:linear_probe")) for t in results
-            if mean(t, "headstart:auto") is not None and mean(t, "headstart:linear_probe") is not None]
+    # 3. never worse than the simplest rung; where the full-zoo planner was not run (text, for time), the planner
+    # on the probe's own backbone stands in, marked with a *
+    def planner(task):
+        return "headstart:auto" if mean(task, "headstart:auto") is not None else "headstart:auto[minilm_l6]"
+
+    gaps = [(t, mean(t, planner(t)) - mean(t, "headstart:linear_probe"), planner(t) != "headstart:auto")
+            for t in results if mean(t, planner(t)) is not None and mean(t, "headstart:linear_probe") is not None]
     if gaps:
-        below = [(t, d) for t, d in gaps if d < -0.01]
-        lines.append(f"- Never worse than its simplest rung: `headstart:auto` − `headstart:linear_probe` per task: "
-                     + ", ".join(f"{t} {_fmt_points(d)}" + (" ⚠" if d < -0.01 else "") for t, d in gaps)
+        below = [t for t, d, _ in gaps if d < -0.01]
+        lines.append("- Never worse than its simplest rung: `headstart:auto` (* `headstart:auto[minilm_l6]`) − "
+                     "`headstart:linear_probe` per task: "
+                     + ", ".join(f"{t}{'*' if stand_in else ''} {_fmt_points(d)}" + (" ⚠" if d < -0.01 else "")
+                                 for t, d, stand_in in gaps)
                      + f" (bar: ≥ −1.0 on every task of the suite; {len(gaps)} of {len(TASKS)} measured). "
-                     + (f"Below the bar: {', '.join(t for t, _ in below)}. " if below else "")
-                     + verdict(not below and len(gaps) == len(TASKS)))
+                     + (f"Below the bar: {', '.join(below)}. " if below else "")
+                     + verdict(not below and len(gaps) == len(TASKS) and not any(g[2] for g in gaps)))
     else:
         lines.append("- Never worse than its simplest rung: not measured")
     # 4. images

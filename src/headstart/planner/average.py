@@ -34,7 +34,7 @@ def averaged_candidate(scored: list[Candidate], truth: np.ndarray, split_sizes: 
     if not (len(base.probabilities) == len(best.probabilities) == len(truth)) or not len(truth):
         return None
     mean = (np.asarray(base.probabilities) + np.asarray(best.probabilities)) / 2
-    average = Candidate(f"average({base.name}, {best.name})", "average", "average",
+    average = Candidate(f"average({base.name}, {best.name})", "average", "average", best.backbone,
                         options={"members": [base.name, best.name]}, status="scored",
                         seconds=base.seconds + best.seconds)
     average.correct = [int(h) for h in mean.argmax(1) == truth]

@@ -26,8 +26,8 @@ PLENTIFUL_PER_CLASS = 50
 MIN_PER_CLASS = 3  # one held-out example per fold, and two to train (one of them for the inner validation split)
 TINY_DEPTH_RUNG_SKIPPED = (
     "not tried below {tiny} examples per class: on tiny data fine-tuning at LogME's freeze depth never won "
-    "in bench.strategies (0 of 18 draws) and took a third to a half of the planner's time; LP-FT is the rung for "
-    "this data size (docs/benchmarks.md)")
+    "in bench.strategies (0 of 18 draws) and took a third to a half of the planner's time; contrastive body tuning and "
+    "LP-FT are the rungs for this data size (docs/benchmarks.md)")
 TINY_LORA_RUNG_SKIPPED = (
     "not tried below {tiny} examples per class: on tiny data LoRA scored at chance in bench.strategies (VADER 8 "
     "per class: 0.508 against LP-FT's 0.587, 6 seeds), won none of 12 planner draws and took a third of the "

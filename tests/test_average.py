@@ -88,3 +88,15 @@ def test_averaged_model_round_trips_through_a_run_folder_to_identical_prediction
 def _softmax(logits):
     shifted = np.exp(logits - logits.max(1, keepdims=True))
     return shifted / shifted.sum(1, keepdims=True)
+
+
+@pytest.mark.parametrize("kind", ["ensemble", ["average"], 3])
+def test_run_folder_with_an_unknown_model_kind_names_the_field_and_value(tmp_path, kind):
+    import json
+
+    from headstart.errors import RunFolderError
+    from headstart.runs import read_config
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_kind": kind, "format_version": 1}))
+    with pytest.raises(RunFolderError, match=r"field 'model_kind' = .* is not one of 'transfer', 'baseline', 'average'"):
+        read_config(tmp_path)

@@ -44,6 +44,9 @@ _REQUIRED = {
 }
 
 
+_REQUIRED_BY_KIND = {"transfer": _REQUIRED, "baseline": _REQUIRED_BASELINE, "average": _REQUIRED_AVERAGE}
+
+
 def environment() -> dict:
     """Versions that decide whether a run can be reproduced bit for bit (recorded in config.json)."""
     import platform
@@ -102,7 +105,11 @@ def read_config(folder) -> dict:
     if not path.is_file():
         raise RunFolderError(f"{path} is missing: {folder} is not a headstart run folder (or it was not saved completely)")
     config = read_json_object(path, fix="the file is damaged or was edited by hand, re-save the model")
-    required = {"baseline": _REQUIRED_BASELINE, "average": _REQUIRED_AVERAGE}.get(config.get("model_kind"), _REQUIRED)
+    kind = config.get("model_kind", "transfer")
+    if not isinstance(kind, str) or kind not in _REQUIRED_BY_KIND:
+        raise RunFolderError(f"{path}: field 'model_kind' = {kind!r} is not one of {', '.join(map(repr, _REQUIRED_BY_KIND))}; "
+                             f"the file was edited or damaged, re-save the model")
+    required = _REQUIRED_BY_KIND[kind]
     for key, kind in required.items():
         if key not in config:
             raise RunFolderError(f"{path} lacks the field {key!r}; re-save the model with headstart {__version__}")

@@ -198,14 +198,11 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                                 features=lambda estimator, items: estimator._features(items))
 
     def _set_model(self, model) -> None:
-        if getattr(model, "backbone", None) is None:  # a baseline, or an average of models: no single backbone
-            self.model_, self.backbone_, self.pretrained_fingerprint_ = model, None, None
-            if hasattr(model, "to"):
-                self.model_ = model.to(self._device_for_torch())
-            return
-        self.model_ = model.to(self._device_for_torch())
-        self.backbone_ = self.model_.backbone
-        self.pretrained_fingerprint_ = self.backbone_.pretrained_fingerprint  # of the weights before training
+        # a baseline runs on numpy and an average has no single backbone: both leave backbone_ None
+        self.model_ = model.to(self._device_for_torch()) if hasattr(model, "to") else model
+        self.backbone_ = getattr(self.model_, "backbone", None)
+        # of the weights before training
+        self.pretrained_fingerprint_ = self.backbone_.pretrained_fingerprint if self.backbone_ is not None else None
 
     def _read_target(self, X_target, data: LabeledData):
         if X_target is None:

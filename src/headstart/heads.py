@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
@@ -84,16 +83,10 @@ def fitted_scaler(features: np.ndarray) -> StandardScaler:
     return scaler
 
 
-def fit_logistic_head(features: np.ndarray, y: np.ndarray, n_classes: int, C: float, start=None):
-    """Fit scaler + logistic regression; return the folded ``(weight (k, d), bias (k,))``.
-
-    ``start``: ``(classes, coef, intercept)`` of a nearby solution (the C search's), to warm-start from.
-    """
+def fit_logistic_head(features: np.ndarray, y: np.ndarray, n_classes: int, C: float):
+    """Fit scaler + logistic regression; return the folded ``(weight (k, d), bias (k,))``."""
     scaler = fitted_scaler(features)
     classifier = LogisticRegression(C=C, max_iter=2000, tol=TOLERANCE)
-    if start is not None and np.array_equal(start[0], np.unique(y)):
-        classifier.set_params(warm_start=True)
-        classifier.coef_, classifier.intercept_ = start[1].copy(), start[2].copy()
     classifier.fit(scaler.transform(features), y)
     return fold_head(scaler, classifier, n_classes)
 
@@ -124,29 +117,14 @@ def fold_head(scaler: StandardScaler, classifier: LogisticRegression, n_classes:
 
 
 def choose_C(train_f, train_y, val_f, val_y) -> tuple[float, list[dict], tuple]:
-    """Walk the C grid (warm-started); return the best C, every C's scores, and its solution."""
+    """C chosen on one validation split: the best C, every C's scores, and its solution
+    ``(classes, coef, intercept)`` (frozen-feature adaptation chooses its starting C this way)."""
     scaler = fitted_scaler(train_f)
-    train_s, val_s = scaler.transform(train_f), scaler.transform(val_f)
-    classifier = LogisticRegression(max_iter=2000, warm_start=True, tol=TOLERANCE)
-    history, best, solution = [], None, None
     labels = np.unique(np.concatenate([train_y, val_y]))
-    for C in C_GRID:
-        classifier.set_params(C=C).fit(train_s, train_y)
-        probabilities = classifier.predict_proba(val_s)
-        accuracy = float((classifier.classes_[probabilities.argmax(1)] == val_y).mean())
-        full = np.zeros((len(val_y), len(labels)))
-        full[:, np.searchsorted(labels, classifier.classes_)] = probabilities
-        full = np.clip(full, 1e-12, 1)
-        loss = float(log_loss(val_y, full / full.sum(axis=1, keepdims=True), labels=labels))
-        history.append({"C": C, "val_accuracy": accuracy, "val_log_loss": loss})
-        if best is None or (accuracy, -loss) > (best["val_accuracy"], -best["val_log_loss"]):
-            best, worse_in_a_row = history[-1], 0
-            solution = (classifier.classes_.copy(), classifier.coef_.copy(), classifier.intercept_.copy())
-        else:
-            worse_in_a_row += 1
-            if worse_in_a_row == PAST_BEST:
-                break  # validation scores along C are close to unimodal; large C are the slow fits
-    return best["C"], history, solution
+    scores, best, solution = _walk_C_grid([(scaler.transform(train_f), train_y, scaler.transform(val_f), val_y)],
+                                          labels)
+    history = [{"C": C, "val_accuracy": accuracy, "val_log_loss": loss} for C, accuracy, loss in scores]
+    return scores[best][0], history, solution
 
 
 def cv_folds(y: np.ndarray, random_state: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -158,36 +136,44 @@ def cv_folds(y: np.ndarray, random_state: int) -> list[tuple[np.ndarray, np.ndar
 
 
 def choose_C_by_cv(features: np.ndarray, y: np.ndarray, random_state: int = 0) -> tuple[float, list[dict], str]:
-    """Walk the C grid with one warm-started logistic regression per fold; the C with the best mean
-    held-out accuracy (then log-loss) wins. Returns the C, every C's mean scores, and how it was chosen."""
+    """The C with the best held-out accuracy (then log-loss) pooled over stratified folds. Returns the C,
+    every C's scores, and how it was chosen."""
     folds = cv_folds(y, random_state)
     if not folds:
         return UNVALIDATED_C, [], f"fixed C={UNVALIDATED_C:g}: a class has one row, so no fold can hold it out"
-    labels = np.unique(y)
     prepared = []
     for train, val in folds:
         scaler = fitted_scaler(features[train])
-        prepared.append((scaler.transform(features[train]), y[train], scaler.transform(features[val]), y[val],
-                         LogisticRegression(max_iter=2000, warm_start=True, tol=TOLERANCE)))
-    history, best, worse_in_a_row = [], None, 0
+        prepared.append((scaler.transform(features[train]), y[train], scaler.transform(features[val]), y[val]))
+    scores, best, _ = _walk_C_grid(prepared, np.unique(y))
+    history = [{"C": C, "cv_accuracy": accuracy, "cv_log_loss": loss} for C, accuracy, loss in scores]
+    return scores[best][0], history, f"{len(folds)}-fold cross-validation on {len(y)} rows"
+
+
+def _walk_C_grid(folds: list[tuple], labels: np.ndarray) -> tuple[list[tuple[float, float, float]], int, tuple]:
+    """Walk :data:`C_GRID` with one warm-started logistic regression per fold ``(train_s, train_y, val_s,
+    val_y)`` (standardised); return ``(C, accuracy, log-loss)`` per C tried, pooled over every fold's held-out
+    rows, the index of the best (accuracy, then log-loss), and the first fold's solution at that C."""
+    classifiers = [LogisticRegression(max_iter=2000, warm_start=True, tol=TOLERANCE) for _ in folds]
+    scores, best, solution, worse_in_a_row = [], None, None, 0
     for C in C_GRID:
         hits, losses = [], []
-        for train_s, train_y, val_s, val_y, classifier in prepared:
+        for (train_s, train_y, val_s, val_y), classifier in zip(folds, classifiers):
             classifier.set_params(C=C).fit(train_s, train_y)
             probabilities = classifier.predict_proba(val_s)
             hits.append(classifier.classes_[probabilities.argmax(1)] == val_y)
-            full = np.zeros((len(val_y), len(labels)))
+            full = np.zeros((len(val_y), len(labels)))  # classes missing from a fold's training rows get ~0
             full[:, np.searchsorted(labels, classifier.classes_)] = probabilities
             full = np.clip(full, 1e-12, 1)
-            losses.append(-np.log((full / full.sum(1, keepdims=True))[np.arange(len(val_y)),
-                                                                      np.searchsorted(labels, val_y)]))
-        history.append({"C": C, "cv_accuracy": float(np.concatenate(hits).mean()),
-                        "cv_log_loss": float(np.concatenate(losses).mean())})
-        if best is None or (history[-1]["cv_accuracy"], -history[-1]["cv_log_loss"]) > (
-                best["cv_accuracy"], -best["cv_log_loss"]):
-            best, worse_in_a_row = history[-1], 0
+            full /= full.sum(1, keepdims=True)
+            losses.append(-np.log(full[np.arange(len(val_y)), np.searchsorted(labels, val_y)]))
+        scores.append((C, float(np.concatenate(hits).mean()), float(np.concatenate(losses).mean())))
+        if best is None or (scores[-1][1], -scores[-1][2]) > (scores[best][1], -scores[best][2]):
+            best, worse_in_a_row = len(scores) - 1, 0
+            first = classifiers[0]
+            solution = (first.classes_.copy(), first.coef_.copy(), first.intercept_.copy())
         else:
             worse_in_a_row += 1
             if worse_in_a_row == PAST_BEST:
                 break  # held-out scores along C are close to unimodal; large C are the slow fits
-    return best["C"], history, f"{len(folds)}-fold cross-validation on {len(y)} rows"
+    return scores, best, solution

@@ -16,7 +16,7 @@ scored 0.12 on digits; with the pooled statistics, 0.30 (3 seeds, docs/benchmark
 Training starts at the source-only solution: ``P`` holds the top ``p`` principal directions of the
 source and target features together, ``W, b`` the linear probe's logistic regression on the
 projected source features, with its inverse regularization ``C`` chosen on the labeled validation
-split exactly as the linear probe chooses it (:func:`~headstart.heads.choose_C`).
+split by the same C-grid walk the probe's cross-validation runs per fold (:func:`~headstart.heads.choose_C`).
 The adaptation term then moves both. From random weights, the few hundred steps a small data set
 gives did not even fit the source (0.67 source accuracy on a separable two-class test); from a
 logistic regression at ``C = 1`` instead of the chosen ``C``, every method started from a worse

@@ -320,15 +320,10 @@ def mark_unavailable(results: dict, task: str, method: str, reason: str) -> None
 
 
 def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
+    from headstart.runs import package_versions
 
-    found = {}
-    for package in ("setfit", "fast-fit", "transformers", "sentence-transformers", "datasets", "scikit-learn", "timm"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            found[package] = None
-    return found
+    return package_versions(("setfit", "fast-fit", "transformers", "sentence-transformers", "datasets", "scikit-learn",
+                             "timm"))
 
 
 def _cpu() -> str:

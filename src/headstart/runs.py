@@ -50,15 +50,22 @@ _REQUIRED_BY_KIND = {"transfer": _REQUIRED, "baseline": _REQUIRED_BASELINE, "ave
 def environment() -> dict:
     """Versions that decide whether a run can be reproduced bit for bit (recorded in config.json)."""
     import platform
+
+    return {"python": platform.python_version(), "platform": platform.platform(),
+            **package_versions(("torch", "timm", "transformers", "scikit-learn", "numpy", "accelerate", "safetensors"))}
+
+
+def package_versions(packages) -> dict:
+    """The installed version of each package, None where it is not installed."""
     from importlib.metadata import PackageNotFoundError, version
 
-    versions = {"python": platform.python_version(), "platform": platform.platform()}
-    for package in ("torch", "timm", "transformers", "scikit-learn", "numpy", "accelerate", "safetensors"):
+    found = {}
+    for package in packages:
         try:
-            versions[package] = version(package)
+            found[package] = version(package)
         except PackageNotFoundError:
-            versions[package] = None
-    return versions
+            found[package] = None
+    return found
 
 
 def save_run(model, folder, config: dict, metrics=None, history=None, plan=None) -> Path:

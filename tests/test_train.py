@@ -261,3 +261,14 @@ def test_planner_candidate_fits_do_not_log_their_epochs(capsys):
                   Candidate("finetune@minilm_l6", "transfer", "finetune", "minilm_l6", 0), np.arange(len(y)), log=clf._log)
     out = capsys.readouterr().out
     assert "froze 0 layer group(s)" in out and "[headstart] epoch " not in out
+
+
+def test_fit_without_validation_rows_keeps_its_last_epoch():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(8, 5)).astype(np.float32), np.repeat([0, 1], 4)
+    model = TransferModel(PrecomputedBackbone(5), 2)
+    settings = dataclasses.replace(ResolvedConfig(modality="features", backbone="precomputed", feature_dim=5),
+                                   epochs=4, patience=1, batch_size=4, lr=1e-2, head_lr=1e-1, verbose=0)
+    result = train_classifier(model, list(X), y, [], np.array([], dtype=int), settings)
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]  # NaN scores never stop it early
+    assert result.best_epoch == 4

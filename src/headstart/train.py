@@ -113,11 +113,12 @@ def _rank(key: tuple, epoch: int) -> tuple:
 
 
 def _evaluate(model: TransferModel, items, y: np.ndarray, batch_size: int) -> tuple[float, float]:
-    """(accuracy, loss) on ``items``."""
+    """(accuracy, loss) on ``items``; NaN for both when there are none."""
+    if not len(y):
+        return float("nan"), float("nan")
     logits = predict_logits(model, items, batch_size=max(64, batch_size))
     loss = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.as_tensor(y, dtype=torch.long)))
-    accuracy = float((logits.argmax(1) == y).mean()) if len(y) else float("nan")
-    return accuracy, loss
+    return float((logits.argmax(1) == y).mean()), loss
 
 
 @dataclass
@@ -342,7 +343,8 @@ def _end_epoch(setup: _Setup, state: LoopState, epoch: int, train_loss: float, v
     result.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                            "val_accuracy": val_accuracy, "seconds": elapsed()})
     state.epoch = epoch
-    key = (val_accuracy, -val_loss)
+    # Without validation rows (a fixed schedule) each epoch outranks the last: the final one is kept.
+    key = (val_accuracy, -val_loss) if len(val_y) else (float(epoch), 0.0)
     state.score_epoch(epoch, key, val_accuracy, setup.unwrapped, settings.patience)
     if epoch_log:  # progress a log file keeps too: tqdm's bar shows only on a terminal
         entry = result.history[-1]

@@ -123,10 +123,9 @@ def _create_from_zoo(entry: ZooEntry, pretrained, image_size, max_length) -> Bac
 
 
 def _create_timm(architecture: str, pretrained: bool, image_size) -> Backbone:
-    from .timm_backbone import TimmBackbone, create_timm_model
+    from .timm_backbone import TimmBackbone, create_timm_model, import_timm
 
-    import timm
-
+    timm = import_timm()  # never a bare `import timm`: it must follow the torchvision fix
     if not timm.is_model(architecture):
         raise UnknownNameError(
             f"timm has no model {architecture!r}.{did_you_mean(architecture, timm.list_models())} "

@@ -149,8 +149,14 @@ def as_channels_last(pixels: torch.Tensor) -> torch.Tensor:
     return pixels.contiguous(memory_format=torch.channels_last) if pixels.dim() == 4 else pixels
 
 
-def create_timm_model(architecture: str, *, pretrained: bool):
+def import_timm():
+    """timm, imported only after the torchvision fix: timm imports torchvision at its top, and a
+    CUDA-built torchvision on CPU torch dies there (``operator torchvision::nms does not exist``)."""
     ensure_torchvision_importable()
     import timm
 
-    return timm.create_model(architecture, pretrained=pretrained, num_classes=0)
+    return timm
+
+
+def create_timm_model(architecture: str, *, pretrained: bool):
+    return import_timm().create_model(architecture, pretrained=pretrained, num_classes=0)

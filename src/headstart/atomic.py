@@ -9,18 +9,31 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 from .errors import RunFolderError
 
 
+def _create_temporary(path: Path) -> tuple[str, int]:
+    """A new empty file beside ``path`` and its permission bits: 0666 less the umask, as ``open()``
+    gives (0644 under umask 022). ``tempfile.mkstemp`` made every run-folder file 0600, unreadable
+    to the user's group and to others."""
+    while True:
+        temporary = str(path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return temporary, os.stat(temporary).st_mode & 0o777
+        except FileExistsError:  # another writer's temporary: draw another name
+            continue
+
+
 def write_atomic(path: Path, write) -> None:
     """Call ``write(temporary_path)``, then move the result over ``path`` in one rename."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+    temporary, mode = _create_temporary(path)
     try:
         write(temporary)
+        os.chmod(temporary, mode)  # writers that replace the file (safetensors' save_file) make it 0600
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

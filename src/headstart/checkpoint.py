@@ -79,6 +79,45 @@ def load_checkpoint(folder) -> tuple[dict, dict[str, dict[str, torch.Tensor]]] |
     return meta, groups
 
 
+def remove_checkpoints(folder) -> bool:
+    """Delete the headstart checkpoints in ``folder`` and its subfolders (the planner's and the
+    adaptation search's candidates checkpoint in their own), then every folder this left empty.
+
+    Called once the finished model is saved: a spent checkpoint left behind would be resumed by the
+    next fit with the same options, which then trains no epoch at all. Only files headstart wrote
+    go (a checkpoint file carrying headstart's metadata, or an unfinished temporary of one), never a
+    user's other files. Returns whether anything was removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    removed = False
+    for entry in list(folder.iterdir()):
+        if entry.is_dir():
+            removed = remove_checkpoints(entry) or removed
+        elif _written_here(entry):
+            entry.unlink()
+            removed = True
+    if removed and not any(folder.iterdir()):
+        folder.rmdir()
+    return removed
+
+
+def _written_here(path: Path) -> bool:
+    """A checkpoint file :func:`save_checkpoint` wrote, or the temporary of one a kill left behind."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    if path.name.startswith(f".{CHECKPOINT_FILE}.") and path.name.endswith(".tmp"):
+        return True
+    if path.name != CHECKPOINT_FILE:
+        return False
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return "headstart" in (handle.metadata() or {})
+    except Exception:  # not a safetensors file: someone else's
+        return False
+
+
 def restore_optimizer(optimizer, meta: dict, tensors: dict[str, torch.Tensor]) -> None:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():

@@ -16,6 +16,7 @@ Both kinds of model sit below this module; it imports them, they never import it
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from .model import WEIGHTS_FILE, TransferModel
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
+FIT_ARGS_FILE = "fit_args.json"  # `headstart fit` writes it before training, config.json once the model is saved
 _REQUIRED_BASELINE = {"format_version": int, "headstart_version": str, "baseline": str, "classes": list,
                       "params": dict}
 _REQUIRED_AVERAGE = {"format_version": int, "headstart_version": str, "members": int, "classes": list,
@@ -83,10 +85,21 @@ def save_run(model, folder, config: dict, metrics=None, history=None, plan=None)
     write_json(folder / CONFIG_FILE, {"format_version": FORMAT_VERSION, "headstart_version": __version__,
                                       "model_kind": model.kind, **model.config_fields(),
                                       "environment": environment(), **config})
-    for name, data in (("metrics.json", metrics), ("history.json", history), ("plan.json", plan)):
+    for name, data in (("metrics.json", metrics), ("history.json", _history_or_why(history, plan)), ("plan.json", plan)):
         if data is not None:
             write_json(folder / name, data)
     return folder
+
+
+def _history_or_why(history, plan):
+    """history.json's records, or where ``strategy="auto"`` gave none, one record saying why: a bare
+    ``[]`` read as a fit that trained nothing."""
+    if history or plan is None:
+        return history
+    how = "refit on every labeled example" if plan.get("winner_refit") else "kept as scored"
+    return [{"note": f"strategy='auto' chose {plan.get('winner')} ({how}); the planner does not pass on the "
+                     f"training history of the model it keeps, so none is recorded here. plan.json holds every "
+                     f"candidate's held-out scores"}]
 
 
 def load_run(folder):
@@ -109,6 +122,10 @@ def read_config(folder) -> dict:
     path = folder / CONFIG_FILE
     if not folder.is_dir():
         raise RunFolderError(f"run folder {str(folder)!r} does not exist; pass the --out folder of `headstart fit` or a `clf.save()` path")
+    if not path.is_file() and (folder / FIT_ARGS_FILE).is_file():
+        raise RunFolderError(f"{folder} holds no model yet: the `headstart fit` that writes it did not finish (it "
+                             f"failed or was interrupted: {FIT_ARGS_FILE} is there, {CONFIG_FILE} is not); continue "
+                             f"it with `headstart fit --resume {shlex.quote(str(folder))}`, then use the folder")
     if not path.is_file():
         raise RunFolderError(f"{path} is missing: {folder} is not a headstart run folder (or it was not saved completely)")
     config = read_json_object(path, fix="the file is damaged or was edited by hand, re-save the model")

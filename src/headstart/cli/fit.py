@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
-import shutil
 import sys
 from pathlib import Path
 
@@ -18,8 +18,6 @@ from ..errors import DataPathError
 from .arguments import DATA_HELP, PROG, add_column_options, check_backbone_name, load_data
 from .fit_options import add_fit_config_options, fit_params
 from .format import fit_summary_lines
-
-FIT_ARGS_FILE = "fit_args.json"
 
 
 def add_parser(commands) -> None:
@@ -43,6 +41,8 @@ def add_parser(commands) -> None:
 
 def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
     """The arguments an interrupted fit was started with, read back from its run folder."""
+    from ..runs import FIT_ARGS_FILE
+
     folder = Path(args.resume).expanduser()
     recorded = folder / FIT_ARGS_FILE
     if not recorded.is_file():
@@ -53,6 +53,26 @@ def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
         return argparse.Namespace(**{**vars(args), **saved["args"], "resume": None, "out": str(folder)})
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise DataPathError(f"{recorded} is damaged ({error}); start the fit again") from None
+
+
+def _absolute_paths(args: argparse.Namespace) -> argparse.Namespace:
+    """The arguments with every path made absolute: fit_args.json (for ``--resume`` from another
+    folder) and config.json record them, and a relative path there meant nothing elsewhere."""
+    paths = [name for name in ("data", "target", "out", "checkpoint_dir", "cache_dir") if getattr(args, name, None)]
+    if args.cache_dir and str(args.cache_dir).lower() == "none":  # memory only: a word, not a folder
+        paths.remove("cache_dir")
+    if _is_local_model_folder(args.backbone):
+        paths.append("backbone")
+    return argparse.Namespace(**{**vars(args), **{name: str(Path(getattr(args, name)).expanduser().absolute())
+                                                  for name in paths}})
+
+
+def _is_local_model_folder(name: str) -> bool:
+    """``--backbone ./my-model``: a folder path, as opposed to a zoo or provider name."""
+    from ..backbones import PROVIDERS, ZOO
+
+    return (name not in ("auto", "precomputed") and name not in ZOO and not name.startswith(PROVIDERS)
+            and os.path.isdir(os.path.expanduser(name)))
 
 
 def _checked_params(args: argparse.Namespace, out: Path) -> dict:
@@ -70,22 +90,23 @@ def _checked_params(args: argparse.Namespace, out: Path) -> dict:
 
 
 def _record_args(args: argparse.Namespace, out: Path) -> None:
-    """Write the arguments to the run folder, with absolute data paths, for ``--resume``."""
+    """Write the arguments (paths already absolute) to the run folder, for ``--resume``."""
+    from ..runs import FIT_ARGS_FILE
+
     recorded = {key: value for key, value in vars(args).items() if key not in ("handler", "resume", "out")}
-    recorded["data"] = str(Path(args.data).expanduser().absolute())
-    if args.target:
-        recorded["target"] = str(Path(args.target).expanduser().absolute())
     write_json(out / FIT_ARGS_FILE, {"args": recorded})
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    from ..checkpoint import remove_checkpoints
     from ..estimator import TransferClassifier
 
     if args.resume:
         args = _resume_args(args)
     if not args.data or not args.out:
         raise DataPathError(f"`{PROG} fit` needs DATA and --out RUN_DIR (or --resume RUN_DIR)")
-    out = Path(args.out).expanduser()
+    args = _absolute_paths(args)
+    out = Path(args.out)
     params = _checked_params(args, out)
     data = load_data(args.data, args, require_labels=True)  # bad data fails before any run folder exists
     out.mkdir(parents=True, exist_ok=True)
@@ -96,11 +117,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
     try:
         clf = TransferClassifier(**params).fit(data, X_target=target)
     except KeyboardInterrupt:
-        print(f"\n{PROG}: interrupted; the epochs that finished are checkpointed in {out / 'checkpoint'}: continue "
-              f"with `{PROG} fit --resume {shlex.quote(str(out))}`", file=sys.stderr)
+        print(f"\n{PROG}: interrupted; the epochs that finished are checkpointed in {params['checkpoint_dir']}: "
+              f"continue with `{PROG} fit --resume {shlex.quote(str(out))}`", file=sys.stderr)
         return 130
     folder = clf.save(out)
-    shutil.rmtree(out / "checkpoint", ignore_errors=True)  # the finished model is saved; its checkpoint is spent
+    remove_checkpoints(params["checkpoint_dir"])  # spent: the next fit with these options would resume it
     print("\n".join(fit_summary_lines(clf, folder)))
     print(f"next: {PROG} evaluate {shlex.quote(str(folder))} TEST_DATA   |   "
           f"{PROG} predict {shlex.quote(str(folder))} INPUTS")

@@ -57,6 +57,20 @@ def _validation_text(summary: dict) -> str:
     return val_text
 
 
+def _training_line(clf, summary: dict) -> str:
+    """What the final model was trained on. The planner's winner is either kept as scored (its split's
+    training part) or refit on every labeled example: then its scoring folds' sizes are not the model's."""
+    sizes = f"{summary['n_train']} / {summary['n_val']} examples"
+    if "verdict" not in summary:
+        return f"train / validation:  {sizes}"
+    if not (getattr(clf, "plan_", None) or {}).get("winner_refit", True):
+        return f"train / validation:  {sizes} (the final model, kept as scored on the planner's split)"
+    scored_on = (f"{summary['splits']} folds of {sizes}" if summary.get("splits", 1) > 1
+                 else f"the planner's split, {sizes}")
+    n_labeled = summary.get("n_labeled", summary["n_train"] + summary["n_val"])
+    return f"final model:         refit on all {n_labeled} labeled examples (candidates were scored on {scored_on})"
+
+
 def fit_summary_lines(clf, folder) -> list[str]:
     """What `headstart fit` prints about a finished fit, one line each."""
     summary = clf.fit_summary_
@@ -64,9 +78,7 @@ def fit_summary_lines(clf, folder) -> list[str]:
         f"strategy:            {summary['strategy']}",
         f"backbone:            {summary['backbone']} ({summary['modality']})",
         f"classes:             {len(clf.classes_)} ({shorten(', '.join(map(str, clf.classes_)))})",
-        f"train / validation:  {summary['n_train']} / {summary['n_val']} examples" + (
-            "" if "verdict" not in summary else f" (one of the planner's {summary['splits']} folds)"
-            if summary.get("splits", 1) > 1 else " (held-out part of the planner's split)"),
+        _training_line(clf, summary),
         f"validation accuracy: {_validation_text(summary)}",
         f"fit time:            {summary['fit_seconds']:.1f} s" + (
             f" ({adaptation_count(summary['adaptation'])}; the kept one's own fit "

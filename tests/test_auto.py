@@ -50,8 +50,8 @@ def test_auto_summary_counts_every_held_out_prediction_for_the_interval(digits_p
     interval = format_accuracy(summary["val_accuracy"], *wilson_interval(round(summary["val_accuracy"] * n), n))
     lines = fit_summary_lines(digits_plan, "run")
     assert f"validation accuracy: {interval} (95% interval; {n} held-out predictions over 3 folds)" in lines
-    assert (f"train / validation:  {summary['n_train']} / {summary['n_val']} examples (one of the planner's 3 folds)"
-            in lines)
+    assert (f"final model:         refit on all {summary['n_labeled']} labeled examples (candidates were scored on 3 "
+            f"folds of {summary['n_train']} / {summary['n_val']} examples)" in lines)
 
 
 def test_auto_records_every_candidate_with_scores_time_and_reason(digits_plan):

@@ -166,3 +166,11 @@ def test_mpnet_join_goes_to_the_data_home_where_the_package_is_read_only(fake_pi
     folder = Path(ENTRY.weights())
     assert folder == tmp_path / "data" / "headstart" / "models" / "mpnet_base-0.0.1" / "all-mpnet-base-v2"
     assert (folder / "1_Pooling" / "config.json").is_file()
+
+
+def test_mpnet_lora_targets_are_the_query_and_value_projections():
+    from headstart.strategies.lora import lora_targets
+
+    targets = lora_targets(create_backbone("mpnet_base", pretrained=False))
+    assert len(targets) == 2 * 12 and {t.rsplit(".", 2)[-2:][1] for t in targets} == {"q", "v"}
+    assert all(".attention.attn." in t for t in targets)

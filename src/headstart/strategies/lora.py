@@ -15,8 +15,8 @@ full fine-tuning does. With a few labeled examples this is a middle rung between
 
 The adapters are injected by peft (``inject_adapter_in_model``) into every ``nn.Linear`` whose name
 ends in one of :data:`ATTENTION_PROJECTIONS` — the query and value projections of BERT-style
-(``query``/``value``), wav2vec2/Whisper-style (``q_proj``/``v_proj``), DistilBERT (``q_lin``/``v_lin``)
-and timm ViT (fused ``qkv``) blocks. A backbone without any (a convnet, an LSTM) is refused with a
+(``query``/``value``), wav2vec2/Whisper-style (``q_proj``/``v_proj``), DistilBERT (``q_lin``/``v_lin``),
+MPNet (``attn.q``/``attn.v``) and timm ViT (fused ``qkv``) blocks. A backbone without any (a convnet, an LSTM) is refused with a
 clear error rather than silently trained some other way. After training the update is merged,
 :math:`W_0 \\leftarrow W_0 + \\frac{\\alpha}{r} B A`, and the peft wrappers are removed: the saved
 model is an ordinary backbone of the original shape, so run folders, ``predict`` and reloading work
@@ -34,14 +34,15 @@ from ..model import TransferModel
 from .base import LOOP, FitContext, Strategy, StrategyResult
 from .finetune import new_head, run_finetune
 
-ATTENTION_PROJECTIONS = ("query", "value", "q_proj", "v_proj", "q_lin", "v_lin", "qkv")
+# Name endings, matched on whole dotted parts: MPNet's bare ``q``/``v`` only under its ``attn`` module.
+ATTENTION_PROJECTIONS = ("query", "value", "q_proj", "v_proj", "q_lin", "v_lin", "qkv", "attn.q", "attn.v")
 DROPOUT = 0.1
 
 
 def lora_targets(module: nn.Module) -> list[str]:
     """Full names of the linear layers LoRA adapts: the attention query/value (or fused qkv) projections."""
     return [name for name, sub in module.named_modules()
-            if isinstance(sub, nn.Linear) and name.rsplit(".", 1)[-1] in ATTENTION_PROJECTIONS]
+            if isinstance(sub, nn.Linear) and any(f".{name}".endswith(f".{end}") for end in ATTENTION_PROJECTIONS)]
 
 
 def inject_lora(backbone: nn.Module, rank: int) -> list[str]:

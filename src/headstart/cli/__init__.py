@@ -27,7 +27,8 @@ __all__ = ["build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Transfer learning for images and texts that checks itself against a no-transfer baseline.",
+        description="Transfer learning for images, texts and audio that checks itself against a no-transfer "
+                    "baseline.",
         epilog="Run `headstart COMMAND --help` for the options of each command. Quick tour: `headstart demo`.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

@@ -1,114 +1,127 @@
 """``headstart predict``: the class of every input with a saved run folder, as CSV rows
-``input,prediction,probability`` (the probability of the predicted class)."""
+``input,prediction,probability,proba_<class>…,error``, one per input read.
+
+Inputs are read by :func:`headstart.data.inputs.load_unlabeled`, the readers ``fit`` and
+``evaluate`` use: images, audio, tables and text. An unreadable file does not stop the batch: its
+row has no prediction and says why in the ``error`` column (and a warning on stderr lists it), so
+the output still has one row per input, in input order, for a script to join or filter.
+"""
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
-import os
 import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from ..atomic import write_text_atomic
-from ..errors import DataError, DataPathError
-from .arguments import PROG, load_data
+from ..errors import ConfigError, DataPathError
+from .arguments import PROG, add_column_options, load_inputs
+
+LISTED = "Their rows in the output have no prediction and the reason in the error column; pass --strict to fail instead."
 
 
 def add_parser(commands) -> None:
     predict = commands.add_parser(
-        "predict", help="Predict with a saved run folder; writes CSV rows input,prediction,probability.",
-        description="Predict the class of every input with the model in RUN_DIR. Writes CSV rows "
-                    "input,prediction,probability (the probability of the predicted class).",
+        "predict", help="Predict with a saved run folder; writes CSV rows input,prediction,probability,proba_<class>….",
+        description="Predict the class of every input with the model in RUN_DIR. Writes one CSV row per input: "
+                    "input,prediction,probability (of the predicted class), one proba_<class> column per class "
+                    "(or, with --top-k K, the K most probable classes), and error (why an unreadable input has "
+                    "no prediction; empty otherwise).",
     )
     predict.add_argument("run_dir", metavar="RUN_DIR", help="A run folder written by `headstart fit`.")
     predict.add_argument("inputs", metavar="INPUTS",
-                         help="A folder of images (searched recursively, any layout), a table (.csv .tsv .jsonl "
-                              ".json .parquet; a label column is optional and ignored), a single image, or a "
-                              ".txt file with one text per line.")
+                         help="A folder of images or audio files (searched recursively, any layout), a table (.csv "
+                              ".tsv .jsonl .json .parquet; a label column is optional and ignored), a single image or "
+                              "audio file, or a .txt file with one text per line.")
     predict.add_argument("--output", "-o", metavar="FILE.csv", help="Write the CSV here instead of to stdout.")
-    group = predict.add_argument_group("table columns (found automatically unless named)")
-    group.add_argument("--text-column", metavar="NAME", help="Column holding the texts.")
-    group.add_argument("--image-column", metavar="NAME", help="Column holding image paths.")
+    predict.add_argument("--top-k", metavar="K", type=_positive, default=None,
+                         help="Instead of one proba_<class> column per class, write the K most probable classes, "
+                              "best first: top_1,top_1_probability,…,top_K,top_K_probability.")
+    add_column_options(predict, labels=False)
     predict.set_defaults(handler=cmd_predict)
 
 
-def _images_in(folder: Path) -> tuple[list[str], list[str]]:
-    """Every image below ``folder``, in a stable order, hidden files and folders left out."""
-    from ..data import IMAGE_EXTENSIONS
-    from ..data.images import is_image_path
-
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found += [os.path.join(dirpath, name) for name in sorted(filenames)
-                  if not name.startswith(".") and is_image_path(name)]
-    if not found:
-        raise DataPathError(f"no images found in {folder.absolute()} (searched every subfolder for "
-                            f"{', '.join(IMAGE_EXTENSIONS)}); to predict on a table, pass the table's path")
-    return found, [str(Path(p).absolute()) for p in found]
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is below its minimum 1")
+    return value
 
 
-def _table_inputs(given: Path, args: argparse.Namespace) -> tuple[list[str], object]:
-    data = load_data(str(given), args, require_labels=False)
-    if data.skipped:
-        first = data.skipped[0]
-        raise DataError(f"cannot predict: {len(data.skipped)} image(s) of {given} are unreadable, first "
-                        f"{first.where}: {first.reason}; fix or remove them")
-    return [str(item) for item in data.inputs], data
+def _probabilities(clf, data) -> np.ndarray:
+    """predict_proba on the readable inputs, its warnings (truncated texts) shown as headstart lines."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        probabilities = clf.predict_proba(dataclasses.replace(data, skipped=[]))
+    for warning in caught:
+        print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
+    return probabilities
 
 
-def _collect_inputs(path: str, args: argparse.Namespace) -> tuple[list[str], object]:
-    """Return ``(names shown in the CSV, what to pass to predict_proba)`` for INPUTS."""
-    from ..data import IMAGE_EXTENSIONS, TABLE_EXTENSIONS
-    from ..data.images import is_image_path
+def _header(classes, top_k: int | None) -> list[str]:
+    if top_k is None:
+        columns = [f"proba_{c}" for c in classes]
+    else:
+        columns = [name for k in range(1, top_k + 1) for name in (f"top_{k}", f"top_{k}_probability")]
+    return ["input", "prediction", "probability", *columns, "error"]
 
-    given = Path(path).expanduser()
-    if not given.exists():
-        from ..data.inputs import not_found_message
 
-        raise DataPathError(not_found_message(given.absolute()))
-    if given.is_dir():
-        return _images_in(given)
-    suffix = given.suffix.lower()
-    if suffix in TABLE_EXTENSIONS:
-        return _table_inputs(given, args)
-    if is_image_path(given.name):
-        return [str(given)], [str(given.absolute())]
-    if suffix == ".txt":
-        texts = [line.strip() for line in given.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if not texts:
-            raise DataPathError(f"{given.absolute()} holds no text (one text per line is expected)")
-        return texts, texts
-    raise DataPathError(f"cannot predict on {given.absolute()}: pass a folder of images, a table "
-                        f"({', '.join(TABLE_EXTENSIONS)}), a single image ({', '.join(IMAGE_EXTENSIONS)}) "
-                        f"or a .txt file with one text per line")
+def _row(name: str, row: np.ndarray, classes, top_k: int | None) -> list[str]:
+    best = int(row.argmax())
+    if top_k is None:
+        extra = [f"{p:.4f}" for p in row]
+    else:
+        ranked = np.argsort(-row, kind="stable")[:top_k]
+        extra = [cell for i in ranked for cell in (classes[i], f"{row[i]:.4f}")]
+    return [name, classes[best], f"{row[best]:.4f}", *extra, ""]
+
+
+def _rows(data, probabilities: np.ndarray, classes, top_k: int | None) -> list[list[str]]:
+    """One row per input read, in input order: a prediction, or (unreadable) the reason in the error column."""
+    width = len(_header(classes, top_k))
+    predicted = {position: _row(str(item), row, classes, top_k)
+                 for position, item, row in zip(data.kept or range(len(data)), data.inputs, probabilities)}
+    unread = (i for i in range(len(data) + len(data.skipped)) if i not in predicted)
+    for position, skipped in zip(unread, data.skipped):
+        predicted[position] = [skipped.where, *[""] * (width - 2), skipped.reason]
+    return [predicted[i] for i in sorted(predicted)]
+
+
+def _write(text: str, output: str | None, n_predicted: int, n_skipped: int) -> None:
+    if not output:
+        sys.stdout.write(text)
+        return
+    target = Path(output).expanduser()
+    if not target.parent.is_dir():
+        raise DataPathError(f"cannot write {target.absolute()}: the folder {target.parent.absolute()} "
+                            f"does not exist; create it or pass another --output path")
+    write_text_atomic(target, text)
+    skipped = f" ({n_skipped} unreadable input(s) listed with an error instead)" if n_skipped else ""
+    print(f"wrote {n_predicted} predictions to {target}{skipped}")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from ..estimator import TransferClassifier
 
     clf = TransferClassifier.load(args.run_dir)
-    names, inputs = _collect_inputs(args.inputs, args)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UserWarning)
-        probabilities = clf.predict_proba(inputs)
-    for warning in caught:  # unreadable images: the estimator raises right after, naming them
-        print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
-    best = probabilities.argmax(axis=1)
+    classes = [str(c) for c in clf.classes_]
+    if args.top_k is not None and args.top_k > len(classes):
+        raise ConfigError(f"--top-k {args.top_k} is more than the {len(classes)} classes of {args.run_dir}; "
+                          f"pass --top-k {len(classes)} or less")
+    data = load_inputs(args.inputs, args, modality=clf.modality_, listed=LISTED)
+    probabilities = _probabilities(clf, data)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["input", "prediction", "probability"])
-    for name, index, row in zip(names, best, probabilities):
-        writer.writerow([name, clf.classes_[index], f"{row[index]:.4f}"])
-    if args.output:
-        target = Path(args.output).expanduser()
-        if not target.parent.is_dir():
-            raise DataPathError(f"cannot write {target.absolute()}: the folder {target.parent.absolute()} "
-                                f"does not exist")
-        write_text_atomic(target, buffer.getvalue())
-        print(f"wrote {len(names)} predictions to {target}")
-    else:
-        sys.stdout.write(buffer.getvalue())
+    writer.writerow(_header(classes, args.top_k))
+    writer.writerows(_rows(data, probabilities, classes, args.top_k))
+    _write(buffer.getvalue(), args.output, len(data), len(data.skipped))
     return 0

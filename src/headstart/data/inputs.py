@@ -1,6 +1,7 @@
-"""The two ways data comes in: :func:`load_dataset` (a folder or a table) and :func:`from_arrays`.
+"""The ways data comes in: :func:`load_dataset` (a labeled folder or table), :func:`load_unlabeled`
+(what to predict on: any folder, a table, one file, lines of text) and :func:`from_arrays`.
 
-Both return a :class:`LabeledData`. Image files are fully decoded once here; unreadable ones are
+All return a :class:`LabeledData`. Image and audio files are checked once here; unreadable ones are
 skipped and reported (a ``UserWarning`` plus ``LabeledData.skipped``), or raise with ``strict=True``.
 """
 
@@ -15,8 +16,9 @@ from PIL import Image
 
 from headstart.errors import DataError, DataPathError, did_you_mean
 
-from .audio import audio_items, find_audio_column, is_audio_folder, list_audio_folder, screen_audio
-from .images import is_image_path, list_image_folder, screen_images
+from .audio import (AUDIO_EXTENSIONS, audio_items, find_audio_column, is_audio_folder, is_audio_path, list_audio_folder,
+                    screen_audio)
+from .images import IMAGE_EXTENSIONS, is_image_path, list_image_folder, screen_images
 from .screen import SkippedInput, short
 from .tables import TABLE_EXTENSIONS, Table, read_table
 
@@ -28,6 +30,8 @@ class LabeledData:
     ``inputs``: for modality ``"image"`` each item is a str path, a PIL image or a uint8 array
     ``(h, w)``/``(h, w, c)``; for ``"text"`` a str; for ``"features"`` a float32 row of a 2-D array.
     ``labels`` holds the original label values (None at predict time), aligned with ``inputs``.
+    ``kept``: where files were screened, the position of each input among all that were read, so that
+    ``skipped`` (in the same order) fills the gaps: ``headstart predict`` writes one row per input read.
     """
 
     inputs: list
@@ -35,6 +39,7 @@ class LabeledData:
     modality: str
     source: str
     skipped: list[SkippedInput] = field(default_factory=list)
+    kept: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -65,12 +70,25 @@ def load_dataset(
     ``.skipped``, or raise :class:`DataError` when ``strict=True``. With ``require_labels=False``
     (predict time) the label column may be absent and ``labels`` is then None.
     """
-    given = Path(os.fspath(path)).expanduser()
-    root = given.absolute()
-    if not root.exists():
-        raise DataPathError(not_found_message(root))
+    root = _existing(path)
     if root.is_dir():
         return _load_folder(root, strict)
+    return _load_table(root, text_column, image_column, audio_column, label_column, require_labels, strict, 3)
+
+
+def _existing(path) -> Path:
+    """``path`` as an absolute Path; DataPathError (naming close names) when nothing is there."""
+    root = Path(os.fspath(path)).expanduser().absolute()
+    if not root.exists():
+        raise DataPathError(not_found_message(root))
+    return root
+
+
+def _load_table(root: Path, text_column, image_column, audio_column, label_column, require_labels: bool,
+                strict: bool, stacklevel: int = 2) -> LabeledData:
+    """A table's inputs: texts, or image or audio paths screened like a folder's files.
+
+    ``stacklevel``: as for ``warnings.warn`` here; the skipped-files warning names that frame."""
     _check_table_file(root)
     if audio_column is None and text_column is None and image_column is None:
         audio_column = find_audio_column(root)
@@ -79,9 +97,9 @@ def load_dataset(
         label_column=label_column, require_labels=require_labels,
     )
     if audio_column is not None:  # a column of audio file paths, resolved like image paths
-        return _screen_table(table, root, "audio", screen_audio, strict)
+        return _screen_table(table, root, "audio", strict, stacklevel=stacklevel + 1)
     if table.modality == "image":
-        return _screen_table(table, root, "image", screen_images, strict)
+        return _screen_table(table, root, "image", strict, stacklevel=stacklevel + 1)
     return LabeledData(table.inputs, table.labels, table.modality, str(root), [])
 
 
@@ -91,15 +109,22 @@ def _load_folder(root: Path, strict: bool) -> LabeledData:
     Modality ``"audio"`` when the folder holds audio files and no images (the files stay paths),
     else ``"image"``.
     """
-    if is_audio_folder(root):
-        paths, labels = list_audio_folder(root)
-        modality, screen = "audio", screen_audio
-    else:
-        paths, labels = list_image_folder(root)
-        modality, screen = "image", screen_images
-    # stacklevel 3: the warning names the line that called load_dataset, one frame above this one
-    keep, skipped = screen(paths, paths, strict, stacklevel=3)
-    return LabeledData([paths[i] for i in keep], np.array([labels[i] for i in keep]), modality, str(root), skipped)
+    audio = is_audio_folder(root)
+    paths, labels = list_audio_folder(root) if audio else list_image_folder(root)
+    return _screened(paths, paths, np.array(labels), "audio" if audio else "image", str(root), strict, 4)
+
+
+_SCREENS = {"image": screen_images, "audio": screen_audio}
+
+
+def _screened(paths: list[str], wheres: list[str], labels, modality: str, source: str, strict: bool,
+              stacklevel: int) -> LabeledData:
+    """The files of ``paths`` that decode, as LabeledData of ``modality`` (labels kept aligned).
+
+    ``stacklevel`` counts from here, as for ``warnings.warn``: the warning names the loader's caller."""
+    keep, skipped = _SCREENS[modality](paths, wheres, strict, stacklevel=stacklevel)
+    labels = None if labels is None else labels[keep]
+    return LabeledData([paths[i] for i in keep], labels, modality, source, skipped, kept=keep)
 
 
 def _check_table_file(root: Path) -> None:
@@ -121,13 +146,10 @@ def _check_table_file(root: Path) -> None:
         )
 
 
-def _screen_table(table: Table, root: Path, modality: str, screen, strict: bool) -> LabeledData:
-    """The table's rows whose files ``screen`` can read, as LabeledData of ``modality``, labels kept aligned."""
+def _screen_table(table: Table, root: Path, modality: str, strict: bool, stacklevel: int) -> LabeledData:
+    """The table's rows whose files can be read, as LabeledData of ``modality``, labels kept aligned."""
     wheres = [f"{p} ({w})" for p, w in zip(table.inputs, table.wheres)]
-    # stacklevel 3: the warning names the line that called load_dataset, one frame above this one
-    keep, skipped = screen(table.inputs, wheres, strict, stacklevel=3)
-    labels = None if table.labels is None else table.labels[keep]
-    return LabeledData([table.inputs[i] for i in keep], labels, modality, str(root), skipped)
+    return _screened(table.inputs, wheres, table.labels, modality, str(root), strict, stacklevel + 1)
 
 
 def not_found_message(root: Path) -> str:
@@ -138,6 +160,78 @@ def not_found_message(root: Path) -> str:
     siblings = [p.name for p in parent.iterdir() if not p.name.startswith(".")]
     hint = did_you_mean(root.name, siblings)
     return f"no such file or folder: {root}.{hint[:-1] + f' (in {parent})?' if hint else fix}"
+
+
+# --------------------------------------------------------------------------- load_unlabeled
+
+
+def load_unlabeled(
+    path,
+    *,
+    modality: str | None = None,
+    text_column: str | None = None,
+    image_column: str | None = None,
+    audio_column: str | None = None,
+    strict: bool = False,
+) -> LabeledData:
+    """What to predict on (``labels`` None): a folder, a table, one image or audio file, or a .txt file
+    holding one text per line.
+
+    A folder needs no class layout, since nothing is learned from folder names: its files of
+    ``modality`` (the model's; default audio when the folder holds audio and no images, else images)
+    are read from every subfolder, hidden ones left out. Tables and files are read and screened as
+    :func:`load_dataset` reads them: unreadable files are skipped with a warning, listed in
+    ``.skipped`` and placed by ``.kept``, or raise with ``strict=True``.
+    """
+    root = _existing(path)
+    if root.is_dir():
+        return _unlabeled_folder(root, modality, strict)
+    kind = "image" if is_image_path(root.name) else "audio" if is_audio_path(root.name) else None
+    if kind is not None:
+        return _screened([str(root)], [str(root)], None, kind, str(root), strict, 3)
+    if root.suffix.lower() == ".txt":
+        return _text_lines(root)
+    if root.suffix.lower() in TABLE_EXTENSIONS:
+        return _load_table(root, text_column, image_column, audio_column, None, False, strict, 3)
+    raise DataPathError(
+        f"cannot predict on {root}: pass a folder of images or audio files, a table ({', '.join(TABLE_EXTENSIONS)}), "
+        f"a single image ({', '.join(IMAGE_EXTENSIONS)}) or audio file ({', '.join(AUDIO_EXTENSIONS)}), or a .txt "
+        "file with one text per line"
+    )
+
+
+def _unlabeled_folder(root: Path, modality: str | None, strict: bool) -> LabeledData:
+    """Every file of ``modality`` below ``root``, in a stable order, screened."""
+    if modality in ("text", "features"):
+        raise DataPathError(
+            f"{root} is a folder, but this model reads {'texts' if modality == 'text' else 'feature vectors'}: "
+            "pass a table with one input per row" + (" or a .txt file with one text per line" if modality == "text"
+                                                    else " (or predict from Python)")
+        )
+    kind = modality or ("audio" if is_audio_folder(root) else "image")
+    wanted, extensions = (is_audio_path, AUDIO_EXTENSIONS) if kind == "audio" else (is_image_path, IMAGE_EXTENSIONS)
+    paths = [str(path) for path in _files_below(root, wanted)]
+    if not paths:
+        what = "audio files" if kind == "audio" else "images"
+        raise DataPathError(f"no {what} found in {root} (searched every subfolder for {', '.join(extensions)}); "
+                            "to predict on a table, pass the table's path")
+    return _screened(paths, paths, None, kind, str(root), strict, 4)
+
+
+def _files_below(root: Path, wanted) -> list[Path]:
+    """The files below ``root`` whose name ``wanted`` accepts, sorted folder by folder, hidden ones left out."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found += [Path(dirpath) / name for name in sorted(filenames) if not name.startswith(".") and wanted(name)]
+    return found
+
+
+def _text_lines(root: Path) -> LabeledData:
+    texts = [line.strip() for line in root.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not texts:
+        raise DataPathError(f"{root} holds no text (one text per line is expected); write the texts into it, one a line")
+    return LabeledData(texts, None, "text", str(root))
 
 
 # --------------------------------------------------------------------------- from_arrays

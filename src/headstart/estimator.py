@@ -5,8 +5,10 @@
 :class:`~headstart.config.ResolvedConfig` (:mod:`headstart.fitting`), and runs the strategy, or the
 planner for ``strategy="auto"``, from that config; it returns ``self``, and everything learned ends
 in ``_``. No other module touches its private attributes or changes its state. Inputs: image file
-paths, PIL images or uint8 arrays ``(n, h, w[, c])``; strings; a data path (folder / CSV / JSONL /
-Parquet) with ``y=None``; or a 2-D numeric array with ``backbone="precomputed"``.
+paths, PIL images or uint8 arrays ``(n, h, w[, c])``; strings; audio file paths or 1-D float
+waveforms at 16 kHz; a data path (folder / CSV / JSONL / Parquet) with ``y=None``; or a 2-D numeric
+array with ``backbone="precomputed"``. Equal-length waveforms (fixed one-second clips) are read as
+audio, not as feature rows, once the model is audio or the backbone named takes audio.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from .backbones import backbone_modality
 from .cache import open_cache
 from .config import DEFAULTS, parse_budget
 from .data import LabeledData, check_classification_labels, from_arrays, load_dataset, stratified_split
@@ -28,8 +31,20 @@ from .fitting import check_options, fit_strategy, resolve, resolve_device
 from .train import seed_everything
 
 
+# What to pass for each modality, for the error that names a mismatch.
+_INPUTS = {"image": "image file paths, PIL images or uint8 arrays (n, h, w[, c])", "text": "strings",
+           "audio": "audio file paths or float waveforms at 16 kHz (a list of 1-D arrays, or a 2-D array of one clip "
+                    "per row; at another rate: headstart.data.from_arrays(X, sample_rate=RATE))",
+           "features": "a 2-D array of feature rows, as many columns as in fit"}
+
+
 class TransferClassifier(ClassifierMixin, BaseEstimator):
-    """Classify images, texts or feature vectors by transferring a pretrained backbone.
+    """Classify images, texts, audio or feature vectors by transferring a pretrained backbone.
+
+    Audio: file paths, or 1-D float waveforms sampled at 16 kHz. Waveforms of equal length (fixed
+    clips, a 2-D array of one clip per row) are read as audio when the backbone named takes audio
+    and, after fitting, whenever the model is audio. Clips at another rate, or fixed clips for
+    ``backbone="auto"``: pass ``headstart.data.from_arrays(X, y, sample_rate=RATE)`` as ``X``.
 
     Every parameter is documented in :class:`headstart.config.FitConfig` (and in
     ``headstart fit --help``). Fitted attributes: ``classes_``, ``model_`` (the torch model),
@@ -235,9 +250,18 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         if self.backbone == "precomputed":
             return self._read_features(X, y, require_labels=require_labels)
         data = from_arrays(X, y)
+        if data.modality == "features" and self._reads_audio(fitting=require_labels):
+            return from_arrays(X, y, modality="audio")  # equal-length clips: rows of samples, not features
         if data.modality == "features":
             return self._read_features(X, y, require_labels=require_labels)
         return data
+
+    def _reads_audio(self, *, fitting: bool) -> bool:
+        """Whether numeric rows are waveforms: fixed-length clips are as common as features for audio, so the
+        model's modality decides (after fit), or, while fitting, the modality of the backbone named."""
+        if not fitting and hasattr(self, "modality_"):
+            return self.modality_ == "audio"
+        return isinstance(self.backbone, str) and self.backbone != "auto" and backbone_modality(self.backbone) == "audio"
 
     def _read_features(self, X, y, *, require_labels: bool) -> LabeledData:
         """Feature vectors go through scikit-learn's own validation: its checks, its messages."""
@@ -287,7 +311,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         expected = self.modality_
         if data.modality != expected:
             raise DataError(f"this model was trained on {expected} inputs but received {data.modality} "
-                            f"({data.source}); pass {expected} inputs")
+                            f"({data.source}); pass {_INPUTS.get(expected, expected + ' inputs')}")
         if self.backbone_ is not None and (truncated := self.backbone_.count_truncated(data.inputs)):
             warnings.warn(f"{truncated} of {len(data)} inputs are longer than {self.backbone_.name}'s "
                           f"{getattr(self.backbone_, 'max_length', '?')} tokens and were truncated before predicting",

@@ -21,7 +21,7 @@ from .backbones import ZOO, resolve_backbone
 from .cache import content_hash, open_cache
 from .config import DEFAULTS, LOOP_OPTIONS, ResolvedConfig, check_val_size, check_values, parse_budget, regularizer_names
 from .data import LabeledData, stratified_split
-from .errors import ConfigError
+from .errors import ConfigError, UnknownNameError, did_you_mean
 from .strategies import STRATEGIES, FitContext, StrategyResult
 from .train import default_batch_size, seed_everything
 from ._version import __version__
@@ -44,8 +44,7 @@ def check_options(values: dict, where: str = "TransferClassifier") -> None:
     """Raise ConfigError naming the option, the value and the fix for anything no data can make valid."""
     check_values(values, where)
     strategy = values["strategy"]
-    if strategy != "auto":
-        STRATEGIES.get(strategy)  # raises with close matches
+    _check_strategy_name(strategy)
     if values["budget"] is not None:
         parse_budget(values["budget"])
         if strategy != "auto" and values["adapt"] != "auto":
@@ -62,6 +61,15 @@ def check_options(values: dict, where: str = "TransferClassifier") -> None:
 
         ADAPTERS.get(values["adapt"])
     check_val_size(values["val_size"], where)
+
+
+def _check_strategy_name(strategy: str) -> None:
+    """Unknown names raise with close matches among every strategy, ``auto`` included: the registry holds
+    only the fixed strategies (the planner is not one), so its own suggestions would leave ``auto`` out."""
+    if strategy == "auto" or strategy in STRATEGIES:
+        return
+    raise UnknownNameError(f"unknown strategy {strategy!r}.{did_you_mean(strategy, [*STRATEGIES, 'auto'])} Known: "
+                           f"{', '.join(sorted(STRATEGIES))}; or auto (the planner tries them and keeps the best).")
 
 
 def _check_accepted(values: dict, where: str) -> None:

@@ -186,3 +186,9 @@ def test_resolve_backbone_picks_the_default_and_refuses_another_modality(hf_conf
     speech = f"hf:{hf_config_dirs / 'speech'}"
     with pytest.raises(ConfigError, match=r"takes audio inputs, but reviews\.csv holds text inputs"):
         resolve_backbone(speech, "text", "reviews.csv")
+
+
+def test_backbone_repr_is_one_line_naming_the_model():
+    backbone = create_backbone("minilm_l6", pretrained=False)
+    text = repr(backbone)
+    assert "\n" not in text and "name='minilm_l6'" in text and "feature_dim=384" in text

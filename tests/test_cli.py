@@ -83,7 +83,7 @@ def test_predict_image_folder_writes_csv_rows(image_run, tmp_path):
     assert code == 0, err
     assert out.strip() == f"wrote 12 predictions to {target}"
     rows = list(csv.DictReader(target.open()))
-    assert len(rows) == 12 and list(rows[0]) == ["input", "prediction", "probability"]
+    assert len(rows) == 12 and list(rows[0]) == ["input", "prediction", "probability", "proba_0", "proba_1", "error"]
     for row in rows:
         assert row["prediction"] in ("0", "1")
         assert 0.5 <= float(row["probability"]) <= 1.0
@@ -101,7 +101,7 @@ def test_predict_nested_folder_and_single_image_to_stdout(image_run, tmp_path):
     code, out, err = run(["predict", image_run["run"], tmp_path / "incoming"])
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == "input,prediction,probability"
+    assert lines[0] == "input,prediction,probability,proba_0,proba_1,error"
     assert len(lines) == 2 and lines[1].startswith(f"{nested / 'a.png'},")
     code, out, err = run(["predict", image_run["run"], source])
     assert code == 0, err

@@ -74,6 +74,10 @@ class FitConfig:
                                     "e.g. 224; smaller is faster).", minimum=16, kind=int)
     max_length: int | None = option(None, "Truncate texts to this many tokens (default: the backbone's).",
                                     minimum=8, kind=int)
+    sample_rate: int | None = option(None, "Sample rate in Hz of waveform arrays given to fit and predict (audio files "
+                                     "carry their own): they are resampled to 16 kHz, and equal-length float rows are "
+                                     "read as audio clips, not feature vectors (default: arrays read as audio are "
+                                     "taken to be 16 kHz).", minimum=1, kind=int)
     train_bn: bool = option(False, "finetune/lp_ft: update BatchNorm running statistics while training (off: small "
                             "batches of a new domain overwrite the pretrained statistics).", kind=bool)
     augment: bool = option(True, "Augment training images (mild random crops and colour jitter).", kind=bool)

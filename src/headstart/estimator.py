@@ -34,7 +34,7 @@ from .train import seed_everything
 # What to pass for each modality, for the error that names a mismatch.
 _INPUTS = {"image": "image file paths, PIL images or uint8 arrays (n, h, w[, c])", "text": "strings",
            "audio": "audio file paths or float waveforms at 16 kHz (a list of 1-D arrays, or a 2-D array of one clip "
-                    "per row; at another rate: headstart.data.from_arrays(X, sample_rate=RATE))",
+                    "per row; at another rate, set sample_rate)",
            "features": "a 2-D array of feature rows, as many columns as in fit"}
 
 
@@ -43,8 +43,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
     Audio: file paths, or 1-D float waveforms sampled at 16 kHz. Waveforms of equal length (fixed
     clips, a 2-D array of one clip per row) are read as audio when the backbone named takes audio
-    and, after fitting, whenever the model is audio. Clips at another rate, or fixed clips for
-    ``backbone="auto"``: pass ``headstart.data.from_arrays(X, y, sample_rate=RATE)`` as ``X``.
+    and, after fitting, whenever the model is audio; ``sample_rate`` (Hz) gives the rate of waveform
+    arrays, resampled to 16 kHz, and marks equal-length rows as clips for ``backbone="auto"`` too.
 
     Every parameter is documented in :class:`headstart.config.FitConfig` (and in
     ``headstart fit --help``). Fitted attributes: ``classes_``, ``model_`` (the torch model),
@@ -58,7 +58,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                  regularizer=DEFAULTS.regularizer,
                  regularizer_weight=DEFAULTS.regularizer_weight, adapt=DEFAULTS.adapt, adapt_weight=DEFAULTS.adapt_weight,
                  C=DEFAULTS.C, val_size=DEFAULTS.val_size, image_size=DEFAULTS.image_size,
-                 max_length=DEFAULTS.max_length, train_bn=DEFAULTS.train_bn, augment=DEFAULTS.augment,
+                 max_length=DEFAULTS.max_length, sample_rate=DEFAULTS.sample_rate, train_bn=DEFAULTS.train_bn, augment=DEFAULTS.augment,
                  randaugment=DEFAULTS.randaugment, mixup=DEFAULTS.mixup, cutmix=DEFAULTS.cutmix,
                  token_dropout=DEFAULTS.token_dropout, label_smoothing=DEFAULTS.label_smoothing,
                  average_checkpoints=DEFAULTS.average_checkpoints, cache_dir=DEFAULTS.cache_dir,
@@ -84,6 +84,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.val_size = val_size
         self.image_size = image_size
         self.max_length = max_length
+        self.sample_rate = sample_rate
         self.train_bn = train_bn
         self.augment = augment
         self.randaugment = randaugment
@@ -249,7 +250,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                             f"a data path (folder / CSV / JSONL / Parquet) that holds the labels")
         if self.backbone == "precomputed":
             return self._read_features(X, y, require_labels=require_labels)
-        data = from_arrays(X, y)
+        data = from_arrays(X, y, sample_rate=self.sample_rate)  # a sample rate says numeric rows are waveforms
         if data.modality == "features" and self._reads_audio(fitting=require_labels):
             return from_arrays(X, y, modality="audio")  # equal-length clips: rows of samples, not features
         if data.modality == "features":

@@ -83,6 +83,12 @@ class Backbone(nn.Module):
         self.pretrained_fingerprint: str | None = None  # set by create_backbone, before any training
         self._groups: list[LayerGroup] | None = None  # set once by the subclass's __init__
 
+    def __repr__(self) -> str:
+        """One line (``estimator.backbone_`` in a notebook), not nn.Module's listing of every layer."""
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return (f"{type(self).__name__}(name={self.name!r}, modality={self.modality!r}, feature_dim={self.feature_dim}, "
+                f"groups={len(self._groups or [])}, frozen_groups={self.frozen_groups}, trainable={trainable:,})")
+
     # -- what every backbone tells about itself -------------------------------------------
     @property
     def name(self) -> str:

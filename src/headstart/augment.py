@@ -74,6 +74,9 @@ class BatchMixer:
     that sum to 1, label smoothing included."""
 
     def __init__(self, *, mixup: float = 0.0, cutmix: float = 0.0, label_smoothing: float = 0.0, n_classes: int):
+        from ._torchvision_fix import ensure_torchvision_importable
+
+        ensure_torchvision_importable()  # timm imports torchvision, whose CUDA build dies on CPU torch
         from timm.data import Mixup
 
         if mixup <= 0 and cutmix <= 0:

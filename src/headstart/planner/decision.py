@@ -47,6 +47,13 @@ class Decision:
     held_out: int  # held-out predictions behind every score (their intervals are over this many)
 
 
+def shown_better(a: Candidate, b: Candidate) -> bool:
+    """Whether ``a`` beats ``b`` with the 95% interval of their paired per-example difference above
+    zero: what it takes to leave the default rung, and what the words call a difference the held-out
+    examples can show (:mod:`.explain`)."""
+    return a.mean - b.mean > DEPARTURE_Z * paired_standard_error(a, b) + 1e-9
+
+
 def choose_winner(scored: list[Candidate], held_out: int = 0) -> Decision:
     """The :class:`Decision` over the scored candidates (see the module docstring).
 
@@ -73,8 +80,7 @@ def _choose_single(scored: list[Candidate], held_out: int) -> Decision:
     if base and (base.mean > best.mean or (default is None and base.mean >= best.mean)):
         return decide(base, NEGATIVE_TRANSFER, negative=True)
     if default is not None:
-        departs = best.mean - default.mean > DEPARTURE_Z * paired_standard_error(best, default) + 1e-9
-        return decide(best, DEPARTED_FROM_DEFAULT) if departs else decide(default, DEFAULT_KEPT)
+        return decide(best, DEPARTED_FROM_DEFAULT) if shown_better(best, default) else decide(default, DEFAULT_KEPT)
     close = [c for c in transfer if best.mean - c.mean <= paired_standard_error(best, c) + 1e-9 or c is best]
     chosen = min(close, key=lambda c: (c.seconds, -c.mean))
     if base and base.mean >= chosen.mean:

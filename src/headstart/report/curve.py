@@ -3,8 +3,9 @@ the run's backbone against the no-transfer baseline, both refit for the report.
 
 The labeled test data is split 50/50 (stratified): subsets of the first half train, the second half
 scores. Each size is drawn :data:`CURVE_DRAWS` times with one fixed C (:data:`CURVE_C`). Both models
-also get the whole training half, with C chosen by stratified cross-validation on it, for the side-by-side
-comparison with the chosen model (:func:`comparison`).
+also get the whole training half, with C chosen by stratified cross-validation on it: trained on the
+same rows and scored on the same rows, they give the report's like-for-like difference
+(:func:`comparison`), beside the chosen model's own test accuracy.
 """
 
 from __future__ import annotations
@@ -219,42 +220,73 @@ def _full_baseline(baseline_cls, halves: _Halves, name, random_state) -> dict:
 
 
 def comparison(report: dict) -> dict:
-    """Every test accuracy side by side, and the chosen model vs the baseline on the same examples."""
-    from ..intervals import accuracy_interval, format_accuracy, paired_bootstrap_difference
+    """Every test accuracy side by side, and one like-for-like difference: two models trained on the same
+    rows (the training half) and scored on the same rows (the scoring half).
 
+    The chosen model trained on the run's own data, often many more rows than the training half, so its
+    score is shown but never subtracted from a model refit on the half: that difference mixed the
+    value of transfer with the value of more data."""
     test, curve = report["test"], report["learning_curve"]
-    chosen = f"chosen: {_chosen_name(report)}"
-    trained_on = f"the run's training data ({report.get('n_labeled')} examples)"
-    rows = [{"model": chosen, "kind": "chosen", "trained_on": trained_on,
-             "scored_on": f"all of the test data ({test['n_examples']})", "n_scored": test["n_examples"],
-             "accuracy": test["accuracy"], "low": test["low"], "high": test["high"], "text": test["text"]}]
-    difference = None
     half = curve["_test_idx"]
     y_half, chosen_half = test["_y_true"][half], test["_predicted"][half]
-    data_classes = np.unique(test["_y_true"])  # the curve encodes DATA's own classes in this (sorted) order
-    accuracy, low, high = accuracy_interval(y_half, chosen_half)
-    rows.append({"model": chosen, "kind": "chosen", "trained_on": trained_on,
-                 "scored_on": f"the scoring half ({len(half)})", "n_scored": int(len(half)),
-                 "accuracy": accuracy, "low": low, "high": high, "text": format_accuracy(accuracy, low, high)})
+    chosen, trained_on = f"chosen: {_chosen_name(report)}", f"the run's {report.get('n_labeled')} labeled examples"
+    rows = [_row(chosen, "chosen", trained_on, ("all of the test data", test["n_examples"]), test),
+            _row(chosen, "chosen", trained_on, ("the scoring half", len(half)), _accuracy(y_half, chosen_half))]
     for kind in ("transfer", "baseline"):
         entry = curve["full_half"].get(kind)
-        if entry is None:
-            continue
-        rows.append({"model": entry["name"] + (" (refit for this report)" if kind == "baseline" else
-                                               " (linear probe, refit for this report)"), "kind": kind,
-                     "trained_on": f"the training half ({entry['n_train']}; {entry['C_chosen']})",
-                     "scored_on": f"the scoring half ({len(half)})", "n_scored": int(len(half)),
-                     "accuracy": entry["accuracy"], "low": entry["low"], "high": entry["high"],
-                     "text": entry["text"]})
-    baseline = curve["full_half"].get("baseline")
-    if baseline is not None:
-        baseline_labels = data_classes[baseline["_predicted"]]
-        diff, low, high = paired_bootstrap_difference(y_half, chosen_half, baseline_labels)
-        difference = {"chosen_minus_baseline": diff, "low": low, "high": high, "n": int(len(half)),
-                      "text": f"{100 * diff:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}]",
-                      "meaning": ("the data cannot tell them apart" if low <= 0 <= high else
-                                  "the chosen model is better" if low > 0 else "the baseline is better")}
-    return {"rows": rows, "difference": difference}
+        if entry is not None:
+            rows.append(_row(entry["name"] + (" (refit for this report)" if kind == "baseline" else
+                                              " (linear probe, refit for this report)"), kind,
+                             f"the training half ({entry['n_train']}; {entry['C_chosen']})",
+                             ("the scoring half", len(half)), entry))
+    return {"rows": rows, "difference": _like_for_like(report, y_half)}
+
+
+def _accuracy(y_true, predicted) -> dict:
+    from ..intervals import accuracy_interval, format_accuracy
+
+    accuracy, low, high = accuracy_interval(y_true, predicted)
+    return {"accuracy": accuracy, "low": low, "high": high, "text": format_accuracy(accuracy, low, high)}
+
+
+def _row(model: str, kind: str, trained_on: str, scored_on: tuple[str, int], score: dict) -> dict:
+    where, n_scored = scored_on
+    return {"model": model, "kind": kind, "trained_on": trained_on, "scored_on": f"{where} ({n_scored})",
+            "n_scored": int(n_scored),
+            **{key: score[key] for key in ("accuracy", "low", "high", "text")}}
+
+
+def _like_for_like(report: dict, y_half: np.ndarray) -> dict | None:
+    """The refit transfer model minus the refit baseline, both trained on the training half and scored
+    on the scoring half (paired bootstrap); None without both."""
+    from ..intervals import paired_bootstrap_difference
+
+    curve = report["learning_curve"]
+    transfer, baseline = curve["full_half"].get("transfer"), curve["full_half"].get("baseline")
+    if transfer is None or baseline is None:
+        return None
+    classes = np.unique(report["test"]["_y_true"])  # the curve encodes DATA's own classes in this (sorted) order
+    diff, low, high = paired_bootstrap_difference(y_half, classes[transfer["_predicted"]],
+                                                  classes[baseline["_predicted"]])
+    return {"transfer": transfer["name"], "baseline": baseline["name"], "transfer_is": _transfer_is(report),
+            "transfer_minus_baseline": diff, "low": low, "high": high, "n": int(len(y_half)),
+            "n_train": transfer["n_train"],
+            "text": f"{100 * diff:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}]",
+            "meaning": ("the data cannot tell them apart" if low <= 0 <= high else
+                        "transfer is better" if low > 0 else "the baseline is better")}
+
+
+def _transfer_is(report: dict) -> str:
+    """What the refit linear probe stands for: the chosen recipe itself, or the chosen model's backbone."""
+    plan = report.get("plan")
+    kind = plan["winner_kind"] if plan else "transfer"
+    strategy = next((c["strategy"] for c in plan["candidates"] if c["chosen"]), None) if plan else report["strategy"]
+    if kind == "baseline":
+        return "a linear probe on the best-ranked backbone (the chosen model is the baseline itself)"
+    if kind == "transfer" and strategy == "linear_probe":
+        return "the chosen recipe (a linear probe on the chosen backbone)"
+    return (f"a linear probe on the chosen model's backbone (the chosen {strategy if kind == 'transfer' else 'average'} "
+            f"is not refit for this report)")
 
 
 def _chosen_name(report: dict) -> str:

@@ -24,7 +24,8 @@ def add_parser(commands) -> None:
         description="Write one self-contained HTML page about the run in RUN_DIR: what was chosen and why (the "
                     "planner's candidates and its negative-transfer verdict), the backbone/layer ranking and the "
                     "training times; with labeled test DATA also test accuracy with 95% intervals for the chosen "
-                    "model and the no-transfer baseline, the confusion matrix, per-class scores and a learning "
+                    "model, and for the no-transfer baseline and a linear probe both refit on the same half of DATA "
+                    "(the like-for-like comparison), the confusion matrix, per-class scores and a learning "
                     "curve (accuracy against labeled examples per class). The numbers also go into "
                     "RUN_DIR/metrics.json under 'report'.",
         epilog="Example: headstart report runs/photos test_photos/ --curve-sizes 1,5,20",

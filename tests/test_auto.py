@@ -242,8 +242,8 @@ def test_choose_winner_keeps_the_default_rung_while_the_lead_interval_includes_z
     verdict = _explain([baseline, probe, lp_ft], 40)
     assert lp_ft.reason.startswith("won: the ladder's default at this data size")
     assert "leads it by +12.5 points, 95% interval [-1.9, +26.9]: not shown to be better" in lp_ft.reason
-    assert probe.reason.startswith("lost: best held-out accuracy") and "includes zero" in probe.reason
-    assert verdict.startswith("transfer helped: linear_probe@m")
+    assert probe.reason.startswith("not chosen: best held-out accuracy") and "includes zero" in probe.reason
+    assert verdict.startswith("no difference shown: keeping lp_ft@m (0.600")
 
 
 def test_choose_winner_keeps_the_default_rung_on_an_exact_tie_with_the_baseline():
@@ -256,7 +256,8 @@ def test_choose_winner_keeps_the_default_rung_on_an_exact_tie_with_the_baseline(
     assert _explain([baseline, probe, lp_ft], 6).startswith(
         "no difference shown: the no-transfer baseline baseline:b ties the best transfer candidate linear_probe@m")
     assert lp_ft.reason.endswith("linear_probe@m ties it")
-    assert probe.reason == "lost: ties the ladder's default lp_ft@m at 0.667 [0.300, 0.903]; a tie keeps the default"
+    assert probe.reason == ("not chosen: ties the ladder's default lp_ft@m at 0.667 [0.300, 0.903] (2.0 s against 60.0 s); "
+                            "a tie keeps the default")
 
 
 def test_choose_winner_leaves_the_default_rung_when_another_is_clearly_better():

@@ -60,7 +60,7 @@ def test_choose_winner_keeps_the_single_model_when_the_average_does_not_beat_bot
     decision = choose_winner([base, probe, average], 40)
     assert decision.winner is probe and decision.rule != AVERAGED
     _, reasons = explain(decision, [base, probe, average])
-    assert reasons[average.name].startswith("lost: ") and "beats both its members" in reasons[average.name]
+    assert reasons[average.name].startswith("not chosen: ") and "beats both its members" in reasons[average.name]
 
 
 def test_averaged_model_round_trips_through_a_run_folder_to_identical_predictions(tmp_path):

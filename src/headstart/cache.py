@@ -26,6 +26,7 @@ from safetensors.numpy import save_file
 
 from .atomic import write_atomic
 from .backbones import Backbone
+from .model import progress_bar
 
 
 CHUNK_SIZE = 512  # inputs per cache file
@@ -207,15 +208,13 @@ def _device_of(backbone: Backbone) -> torch.device:
 
 def _extract(backbone: Backbone, items: Sequence, layers: Sequence[str], *, batch_size: int,
              progress: bool) -> dict[str, np.ndarray]:
-    from tqdm.auto import tqdm
-
     was_training = backbone.training
     backbone.eval()
     device = _device_of(backbone)
     batches = backbone.inference_batches(items, batch_size)
     outputs: dict[str, np.ndarray] = {}
     with torch.inference_mode():
-        for positions in tqdm(batches, desc=f"features ({backbone.name})", unit="batch", disable=None if progress else True, leave=False):
+        for positions in progress_bar(batches, desc=f"features ({backbone.name})", enabled=progress):
             batch = backbone.preprocess([items[i] for i in positions])
             batch = {k: v.to(device) for k, v in batch.items()}
             pooled = backbone.forward_features(batch, layers=list(layers))

@@ -8,6 +8,7 @@ folder and loads it back.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +37,8 @@ class TransferModel(nn.Module):
         logits = self.head(features)
         return (logits, features) if return_features else logits
 
-    def predict_logits(self, items, batch_size: int = 64):
-        return predict_logits(self, items, batch_size=batch_size)
+    def predict_logits(self, items, batch_size: int = 64, progress: bool = False):
+        return predict_logits(self, items, batch_size=batch_size, progress=progress)
 
     def frozen_keys(self) -> set[str]:
         """state_dict keys of the frozen layer groups (parameters and BatchNorm buffers)."""
@@ -65,23 +66,37 @@ class TransferModel(nn.Module):
         write_atomic(folder / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
 
 
-def predict_logits(model: TransferModel, items, *, batch_size: int = 64, device=None) -> np.ndarray:
-    """Logits ``(n, n_classes)`` in eval mode, inference-only."""
-    return _inference(model, items, batch_size, device, features=False)
+def progress_bar(iterable, *, desc: str, enabled: bool, unit: str = "batch"):
+    """``iterable`` behind a tqdm bar on stderr when ``enabled`` (verbose) and stderr is a terminal
+    (tqdm's ``disable=None``), else ``iterable`` itself: in a log file a bar is noise (the loop and
+    the planner write whole lines there instead), and stdout carries the results commands print."""
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, unit=unit, leave=False, disable=None, file=sys.stderr, dynamic_ncols=True)
 
 
-def predict_features(model: TransferModel, items, *, batch_size: int = 64, device=None) -> np.ndarray:
-    """What the head reads, ``(n, feature_dim)``, in eval mode, inference-only."""
-    return _inference(model, items, batch_size, device, features=True)
+def predict_logits(model: TransferModel, items, *, batch_size: int = 64, device=None, progress: bool = False) -> np.ndarray:
+    """Logits ``(n, n_classes)`` in eval mode, inference-only; ``progress``: a bar on a terminal."""
+    return _inference(model, items, batch_size, device, features=False, progress=progress)
 
 
-def _inference(model: TransferModel, items, batch_size: int, device, *, features: bool) -> np.ndarray:
+def predict_features(model: TransferModel, items, *, batch_size: int = 64, device=None,
+                     progress: bool = False) -> np.ndarray:
+    """What the head reads, ``(n, feature_dim)``, in eval mode, inference-only; ``progress``: a bar on a terminal."""
+    return _inference(model, items, batch_size, device, features=True, progress=progress)
+
+
+def _inference(model: TransferModel, items, batch_size: int, device, *, features: bool, progress: bool) -> np.ndarray:
     device = device or next(model.parameters()).device
     model.eval()
     width = model.head.in_features if features else model.head.out_features
     rows = np.zeros((len(items), width), np.float32)
+    batches = model.backbone.inference_batches(items, batch_size)  # text: like lengths together
     with torch.inference_mode():
-        for positions in model.backbone.inference_batches(items, batch_size):  # text: like lengths together
+        for positions in progress_bar(batches, desc=f"{'features' if features else 'predicting'} "
+                                                    f"({model.backbone.name})", enabled=progress):
             batch = model.backbone.preprocess([items[i] for i in positions])
             logits, feature_rows = model({k: v.to(device) for k, v in batch.items()}, return_features=True)
             rows[positions] = (feature_rows if features else logits).float().cpu().numpy()

@@ -20,11 +20,18 @@ mix the batch tensor the backbone names and train against soft targets. Checkpoi
 (``average_checkpoints=k``) keeps the trainable weights and buffers of the k best epochs on the CPU
 (and in the checkpoint), averages them at the end, and keeps the average only if it scores at least
 as well on validation as the best single epoch.
+
+Deadlines (:func:`run_until`): the planner's budget is a deadline on the monotonic clock that every
+fit it starts runs under. The loop checks it between batches: once an epoch has finished, the fit
+stops at the deadline (or before an epoch that would end after it) and keeps its best epoch so far;
+before then, a few timed steps estimate the first epoch, and a fit that cannot finish it in time
+raises :class:`OutOfTimeError` rather than spend the rest of the budget on nothing it could keep.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import math
 import random
@@ -39,9 +46,9 @@ from torch import nn
 from .augment import DEFAULT_AUGMENTATION, configure_augmentation, make_batch_mixer, uses_training_preprocessing
 from .checkpoint import average_states, load_checkpoint, restore_optimizer, save_checkpoint, trainable_state
 from .config import ResolvedConfig
-from .errors import ConfigError, RunFolderError, TrainingDivergedError
+from .errors import ConfigError, HeadstartError, RunFolderError, TrainingDivergedError
 from .intervals import accuracy_text
-from .model import TransferModel, predict_logits
+from .model import TransferModel, predict_logits, progress_bar
 from .optim import make_accelerator, make_optimizer, parameter_groups, warmup_cosine
 from .prefix import reuse_frozen_prefix
 from .terms import LossTerm, StepOutputs
@@ -50,6 +57,57 @@ from .terms import LossTerm, StepOutputs
 DEFAULT_BATCH_SIZE = 32
 MIN_STEPS_PER_EPOCH = 16
 SMALLEST_DEFAULT_BATCH = 8
+
+
+# Steps timed before a fit under a deadline commits to its first epoch: the first step (allocations,
+# lazy initialisation) is left out of the estimate, the next ones give the time per step.
+TIMED_STEPS = 3
+
+
+class OutOfTimeError(HeadstartError, TimeoutError):
+    """A fit under a deadline cannot finish its first epoch in time, so it has no epoch to keep.
+    ``needed``: the seconds its first epoch still needed, as estimated (0 when not estimated)."""
+
+    def __init__(self, message: str, needed: float = 0.0):
+        super().__init__(message)
+        self.needed = needed
+        self.fit_seconds = needed  # the caller that timed the fit may add what it had already taken
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When the fits started inside :func:`run_until` must end, on :func:`clock`'s time line."""
+
+    at: float
+    # A fit that must return a model (the planner's refit of its winner) finishes its first epoch
+    # whatever the time; it still stops at the deadline after that.
+    finish_first_epoch: bool = False
+
+
+_DEADLINE: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("headstart_deadline", default=None)
+
+
+def clock() -> float:
+    """The monotonic clock deadlines are read on (a module function, so that tests can replace it)."""
+    return time.monotonic()
+
+
+@contextlib.contextmanager
+def run_until(at: float, *, finish_first_epoch: bool = False):
+    """Every training loop started inside the block stops at ``at`` (:func:`clock` time).
+
+    A context rather than an option because the planner's fits reach the loop through strategies
+    that know nothing of budgets; an enclosing deadline that comes first still counts."""
+    outer = _DEADLINE.get()
+    token = _DEADLINE.set(Deadline(min(at, outer.at) if outer else at, finish_first_epoch))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def current_deadline() -> Deadline | None:
+    return _DEADLINE.get()
 
 
 def default_batch_size(n_train: int) -> int:
@@ -77,6 +135,7 @@ class TrainResult:
     checkpoint_average: dict | None = None  # what averaging the best epochs gave, and whether it was kept
     frozen_prefix: str = ""  # whether the frozen groups' outputs were computed once (headstart.prefix), and why
     resumed_after_epoch: int | None = None  # the last epoch a restored checkpoint had finished; None on a fresh fit
+    deadline_stop: str = ""  # why a deadline ended training before its epochs were done; "" when none did
 
 
 def seed_everything(seed: int) -> None:
@@ -208,12 +267,14 @@ class LoopState:
 
 def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val_items, val_y: np.ndarray,
                      settings: ResolvedConfig, *, terms: Sequence[LossTerm] = (), target_items=None,
-                     checkpoint_dir=None, run_key: str = "", epoch_log=None) -> TrainResult:
+                     checkpoint_dir=None, run_key: str = "", epoch_log=None, log=None) -> TrainResult:
     """Train ``model`` in place; on return it holds the weights of the best validation epoch.
 
     ``terms`` add to the cross-entropy (regularizers, domain adaptation); ``target_items`` are the
     unlabeled target inputs that terms with ``needs_target`` see. With ``checkpoint_dir``, every
-    finished epoch is saved there, and a later call with the same ``run_key`` continues from it.
+    finished epoch is saved there, and a later call with the same ``run_key`` continues from it,
+    saying so through ``log`` as it restores (not once training is over). Inside :func:`run_until`
+    the fit ends by the deadline (see the module's docstring).
     """
     terms = nn.ModuleList(terms)
     if any(t.needs_target for t in terms) and not target_items:
@@ -222,24 +283,111 @@ def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val
                           f"pass X_target (API) or --target (CLI)")
     setup = _set_up(model, terms, len(train_items), settings)
     state = LoopState.restore(checkpoint_dir, run_key, setup)
+    if state.result.resumed_after_epoch is not None and log:
+        log(f"resumed from the checkpoint in {checkpoint_dir} after epoch {state.epoch} of {settings.epochs} "
+            f"(the fit time counts this session only)")
     started = time.perf_counter()
     elapsed_before = state.result.history[-1]["seconds"] if state.result.history else 0.0
-    prefix = None
-    if state.epoch < settings.epochs and not state.stopped:  # the frozen groups run once for all epochs, if they can
-        backbone = setup.unwrapped.backbone
-        inputs_vary = setup.train_preprocessing and backbone.training_inputs_vary()
-        prefix, state.result.frozen_prefix = reuse_frozen_prefix(
-            backbone, train_items, max(64, settings.batch_size), setup.device, terms=terms,
-            inputs_vary=inputs_vary, mixes_batches=setup.mixer is not None)
+    prefix = _frozen_prefix(setup, state, train_items, terms, settings)
+    watch = _Watch(current_deadline(), len(val_y), settings, _last_epoch_seconds(state.result.history))
     for epoch in range(state.epoch + 1, settings.epochs + 1):
-        if state.stopped:
+        if state.stopped or not watch.may_start(state):
             break
-        epoch_loss, batches = _train_epoch(setup, state, epoch, train_items, train_y, target_items, prefix, settings)
-        _end_epoch(setup, state, epoch, epoch_loss / max(1, batches), val_items, val_y, settings,
+        epoch_started = clock()
+        outcome = _train_epoch(setup, state, epoch, train_items, train_y, target_items, prefix, settings, watch)
+        if outcome is None:  # the deadline came mid-epoch: the unfinished epoch is dropped
+            break
+        _end_epoch(setup, state, epoch, outcome[0] / max(1, outcome[1]), val_items, val_y, settings,
                    lambda: elapsed_before + time.perf_counter() - started, epoch_log)
         if checkpoint_dir:
             state.save(checkpoint_dir, run_key, setup)
+        watch.last_epoch_seconds = clock() - epoch_started
+    if state.result.deadline_stop and epoch_log:
+        epoch_log(state.result.deadline_stop)
     return _finish(setup, state, val_items, val_y, settings, started)
+
+
+def _frozen_prefix(setup: _Setup, state: LoopState, train_items, terms: nn.ModuleList, settings: ResolvedConfig):
+    """The frozen groups' outputs computed once for all epochs, when they can be (None otherwise)."""
+    if state.epoch >= settings.epochs or state.stopped:
+        return None
+    backbone = setup.unwrapped.backbone
+    inputs_vary = setup.train_preprocessing and backbone.training_inputs_vary()
+    prefix, state.result.frozen_prefix = reuse_frozen_prefix(
+        backbone, train_items, max(64, settings.batch_size), setup.device, terms=terms,
+        inputs_vary=inputs_vary, mixes_batches=setup.mixer is not None)
+    return prefix
+
+
+def _last_epoch_seconds(history: list[dict]) -> float:
+    """How long the last recorded epoch took (the history's times add up), 0 without one."""
+    if not history:
+        return 0.0
+    return history[-1]["seconds"] - (history[-2]["seconds"] if len(history) > 1 else 0.0)
+
+
+@dataclass
+class _Watch:
+    """The loop's view of its deadline (None: no deadline, and every check passes).
+
+    Until an epoch has finished there is nothing to keep, so the first epoch is estimated from
+    :data:`TIMED_STEPS` steps and refused early when it cannot end in time; after that, the fit
+    stops at the deadline, or before an epoch the last one says would end after it."""
+
+    deadline: Deadline | None
+    n_val: int
+    settings: ResolvedConfig
+    last_epoch_seconds: float = 0.0
+    first_step_end: float = 0.0
+
+    def may_start(self, state: LoopState) -> bool:
+        """Whether to start the next epoch; when not, ``state`` records why. Raises
+        :class:`OutOfTimeError` when setting the fit up took the time of its first epoch."""
+        if self.deadline is None:
+            return True
+        if state.best_state is None:
+            if not self.deadline.finish_first_epoch and clock() >= self.deadline.at:
+                raise OutOfTimeError("the deadline came before its first epoch began (setting the fit up took the time)")
+            return True
+        if clock() + self.last_epoch_seconds <= self.deadline.at:
+            return True
+        self._stop(state, f"the next epoch would end after the deadline ({self.last_epoch_seconds:.0f} s each)")
+        return False
+
+    def may_go_on(self, state: LoopState, epoch: int, steps: int, n_batches: int) -> bool:
+        """Checked after each training step: whether to take the next one. Raises
+        :class:`OutOfTimeError` when a first epoch cannot end in time."""
+        if self.deadline is None or steps >= n_batches:  # a fully trained epoch is validated and kept
+            return True
+        now = clock()
+        if state.best_state is None:  # nothing to keep yet
+            if not self.deadline.finish_first_epoch:
+                self._check_first_epoch(now, steps, n_batches)
+            return True
+        if now < self.deadline.at:
+            return True
+        self._stop(state, f"the deadline came during epoch {epoch}, which is dropped")
+        return False
+
+    def _check_first_epoch(self, now: float, steps: int, n_batches: int) -> None:
+        if steps == 1:
+            self.first_step_end = now
+        left = self.deadline.at - now
+        if left <= 0:
+            raise OutOfTimeError(f"the deadline came after {steps} of the {n_batches} steps of its first epoch")
+        if steps == TIMED_STEPS and n_batches > TIMED_STEPS:
+            per_step = (now - self.first_step_end) / (TIMED_STEPS - 1)
+            validation = per_step * math.ceil(self.n_val / self.settings.batch_size) / 3  # forward passes only
+            needed = per_step * (n_batches - steps) + validation
+            if needed > left:
+                raise OutOfTimeError(f"its first epoch needed about {needed:.0f} s more ({per_step:.2f} s per step "
+                                     f"over {TIMED_STEPS - 1} timed steps, {n_batches} steps), {left:.0f} s were left "
+                                     f"for the fit", needed)
+
+    def _stop(self, state: LoopState, why: str) -> None:
+        epochs = self.settings.epochs
+        state.result.deadline_stop = (f"stopped by the time budget after epoch {state.epoch} of {epochs}: {why}; "
+                                      f"keeping epoch {state.result.best_epoch}")
 
 
 def _set_up(model: TransferModel, terms: nn.ModuleList, n_train: int, settings: ResolvedConfig) -> _Setup:
@@ -276,10 +424,9 @@ def _set_up(model: TransferModel, terms: nn.ModuleList, n_train: int, settings: 
 
 
 def _train_epoch(setup: _Setup, state: LoopState, epoch: int, train_items, train_y: np.ndarray, target_items,
-                 prefix, settings: ResolvedConfig) -> tuple[float, int]:
-    """One pass over the training batches; ``(summed loss, batches)``."""
-    from tqdm.auto import tqdm
-
+                 prefix, settings: ResolvedConfig, watch: _Watch) -> tuple[float, int] | None:
+    """One pass over the training batches; ``(summed loss, batches)``, or None when the deadline
+    (``watch``) ended it before its last batch."""
     seed_everything(settings.seed * 10_007 + epoch)
     setup.model.train()
     setup.terms.train()
@@ -287,8 +434,10 @@ def _train_epoch(setup: _Setup, state: LoopState, epoch: int, train_items, train
     target_batches = (epoch_batches(len(target_items), settings.batch_size, settings.seed + 1, epoch)
                       if target_items else [])
     batches_started, seen_before = time.perf_counter(), state.seen
-    progress = tqdm(epoch_batches(len(train_items), settings.batch_size, settings.seed, epoch),
-                    desc=f"epoch {epoch}/{settings.epochs}", leave=False, disable=None if settings.progress else True)
+    batches_of_epoch = epoch_batches(len(train_items), settings.batch_size, settings.seed, epoch)
+    progress = progress_bar(batches_of_epoch, desc=f"epoch {epoch}/{settings.epochs}", unit="step",
+                            enabled=settings.progress)
+    finished = True
     # The frozen modules are swapped for the cached outputs during the training batches only.
     with prefix.swapped() if prefix else contextlib.nullcontext():
         for index, indices in enumerate(progress):
@@ -308,9 +457,12 @@ def _train_epoch(setup: _Setup, state: LoopState, epoch: int, train_items, train
             batches += 1
             state.step += 1
             state.seen += len(indices)
+            if not watch.may_go_on(state, epoch, batches, len(batches_of_epoch)):
+                finished = False
+                break
     if state.seen > seen_before:
         state.result.batch_seconds += time.perf_counter() - batches_started
-    return epoch_loss, batches
+    return (epoch_loss, batches) if finished else None
 
 
 def _batch_loss(setup: _Setup, state: LoopState, batch: dict, labels: torch.Tensor, target_items,

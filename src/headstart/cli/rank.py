@@ -39,6 +39,8 @@ def add_parser(commands) -> None:
     rank.add_argument("--cache-dir", metavar="DIR",
                       help="Folder of the feature cache (default: $HEADSTART_CACHE or ~/.cache/headstart/features; "
                            "'none' keeps features in memory only).")
+    rank.add_argument("--quiet", "-q", action="store_true",
+                      help="No progress bar or progress lines on stderr (the ranking on stdout is unchanged).")
     add_column_options(rank, labels=True)
     rank.set_defaults(handler=cmd_rank)
 
@@ -110,6 +112,11 @@ def _print_ranking(args: argparse.Namespace, data, names: list[str], rows, limit
         print(f"  {name}: --freeze {k} (best layer: {best.layer}, group {k}){note}")
 
 
+def _progress_line(message: str) -> None:
+    """Progress goes to stderr: stdout holds the ranking, which scripts read."""
+    print(f"[{PROG}] {message}", file=sys.stderr, flush=True)
+
+
 def cmd_rank(args: argparse.Namespace) -> int:
     from ..selection import SCORES, rank_backbones
 
@@ -123,6 +130,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
     limit = _example_limit(args, data)
     started = time.perf_counter()
     rows = rank_backbones(list(data.inputs), data.labels, names, layers=args.layers, cache=cache,
-                          image_size=args.image_size, score=args.score, max_examples=limit)
+                          image_size=args.image_size, score=args.score, max_examples=limit,
+                          progress=not args.quiet, log=None if args.quiet else _progress_line)
     _print_ranking(args, data, names, rows, limit, time.perf_counter() - started)
     return 0

@@ -22,6 +22,7 @@ class Candidate:
     # class probabilities per held-out example, same order as ``correct``: what an average of candidates needs
     probabilities: list[list[float]] = field(default_factory=list, repr=False)
     seconds: float = 0.0
+    cut_short: int = 0  # scoring fits the budget's deadline stopped before their last epoch (best epoch kept)
     status: str = "pending"  # "scored" | "skipped" | "failed"
     reason: str = ""
     default: bool = False  # the ladder's default rung: kept unless another leads it with its 95% paired interval above zero

@@ -7,6 +7,7 @@ there, not here.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
@@ -35,6 +36,8 @@ TINY_LORA_RUNG_SKIPPED = (
 # The tiny-data LP-FT rung trains with label smoothing (Szegedy et al. 2016, "Rethinking the Inception
 # Architecture", §7) unless the user chose one: docs/benchmarks.md, regularizers section.
 TINY_LP_FT_OPTIONS = {"label_smoothing": 0.1}
+# Of a budget, what ranking the backbones after the first may use: the rest is the ladder's.
+RANK_SHARE = 0.25
 
 
 def planner_splits(config: ResolvedConfig, encoded: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -48,17 +51,44 @@ def planner_splits(config: ResolvedConfig, encoded: np.ndarray) -> list[tuple[np
     return list(folds.split(np.zeros(len(encoded)), encoded))
 
 
-def rank(config: ResolvedConfig, data, encoded, cache, max_examples: int) -> tuple[list[dict], dict[str, int]]:
+def rank(config: ResolvedConfig, data, encoded, cache, max_examples: int, *, ends: float = math.inf,
+         log=lambda message: None) -> tuple[list[dict], dict[str, int]]:
     """LogME per (backbone, layer group) of ``config.backbone_choices``, on a stratified subsample of
-    at most ``max_examples``; returns rows best first and a freeze depth per backbone."""
-    from ..selection.rank import rank_backbones, suggest_freeze
+    at most ``max_examples``; returns rows best first and a freeze depth per backbone ranked.
 
-    backbones = list(config.backbone_choices)
-    rows = rank_backbones(data.inputs, encoded, backbones, layers="all", cache=cache, image_size=config.image_size,
-                          max_length=config.max_length, score="logme", max_examples=max_examples,
-                          feature_dim=config.feature_dim)
-    freeze = {name: suggest_freeze([r for r in rows if r.backbone == name]) for name in backbones}
+    Ranking is a forward pass per backbone, before any candidate, so under a budget ending at
+    ``ends`` it may use :data:`RANK_SHARE` of it: the first backbone is always ranked, each later one
+    only when its pass, expected from the last one's time scaled by their parameter counts, ends
+    within that share (mpnet_base has about five times minilm_l6's parameters)."""
+    from ..selection.rank import rank_backbones, suggest_freeze
+    from .. import train
+
+    started = train.clock()
+    rank_ends = started + RANK_SHARE * (ends - started)
+    rows, last = [], None  # last: (seconds, parameters) of the previous backbone's pass
+    for name in config.backbone_choices:
+        expected = last[0] * _params(name, last[1]) / last[1] if last else 0.0
+        if last and train.clock() + expected > rank_ends:
+            log(f"auto: not ranking {name}: its pass would take about {expected:.0f} s, and ranking may use "
+                f"{RANK_SHARE:.0%} of the budget ({rank_ends - started:.0f} s); a larger budget ranks it")
+            continue
+        t0 = train.clock()
+        rows += rank_backbones(data.inputs, encoded, [name], layers="all", cache=cache, image_size=config.image_size,
+                               max_length=config.max_length, score="logme", max_examples=max_examples,
+                               feature_dim=config.feature_dim, progress=config.progress)
+        last = (train.clock() - t0, _params(name, last[1] if last else 1.0))
+    rows.sort(key=lambda row: -row.score)  # stable: ties keep backbone order, then input to output
+    ranked = {r.backbone for r in rows}
+    freeze = {name: suggest_freeze([r for r in rows if r.backbone == name])
+              for name in config.backbone_choices if name in ranked}
     return [dataclasses.asdict(r) for r in rows], freeze
+
+
+def _params(name: str, otherwise: float) -> float:
+    """A zoo model's parameters in millions; ``otherwise`` for a backbone outside the zoo."""
+    from ..backbones import ZOO
+
+    return ZOO.get(name).info.params_millions if name in ZOO else otherwise
 
 
 def build_ladder(config: ResolvedConfig, modality: str, backbones: list[str], ranking: list[dict],

@@ -4,19 +4,30 @@ The planner never sees the estimator. It receives the resolved configuration, th
 ``fit(config, data, encoded, *, log, refit_on_validation)`` callable that runs one strategy's fit;
 each candidate is a variant of the configuration (``dataclasses.replace``), fitted through that
 callable, and the outcome is a :class:`~.decision.Decision` that ``plan_`` only formats.
+
+The budget is a deadline, counted from the planner's start (the ranking included): every fit after
+the first candidate's runs inside :func:`headstart.train.run_until`, so training stops by it and
+keeps its best epoch, and a rung that cannot finish a first epoch in time is skipped with its reason.
+The time left is shared among a candidate's scoring fits, less what refitting the winner is expected
+to cost; the refit itself runs by the same deadline. What can pass it: the ranking, the first
+candidate (the no-transfer baseline or a linear probe: the fit must end with a model), an
+uninterruptible step of a fit (loading a backbone, extracting features, the first epoch of the
+refit), and the time before and after the planner (reading the data, saving the run).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import re
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from .. import train
 from ..cache import open_cache
 from ..config import ResolvedConfig
 from ..data import stratified_split
@@ -42,19 +53,21 @@ class PlanOutcome:
 
 def plan_and_fit(config: ResolvedConfig, data, encoded: np.ndarray, classes, fit: FitFunction,
                  log: Callable[[str], None]) -> PlanOutcome:
-    started = time.perf_counter()
+    started = train.clock()
     check_enough_per_class(encoded, classes)
     n_classes = len(classes)
     rank_limit = default_max_examples(n_classes)
-    ranking, freeze_depths = rank(config, data, encoded, open_cache(config.cache_dir), rank_limit)
-    backbones = list(config.backbone_choices)
+    budget = config.budget_seconds
+    ends = math.inf if budget is None else started + budget
+    ranking, freeze_depths = rank(config, data, encoded, open_cache(config.cache_dir), rank_limit, ends=ends, log=log)
+    backbones = list(freeze_depths)  # the backbones ranked, in the order they were given
     log(f"auto: ranked {len(ranking)} layer group{'s' if len(ranking) != 1 else ''} of {', '.join(backbones)} "
-        f"with LogME on {min(len(encoded), rank_limit)} examples in {time.perf_counter() - started:.1f} s; "
+        f"with LogME on {min(len(encoded), rank_limit)} examples in {train.clock() - started:.1f} s; "
         f"suggested freeze depth {', '.join(f'{b} {k}' for b, k in freeze_depths.items())}")
     candidates, kept = build_ladder(config, data.modality, backbones, ranking, freeze_depths, encoded)
     splits = planner_splits(config, encoded)
-    run = _Run(config, data, encoded, n_classes, fit, log, splits)
-    kept_models = run.score_ladder(candidates, started)
+    run = _Run(config, data, encoded, n_classes, fit, log, splits, ends=ends)
+    kept_models = run.score_ladder(candidates)
     scored = [c for c in candidates if c.status == "scored"]
     average = averaged_candidate(scored, np.concatenate([encoded[val] for _, val in splits]),
                                  [len(val) for _, val in splits])
@@ -76,8 +89,12 @@ def plan_and_fit(config: ResolvedConfig, data, encoded: np.ndarray, classes, fit
         final, refit = AveragedModel([model for model, _ in finals]), any(refit for _, refit in finals)
     else:
         final, refit = run.final_model(winner, kept_models)
+    spent = train.clock() - started
+    log(budget_line(spent, budget))
     plan = {
-        "budget_seconds": config.budget_seconds, "spent_seconds": time.perf_counter() - started,
+        "budget_seconds": budget, "spent_seconds": spent,
+        # how far the fit ran past its budget (0 within it); what may pass it: this module's docstring
+        "over_budget_seconds": None if budget is None else max(0.0, spent - budget),
         "splits": len(splits), "split_sizes": [len(splits[0][0]), len(splits[0][1])],  # the first split's
         "split_kind": "the fit's own validation split" if run.shared else f"stratified {TINY_FOLDS}-fold cross-validation",
         "held_out_predictions": held_out,
@@ -98,9 +115,19 @@ def plan_and_fit(config: ResolvedConfig, data, encoded: np.ndarray, classes, fit
     return PlanOutcome(final, decision, plan)
 
 
+def budget_line(spent: float, budget: float | None) -> str:
+    """The planner's last log line: the time spent against the budget, and by how much it ran over."""
+    if budget is None:
+        return f"auto: {spent:.0f} s spent (no budget)"
+    over = spent - budget
+    return (f"auto: {spent:.0f} s spent of the {budget:.0f} s budget"
+            + (f"; over budget by {over:.0f} s ({100 * over / budget:.0f}%)" if over > 0 else ""))
+
+
 @dataclass
 class _Run:
-    """One planner run's fixed inputs, so that scoring and fitting a candidate take only the candidate."""
+    """One planner run's fixed inputs, so that scoring and fitting a candidate take only the candidate,
+    and what it learns of the time fits take as it goes."""
 
     config: ResolvedConfig
     data: Any
@@ -109,43 +136,110 @@ class _Run:
     fit: FitFunction
     log: Callable[[str], None]
     splits: list
+    ends: float = math.inf  # the deadline, on train.clock()'s time line
+    seconds_per_epoch: dict = field(default_factory=dict)  # strategy -> a scoring fit's seconds per epoch run
+    refit_reserve: float = 0.0  # seconds kept back for refitting the winner (the costliest scored refit)
 
     def __post_init__(self):
         self.shared = len(self.splits) == 1  # the fit's own validation split: see planner_splits
+        # a refit trains on every row; a scoring fit on a split's training part
+        self.refit_scale = len(self.encoded) / len(self.splits[0][0]) if self.splits else 1.0
 
-    def score_ladder(self, candidates: list[Candidate], started: float) -> dict:
-        """Score every candidate the budget allows; return the scoring fits kept as final models."""
-        kept_models, seconds_per_fit = {}, {}
-        budget = self.config.budget_seconds
+    def score_ladder(self, candidates: list[Candidate]) -> dict:
+        """Score every candidate the budget allows, in the ladder's order; return the scoring fits kept
+        as final models. The first candidate scored runs whatever the time, so that the fit ends with a
+        model; the others run by the deadline."""
+        kept_models = {}
         for candidate in candidates:
             if candidate.status == "skipped":  # already decided by the data size, with its reason
                 self.log(f"auto: {candidate.name} skipped ({candidate.reason})")
                 continue
-            spent = time.perf_counter() - started
-            kept_as_scored = self.shared and getattr(_strategy_of(candidate), "kept_as_scored", False)
-            expected = _expected_cost(candidate, seconds_per_fit) * len(self.splits) * (1 if kept_as_scored else 2)
-            if expected and spent + expected > budget:
-                candidate.status = "skipped"
-                candidate.reason = (f"skipped: about {expected:.0f} s needed, {max(0, budget - spent):.0f} s of the "
-                                    f"{budget:.0f} s budget left")
-                self.log(f"auto: {candidate.name} {candidate.reason}")
+            bounded = any(c.status == "scored" for c in candidates)
+            if bounded and (reason := self.no_time_for(candidate)):
+                self.skip(candidate, reason)
                 continue
-            t0 = time.perf_counter()
-            model = self.score(candidate)
-            candidate.seconds = time.perf_counter() - t0
-            seconds_per_fit[candidate.strategy] = candidate.seconds / len(self.splits)
-            candidate.status = "scored"
-            if kept_as_scored:
+            model = self.timed_score(candidate, bounded)
+            if model is not None and self.kept_as_scored(candidate):
                 kept_models[candidate.name] = model
                 drop_losers(kept_models, candidates)
-            held = len(candidate.correct)
-            self.log(f"auto: {candidate.name} scored {accuracy_text(candidate.mean, held)} on {held} held-out "
-                     f"predictions over {len(self.splits)} {'folds' if len(self.splits) > 1 else 'split'} "
-                     f"({candidate.seconds:.1f} s)")
         return kept_models
 
+    def timed_score(self, candidate: Candidate, bounded: bool):
+        """Score ``candidate``, logging a line as it starts and one as it ends; None when a fit ran out
+        of time before its first epoch ended (the candidate is then recorded as skipped)."""
+        fits = f"{len(self.splits)} folds" if len(self.splits) > 1 else "1 split"
+        self.log(f"auto: trying {candidate.name} on {fits}" + (f" ({left})" if (left := self.time_left()) else ""))
+        t0 = train.clock()
+        try:
+            model, summaries = self.score(candidate, bounded)
+        except train.OutOfTimeError as why:
+            candidate.scores, candidate.correct, candidate.log_loss, candidate.probabilities = [], [], [], []
+            self.seconds_per_epoch.setdefault(candidate.strategy, why.fit_seconds)  # its kin need as long
+            self.skip(candidate, f"skipped: {why}; {self.time_left()}")
+            return None
+        candidate.seconds = train.clock() - t0
+        candidate.status = "scored"
+        self.learn_costs(candidate, summaries)
+        held = len(candidate.correct)
+        candidate.cut_short = sum(bool(s.get("deadline_stop")) for s in summaries)
+        self.log(f"auto: {candidate.name} scored {accuracy_text(candidate.mean, held)} on {held} held-out "
+                 f"predictions over {len(self.splits)} {'folds' if len(self.splits) > 1 else 'split'} "
+                 f"({candidate.seconds:.1f} s" + (f"; the budget cut {candidate.cut_short} of its {len(summaries)} "
+                                                  f"fits short)" if candidate.cut_short else ")"))
+        return model
+
+    def learn_costs(self, candidate: Candidate, summaries: list[dict]) -> None:
+        """Record what a scored candidate's fits cost: per epoch (the least a later fit of its kind
+        needs), and, when it would be refit, what its refit is expected to take."""
+        per_fit = candidate.seconds / len(self.splits)
+        epochs = max(1, max((s.get("epochs_run") or 1) for s in summaries))
+        self.seconds_per_epoch[candidate.strategy] = per_fit / epochs
+        if not self.kept_as_scored(candidate):
+            self.refit_reserve = max(self.refit_reserve, per_fit * self.refit_scale)
+
+    def kept_as_scored(self, candidate: Candidate) -> bool:
+        """Whether the candidate's scoring fit is its final model (else the winner is refit on every row)."""
+        return self.shared and getattr(_strategy_of(candidate), "kept_as_scored", False)
+
+    def seconds_per_fit(self, candidate: Candidate, fits_left: int) -> float:
+        """Seconds each of the candidate's ``fits_left`` scoring fits may take from now: the time left,
+        less the refit a scored candidate may still need; a candidate that would be refit keeps back
+        its own refit's share too (a refit trains on ``refit_scale`` times a scoring fit's rows)."""
+        left = self.ends - train.clock()
+        per_fit = (left - self.refit_reserve) / fits_left
+        if not self.kept_as_scored(candidate):
+            per_fit = min(per_fit, left / (fits_left + self.refit_scale))
+        return per_fit
+
+    def no_time_for(self, candidate: Candidate) -> str:
+        """Why the candidate cannot be scored in the time left ("" when it can): no time at all, or less
+        per fit than a first epoch took a fit of its kind."""
+        per_fit = self.seconds_per_fit(candidate, len(self.splits))
+        needed = _expected_cost(candidate, self.seconds_per_epoch)
+        if per_fit > 0 and per_fit >= needed:
+            return ""
+        what = f"about {needed * len(self.splits):.0f} s needed" if needed else "no time left"
+        return f"skipped: {what}, {self.time_left()}"
+
+    def time_left(self, reserve: bool = True) -> str:
+        """'12 s of the 120 s budget left, 5 s of them kept for refitting the winner' ('' without a budget)."""
+        if math.isinf(self.ends):
+            return ""
+        left, budget = max(0.0, self.ends - train.clock()), self.config.budget_seconds
+        text = f"{left:.0f} s of the {budget:.0f} s budget left"
+        if not (reserve and self.refit_reserve and left > 0):
+            return text
+        if self.refit_reserve >= left:
+            return f"{text}, all kept for refitting the winner"
+        return f"{text}, {self.refit_reserve:.0f} s of them kept for refitting the winner"
+
+    def skip(self, candidate: Candidate, reason: str) -> None:
+        candidate.status, candidate.reason = "skipped", reason
+        self.log(f"auto: {candidate.name} {reason}")
+
     def final_model(self, candidate: Candidate, kept_models: dict):
-        """``(model, refit)``: the candidate's scoring fit when it is kept as scored, else a refit on every row."""
+        """``(model, refit)``: the candidate's scoring fit when it is kept as scored, else a refit on every
+        row, by the deadline but through its first epoch at least (the fit must end with a model)."""
         model = kept_models.pop(candidate.name, None)
         if model is not None:
             split = self.splits[0]
@@ -153,28 +247,52 @@ class _Run:
                      f"labeled examples, its epoch chosen on the other {len(split[1])}, as a fit of "
                      f"{candidate.strategy} alone would be")
             return model, False
-        self.log(f"auto: refitting {candidate.name} on all {len(self.encoded)} labeled examples")
-        return self.fit_candidate(candidate, np.arange(len(self.encoded)), part="all"), True
+        self.log(f"auto: refitting {candidate.name} on all {len(self.encoded)} labeled examples"
+                 + (f" ({left})" if (left := self.time_left(reserve=False)) else ""))
+        with self.deadline(self.ends, finish_first_epoch=True):
+            return self.fit_candidate(candidate, np.arange(len(self.encoded)), part="all"), True
 
-    def score(self, candidate: Candidate):
+    def deadline(self, at: float, *, finish_first_epoch: bool = False):
+        """The fits inside end by ``at``; no deadline without a budget."""
+        if math.isinf(at):
+            return contextlib.nullcontext()
+        return train.run_until(at, finish_first_epoch=finish_first_epoch)
+
+    def score(self, candidate: Candidate, bounded: bool = False):
         """Fit ``candidate`` on each split's training part and record its hits and log-loss on the held-out
-        part; return the last split's model (with one split, the fit a fixed strategy would make)."""
+        part; return the last split's model (with one split, the fit a fixed strategy would make) and
+        each fit's summary. ``bounded``: each fit runs by its share of the time left."""
+        summaries = []
         for number, (train_idx, val_idx) in enumerate(self.splits, 1):
-            if self.shared:  # fit as a fixed fit would (it splits off val_idx itself) but without refitting on it
-                model = self.fit_candidate(candidate, np.arange(len(self.encoded)), part="all", quiet=True,
-                                           train_on_validation=False)
-            else:
-                model = self.fit_candidate(candidate, train_idx, part=f"split-{number}", quiet=True)
+            fit_started = train.clock()
+            at = fit_started + self.seconds_per_fit(candidate, len(self.splits) - number + 1) if bounded else math.inf
+            try:
+                with self.deadline(at):
+                    model, summary = self.scoring_fit(candidate, train_idx, number)
+            except train.OutOfTimeError as why:
+                why.fit_seconds = train.clock() - fit_started + why.needed  # what this fit would have taken
+                raise
+            summaries.append(summary)
             logits = np.asarray(model.predict_logits([self.data.inputs[i] for i in val_idx]), dtype=np.float64)
-            truth = self.encoded[val_idx]
-            hits = logits.argmax(1) == truth
-            candidate.scores.append(float(hits.mean()))
-            candidate.correct.extend(int(h) for h in hits)
-            log_p = logits - logits.max(1, keepdims=True)
-            log_p -= np.log(np.exp(log_p).sum(1, keepdims=True))
-            candidate.log_loss.extend(float(-v) for v in log_p[np.arange(len(val_idx)), truth])
-            candidate.probabilities.extend(np.exp(log_p).tolist())
-        return model
+            self.record(candidate, logits, self.encoded[val_idx])
+        return model, summaries
+
+    def scoring_fit(self, candidate: Candidate, train_idx: np.ndarray, number: int) -> tuple[Any, dict]:
+        if self.shared:  # fit as a fixed fit would (it splits off the held-out rows itself) but without refitting on them
+            return self.fit_result(candidate, np.arange(len(self.encoded)), part="all", quiet=True,
+                                   train_on_validation=False)
+        return self.fit_result(candidate, train_idx, part=f"split-{number}", quiet=True)
+
+    @staticmethod
+    def record(candidate: Candidate, logits: np.ndarray, truth: np.ndarray) -> None:
+        """Add one split's held-out hits, log-loss and probabilities to the candidate's evidence."""
+        hits = logits.argmax(1) == truth
+        candidate.scores.append(float(hits.mean()))
+        candidate.correct.extend(int(h) for h in hits)
+        log_p = logits - logits.max(1, keepdims=True)
+        log_p -= np.log(np.exp(log_p).sum(1, keepdims=True))
+        candidate.log_loss.extend(float(-v) for v in log_p[np.arange(len(truth)), truth])
+        candidate.probabilities.extend(np.exp(log_p).tolist())
 
     def fit_candidate(self, candidate: Candidate, rows, *, part: str = "all", quiet: bool = False,
                       train_on_validation: bool = True):
@@ -184,6 +302,11 @@ class _Run:
         data), or worse, resume it (same data, another freeze depth). ``quiet``: the fit logs nothing
         (a scoring fit; the planner logs its outcome in one line). ``train_on_validation=False``: a head
         chosen on the validation rows is not refit with them, so that it can be scored on them."""
+        return self.fit_result(candidate, rows, part=part, quiet=quiet, train_on_validation=train_on_validation)[0]
+
+    def fit_result(self, candidate: Candidate, rows, *, part: str = "all", quiet: bool = False,
+                   train_on_validation: bool = True) -> tuple[Any, dict]:
+        """:meth:`fit_candidate`'s model and the fit's summary (empty for a baseline)."""
         labels = self.encoded[rows]
         items = [self.data.inputs[i] for i in rows]
         if candidate.kind == "baseline":
@@ -194,10 +317,11 @@ class _Run:
             model.fit([items[i] for i in inner_train], labels[inner_train], [items[i] for i in inner_val],
                       labels[inner_val], self.n_classes, refit_on_validation=train_on_validation,
                       random_state=self.config.random_state)
-            return model
-        return self.fit(self.variant(candidate, part), dataclasses.replace(self.data, inputs=items, labels=labels),
-                        labels, log=(lambda message: None) if quiet else self.log,
-                        refit_on_validation=train_on_validation).model
+            return model, {}
+        result = self.fit(self.variant(candidate, part), dataclasses.replace(self.data, inputs=items, labels=labels),
+                          labels, log=(lambda message: None) if quiet else self.log,
+                          refit_on_validation=train_on_validation)
+        return result.model, result.summary
 
     def variant(self, candidate: Candidate, part: str) -> ResolvedConfig:
         """The configuration of one candidate's fit."""
@@ -235,13 +359,14 @@ def drop_losers(kept_models: dict, candidates: list[Candidate]) -> None:
         del kept_models[name]
 
 
-def _expected_cost(candidate: Candidate, seconds_per_fit: dict[str, float]) -> float:
-    """Seconds per fit, from a fit of the same strategy, or of one that trains the same thing (LP-FT and
-    the full fine-tune both train the whole network); 0 when unknown yet: the first of its kind runs."""
-    if candidate.strategy in seconds_per_fit:
-        return seconds_per_fit[candidate.strategy]
+def _expected_cost(candidate: Candidate, seconds_per_epoch: dict[str, float]) -> float:
+    """The least seconds one of the candidate's fits needs (to end a first epoch), from a fit of the same
+    strategy, or of one that trains the same thing (LP-FT and the full fine-tune both train the whole
+    network); 0 when unknown yet: then the loop's timed first steps decide (:mod:`headstart.train`)."""
+    if candidate.strategy in seconds_per_epoch:
+        return seconds_per_epoch[candidate.strategy]
     strategy = _strategy_of(candidate)
     if strategy is None:
         return 0.0
-    kin = [s for s in seconds_per_fit if s in STRATEGIES and STRATEGIES.get(s).trains == strategy.trains]
-    return seconds_per_fit[kin[0]] if kin else 0.0
+    kin = [s for s in seconds_per_epoch if s in STRATEGIES and STRATEGIES.get(s).trains == strategy.trains]
+    return seconds_per_epoch[kin[0]] if kin else 0.0

@@ -91,6 +91,7 @@ def rank_backbones(
     progress: bool = False,
     max_examples: int | None = None,
     feature_dim: int | None = None,
+    log=None,
 ) -> list[RankRow]:
     """Score every ``(backbone, layer)`` on ``(items, labels)``; return the rows best first.
 
@@ -103,6 +104,8 @@ def rank_backbones(
     inputs when there are more (every class keeps its share, at least one example; the draw is fixed),
     ``None`` for all (the planner and ``headstart rank`` use :data:`DEFAULT_MAX_EXAMPLES`).
     ``feature_dim``: the width of the rows when ``backbones`` is ``["precomputed"]`` (feature vectors).
+    ``progress``: a bar over each feature pass on a terminal; ``log``: called with one line per
+    backbone scored, the progress a log file keeps.
     """
     from ..backbones import create_backbone
 
@@ -117,9 +120,13 @@ def rank_backbones(
     items, encoded = _subsample(items, encoded, max_examples, n_classes)
     store = _make_cache(cache)
     rows: list[RankRow] = []
-    for name in names:
+    for number, name in enumerate(names, 1):
+        started = time.perf_counter()
         backbone = create_backbone(name, image_size=image_size, max_length=max_length, feature_dim=feature_dim)
         rows += _score_backbone(backbone, name, layers, items, encoded, store, scorer, score, progress)
+        if log:
+            log(f"ranked {name} ({number} of {len(names)}): {sum(r.backbone == name for r in rows)} layer group(s) "
+                f"on {len(items)} examples in {time.perf_counter() - started:.1f} s")
     rows.sort(key=lambda row: -row.score)  # stable: ties keep backbone order, then input-to-output
     return rows
 

@@ -39,7 +39,7 @@ def run_finetune(context: FitContext, model: TransferModel, *, default_freeze: i
     result = train_classifier(model, context.train_items, context.train_y, context.val_items, context.val_y, settings,
                               terms=terms, target_items=context.target_items,
                               checkpoint_dir=settings.checkpoint_dir, run_key=context.run_key,
-                              epoch_log=context.epoch_log)
+                              epoch_log=context.epoch_log, log=context.log)
     summary = {
         "val_accuracy": result.best_val_accuracy,
         "best_epoch": result.best_epoch,
@@ -57,10 +57,8 @@ def run_finetune(context: FitContext, model: TransferModel, *, default_freeze: i
         "checkpoint_average": getattr(result, "checkpoint_average", None),
         "frozen_prefix": result.frozen_prefix,
         "resumed_after_epoch": result.resumed_after_epoch,
+        "deadline_stop": result.deadline_stop,  # the planner's budget ended training early, and how
     }
-    if result.resumed_after_epoch is not None:
-        context.log(f"resumed from the checkpoint in {settings.checkpoint_dir} after epoch {result.resumed_after_epoch} "
-                    f"of {settings.epochs} (the fit time counts this session only)")
     if result.frozen_prefix.startswith("reused"):
         context.log(f"frozen prefix {result.frozen_prefix}")
     if view_rows:

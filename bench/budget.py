@@ -162,7 +162,8 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m bench.budget", description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated subset of: " + ", ".join(TASKS))
-    parser.add_argument("--budgets", default=",".join(BUDGETS), help="comma-separated durations (default: %(default)s)")
+    parser.add_argument("--budgets", default=None, help=f"comma-separated durations (default: {','.join(BUDGETS)}; "
+                        f"--smoke: {','.join(SMOKE_BUDGETS)})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=None, help="the candidates' epochs (default: the library's)")
@@ -171,16 +172,20 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of each fit (default: torch's own)")
     parser.add_argument("--render-only", action="store_true", help="print the table of the saved results")
     args = parse_suite_args(parser, argv, threads=False,
-                            smoke={"budgets": ",".join(SMOKE_BUDGETS), "image_size": 32, "epochs": 1,
+                            smoke={"image_size": 32, "epochs": 1,
                                    "image_backbone": "mobilenetv2_100", "text_backbone": "minilm_l6"},
                             smoke_help="budgets of 5 and 15 s, 10 digits per class at 32 px, one backbone per "
                                        "task, 1 epoch: checks the harness, not the budget")
     if args.render_only:
-        saved = json.loads((ROOT / "bench" / "results" / f"{SUITE}.json").read_text())
+        path = ROOT / "bench" / "results" / f"{SUITE}.json"
+        if not path.exists():
+            raise SystemExit(f"{path} does not exist: run `python -m bench.budget` first")
+        saved = json.loads(path.read_text())
         print(render(saved["results"], saved["meta"]))
         return 0
     args.task_list = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    args.budget_list = [b.strip() for b in args.budgets.split(",") if b.strip()]
+    budgets = args.budgets or ",".join(SMOKE_BUDGETS if args.smoke else BUDGETS)
+    args.budget_list = [b.strip() for b in budgets.split(",") if b.strip()]
     unknown = [t for t in args.task_list if t not in TASKS]
     if unknown:
         raise SystemExit(f"unknown task(s) {', '.join(unknown)}; the suite's: {', '.join(TASKS)}")

@@ -249,3 +249,13 @@ def test_fewshot_merge_replaces_a_rerun_seed_and_keeps_measured_rows_over_unavai
     assert results["t@8"]["m"]["seeds"] == 2
     fewshot.mark_unavailable(results, "t@8", "other", "gone")
     assert results["t@8"]["other"] == {"unavailable": "gone"}
+
+
+def test_budget_benchmark_smoke_times_a_fit_against_its_budget(tmp_path, monkeypatch, capsys):
+    from bench import budget
+
+    monkeypatch.setattr(budget, "ROOT", tmp_path)
+    assert budget.main(["--smoke", "--tasks", "digits", "--budgets", "5s"]) == 0
+    results = json.loads((tmp_path / "bench" / "results" / "budget-smoke.json").read_text())["results"]
+    assert [(r["task"], r["budget"]) for r in results] == [("digits", "5s")]
+    assert "| digits | 5s |" in capsys.readouterr().out

@@ -319,7 +319,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                           UserWarning, stacklevel=3)
         if self._backbone_unchanged():
             return self._logits_from_cached_features(data.inputs)
-        return np.asarray(self.model_.predict_logits(data.inputs, batch_size=max(64, self.batch_size or 0)))
+        return np.asarray(self.model_.predict_logits(data.inputs, batch_size=max(64, self.batch_size or 0),
+                                                     progress=bool(self.verbose)))
 
     def _backbone_unchanged(self) -> bool:
         """Whether the backbone still holds its pre-trained weights (a linear probe, frozen-feature adaptation)."""
@@ -340,10 +341,12 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         if self._backbone_unchanged():
             layer = self.backbone_.layer_names[-1]
             return open_cache(self.cache_dir).features(self.backbone_, list(items), [layer],
-                                                       batch_size=max(64, self.batch_size or 0))[layer]
+                                                       batch_size=max(64, self.batch_size or 0),
+                                                       progress=bool(self.verbose))[layer]
         from .model import predict_features
 
-        return predict_features(self.model_, list(items), batch_size=max(64, self.batch_size or 0))
+        return predict_features(self.model_, list(items), batch_size=max(64, self.batch_size or 0),
+                                progress=bool(self.verbose))
 
     def predict_proba(self, X) -> np.ndarray:
         logits = torch.from_numpy(self._logits(X))

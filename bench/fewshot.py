@@ -58,6 +58,7 @@ VADER_TASKS = tuple(f"vader_{d}@{k}" for d in ("movie", "tweets", "amazon", "nyt
 TASKS = (*VADER_TASKS, "fashion@10", "fashion@100", "digits@10", "mnist@10", "spoken_words@5")
 # issue 24's "done when": the text tasks its SetFit comparisons average over, and the image bar
 CHECK_TEXT_TASKS = ("vader_movie@8", "vader_movie@32", "vader_tweets@8", "vader_amazon@8", "vader_nyt@8")
+PEER_EPOCHS = 10  # the HF Trainer's, when --epochs leaves headstart at its own defaults
 FASHION_BAR = 0.720  # pixel logistic regression on fashion@10, the best peer when the issue was filed
 TEXT, IMAGE, AUDIO = "text", "image", "audio"
 METHODS = {  # name -> the modalities it runs on, in the table's column order
@@ -142,7 +143,7 @@ def run_headstart(method: str, X, y, Xt, yt, seed: int, args, modality: str) -> 
             options["budget"] = args.budget
         if "[" in strategy:  # auto[minilm_l6]: the planner ranks only the backbone named
             options["backbone"] = strategy[strategy.index("[") + 1:-1]
-    if strategy != "linear_probe":  # the probe runs no loop, so it takes no epochs
+    if strategy != "linear_probe" and args.epochs is not None:  # the probe runs no loop, so it takes no epochs
         options["epochs"] = args.epochs
     if modality == IMAGE:
         options["image_size"] = args.image_size
@@ -282,11 +283,11 @@ def run_peer(method: str, X, y, Xt, yt, seed: int, args, modality: str) -> dict:
         peer = peers.PEERS[modality][method]
     if modality != TEXT:
         X, Xt = np.asarray(X), np.asarray(Xt)
-    args.fit_end = None
+    peer_args = argparse.Namespace(**{**vars(args), "epochs": args.epochs or PEER_EPOCHS, "fit_end": None})
     started = time.perf_counter()
-    predictions = peer(X, y, Xt, seed, args)
+    predictions = peer(X, y, Xt, seed, peer_args)
     done = time.perf_counter()
-    fit_end = args.fit_end or done  # a peer that does not mark its fit's end is timed whole
+    fit_end = peer_args.fit_end or done  # a peer that does not mark its fit's end is timed whole
     return {"accuracy": float((np.asarray(predictions) == np.asarray(yt)).mean()), "fit_seconds": fit_end - started,
             "predict_seconds": done - fit_end}
 
@@ -443,7 +444,7 @@ def render(results: dict, meta: dict) -> str:
              "(the labeled draw and the training seed change together; every method sees the same draws and test "
              "rows). Each fit ran alone, one after another in one process, with torch's thread count fixed; the time "
              "is the median over seeds of `fit` alone (predicting the test set not counted). headstart: library "
-             f"defaults, up to {meta.get('epochs')} epochs, images at {meta.get('image_size')} px, planner budget "
+             f"defaults, {meta.get('epochs') or 'the library default'} epochs, images at {meta.get('image_size')} px, planner budget "
              f"{meta.get('budget')}, feature cache {meta.get('cache')}. SetFit: its defaults, "
              f"{meta.get('setfit_iterations')} pair iterations. FastFit: its README's settings, "
              f"{meta.get('fastfit_epochs')} epochs. Test sets: {meta.get('test_size')}. `python -m bench.fewshot` "
@@ -500,7 +501,8 @@ def main(argv=None) -> int:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--test-size", type=int, default=None, help="test rows (default 1000 text, 2000 images, "
                         "every test-voice clip for audio)")
-    parser.add_argument("--epochs", type=int, default=10, help="headstart's training strategies and the HF Trainer")
+    parser.add_argument("--epochs", type=int, default=None, help="headstart's training strategies (default: the "
+                        "library's, e.g. 10 with early stopping, contrastive at least 40 steps) and the HF Trainer (default 10)")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--budget", default=None, help="the planner's budget (default: the library's)")
     parser.add_argument("--setfit-iterations", type=int, default=20, help="SetFit's num_iterations (its default)")

@@ -130,3 +130,28 @@ def test_contrastive_refuses_an_option_it_does_not_accept_with_the_fix():
         TransferClassifier(strategy="finetune", contrastive_loss="pairs").fit(X, y)
     with pytest.raises(ConfigError, match=r"contrastive_loss='triplet' is not one of supcon, pairs"):
         TransferClassifier(contrastive_loss="triplet", **FAST).fit(X, y)
+
+
+def test_contrastive_schedule_defaults_to_at_least_40_steps_over_every_tuning_row():
+    from headstart.strategies.contrastive import MIN_STEPS, Contrastive
+
+    assert Contrastive.loop_defaults(12, 4, True) == {"batch_size": 16, "epochs": MIN_STEPS}  # 16 rows: 1 step/epoch
+    assert Contrastive.loop_defaults(12, 4, False) == {"batch_size": 12, "epochs": MIN_STEPS}  # held-out rows stay out
+    assert Contrastive.loop_defaults(400, 100, True) == {"batch_size": 16, "epochs": 10}  # 32 steps/epoch already
+
+
+def test_contrastive_tunes_on_every_labeled_row_for_exactly_the_epochs_given(monkeypatch):
+    import headstart.strategies.finetune as finetune_module
+
+    seen = []
+    real = finetune_module.train_classifier
+    monkeypatch.setattr(finetune_module, "train_classifier",
+                        lambda model, train_items, train_y, val_items, val_y, *a, **k:
+                        seen.append((len(train_items), len(val_items))) or real(model, train_items, train_y, val_items,
+                                                                                val_y, *a, **k))
+    X, y = tiny_inputs("text", per_class=4)
+    clf = TransferClassifier(**{**FAST, "epochs": 3, "patience": 1}).fit(X, y)
+    assert seen == [(len(y), 0)]  # no validation rows: nothing to stop on, so patience cannot cut it short
+    assert [h["epoch"] for h in clf.history_] == [1, 2, 3]
+    summary = clf.fit_summary_
+    assert np.isnan(summary["val_accuracy"]) and 0 <= summary["head_cv_accuracy"] <= 1  # no honest held-out score

@@ -42,7 +42,9 @@ class FitConfig:
                                           "supervised contrastive, every same-label example a positive; default) or "
                                           "pairs (SetFit's cosine similarity of every pair, 1 same label, 0 other).",
                                           choices=("supcon", "pairs"), kind=str)
-    epochs: int = option(10, "Maximum training epochs (fine-tuning strategies).", minimum=1, kind=int)
+    epochs: int | None = option(None, "Training epochs of the fine-tuning strategies: the most, with early stopping "
+                                "(default 10); contrastive trains exactly this many (default: 10, or more so that the "
+                                "body takes at least 40 optimizer steps).", minimum=1, kind=int)
     lr: float | None = option(None, "Learning rate of the last backbone layer group; the head gets 10x. "
                               "Default: the backbone's own (e.g. 5e-4 images, 5e-5 text; 1e-3 scratch).",
                               minimum=0.0, kind=float)

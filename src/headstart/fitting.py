@@ -23,7 +23,7 @@ from .config import DEFAULTS, LOOP_OPTIONS, ResolvedConfig, check_val_size, chec
 from .data import LabeledData, stratified_split
 from .errors import ConfigError, UnknownNameError, did_you_mean
 from .strategies import STRATEGIES, FitContext, StrategyResult
-from .train import default_batch_size, seed_everything
+from .train import seed_everything
 from ._version import __version__
 
 DEFAULT_BUDGET = "10m"  # strategy="auto" without a budget
@@ -126,8 +126,10 @@ def fit_strategy(config: ResolvedConfig, data: LabeledData, encoded: np.ndarray,
     """Fit ``config.strategy`` on ``data`` (labels ``encoded``), holding out its stratified validation split."""
     train_idx, val_idx = stratified_split(encoded, config.val_size, config.random_state)
     pick = lambda rows: [data.inputs[i] for i in rows]
+    strategy = STRATEGIES.get(config.strategy)()
+    defaults = strategy.loop_defaults(len(train_idx), len(val_idx), refit_on_validation)
     context = FitContext(
-        config=dataclasses.replace(config, batch_size=config.batch_size or default_batch_size(len(train_idx))),
+        config=dataclasses.replace(config, **{k: v for k, v in defaults.items() if getattr(config, k) is None}),
         train_items=pick(train_idx), train_y=encoded[train_idx], val_items=pick(val_idx), val_y=encoded[val_idx],
         n_classes=n_classes, cache=open_cache(config.cache_dir), log=log, epoch_log=epoch_log,
         target_items=target_items if config.adapt else None,
@@ -135,7 +137,7 @@ def fit_strategy(config: ResolvedConfig, data: LabeledData, encoded: np.ndarray,
     # From the seed, not from whatever ran before: the new head's initial weights come from the global
     # generator, so a planner candidate's fit is the fit of that strategy alone.
     seed_everything(config.random_state)
-    result = STRATEGIES.get(config.strategy)().fit(context)
+    result = strategy.fit(context)
     result.summary.update(n_train=len(train_idx), n_val=len(val_idx))
     return result
 

@@ -83,11 +83,31 @@ def fitted_scaler(features: np.ndarray) -> StandardScaler:
     return scaler
 
 
+def row_space(train_s: np.ndarray) -> np.ndarray | None:
+    """An orthonormal basis ``(r, d)`` of the span of the (standardised) training rows when there are fewer
+    rows than features, else None.
+
+    An L2-penalised linear model's weights lie in that span (a component orthogonal to every training row
+    changes no training loss and only adds penalty), so fitting on the ``r <= n`` coordinates ``x B^T``
+    and mapping the weights back (``w = u B``) gives the same solution at the same ``C``, at the cost of
+    ``n`` features instead of ``d``: with 100 images and 1,280 features, the C search runs on 100.
+    """
+    n, d = train_s.shape
+    if n >= d:
+        return None
+    _, singular, vt = np.linalg.svd(train_s, full_matrices=False)
+    return vt[singular > singular[0] * 1e-10] if singular.size and singular[0] > 0 else None
+
+
 def fit_logistic_head(features: np.ndarray, y: np.ndarray, n_classes: int, C: float):
     """Fit scaler + logistic regression; return the folded ``(weight (k, d), bias (k,))``."""
     scaler = fitted_scaler(features)
+    standardised = scaler.transform(features)
+    basis = row_space(standardised)
     classifier = LogisticRegression(C=C, max_iter=2000, tol=TOLERANCE)
-    classifier.fit(scaler.transform(features), y)
+    classifier.fit(standardised if basis is None else standardised @ basis.T, y)
+    if basis is not None:
+        classifier.coef_ = classifier.coef_ @ basis
     return fold_head(scaler, classifier, n_classes)
 
 
@@ -144,7 +164,11 @@ def choose_C_by_cv(features: np.ndarray, y: np.ndarray, random_state: int = 0) -
     prepared = []
     for train, val in folds:
         scaler = fitted_scaler(features[train])
-        prepared.append((scaler.transform(features[train]), y[train], scaler.transform(features[val]), y[val]))
+        train_s, val_s = scaler.transform(features[train]), scaler.transform(features[val])
+        basis = row_space(train_s)
+        if basis is not None:
+            train_s, val_s = train_s @ basis.T, val_s @ basis.T
+        prepared.append((train_s, y[train], val_s, y[val]))
     scores, best, _ = _walk_C_grid(prepared, np.unique(y))
     history = [{"C": C, "cv_accuracy": accuracy, "cv_log_loss": loss} for C, accuracy, loss in scores]
     return scores[best][0], history, f"{len(folds)}-fold cross-validation on {len(y)} rows"

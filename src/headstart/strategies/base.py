@@ -12,6 +12,7 @@ from ..backbones import Backbone, create_backbone
 from ..cache import FeatureCache
 from ..config import LOOP_OPTIONS, ResolvedConfig, regularizer_names
 from ..model import TransferModel
+from ..train import default_batch_size
 
 
 @dataclass
@@ -95,9 +96,16 @@ class Strategy:
     trains: ClassVar[str] = "head"
     kept_as_scored: ClassVar[bool] = False
 
+    @classmethod
+    def loop_defaults(cls, n_train: int, n_val: int, refit_on_validation: bool) -> dict:
+        """The loop settings a fit of this strategy takes when the user sets none: ``batch_size``
+        (:func:`headstart.train.default_batch_size` of the training rows) and ``epochs``."""
+        return {"batch_size": default_batch_size(n_train), "epochs": DEFAULT_EPOCHS}
+
     def fit(self, context: FitContext) -> StrategyResult:
         raise NotImplementedError
 
 
+DEFAULT_EPOCHS = 10
 # What every strategy that runs the fine-tuning loop accepts.
 LOOP = frozenset(LOOP_OPTIONS)

@@ -24,10 +24,10 @@ class AveragedModel:
             raise ValueError(f"an average needs at least two member models, got {len(members)}")
         self.members = list(members)
 
-    def predict_logits(self, items, batch_size: int = 64) -> np.ndarray:
+    def predict_logits(self, items, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         total = None
         for member in self.members:
-            logits = np.asarray(member.predict_logits(items, batch_size=batch_size), dtype=np.float64)
+            logits = np.asarray(member.predict_logits(items, batch_size=batch_size, progress=progress), dtype=np.float64)
             shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
             probabilities = shifted / shifted.sum(axis=1, keepdims=True)
             total = probabilities if total is None else total + probabilities

@@ -55,7 +55,8 @@ class Baseline:
         self.weight, self.bias = head.weight, head.bias
         return {"C": head.C, "C_chosen_by": head.chosen_by, "val_accuracy": head.cv_accuracy, "history": head.history}
 
-    def predict_logits(self, items, batch_size: int = 0) -> np.ndarray:
+    def predict_logits(self, items, batch_size: int = 0, progress: bool = False) -> np.ndarray:
+        """Logits ``(n, k)``; ``batch_size`` and ``progress`` are the torch models' (a baseline is one matrix product)."""
         return self.transform(items) @ self.weight.T + self.bias
 
     def config_fields(self) -> dict:

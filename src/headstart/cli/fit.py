@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -121,7 +122,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
               f"continue with `{PROG} fit --resume {shlex.quote(str(out))}`", file=sys.stderr)
         return 130
     folder = clf.save(out)
-    remove_checkpoints(params["checkpoint_dir"])  # spent: the next fit with these options would resume it
+    # Spent: the next fit with these options would resume it. RUN_DIR/checkpoint is headstart's own folder
+    # and goes whole (a kill mid-cleanup may have left it empty); a --checkpoint-dir loses only our files.
+    if Path(params["checkpoint_dir"]) == out / "checkpoint" and not getattr(args, "checkpoint_dir", None):
+        shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    else:
+        remove_checkpoints(params["checkpoint_dir"])
     print("\n".join(fit_summary_lines(clf, folder)))
     print(f"next: {PROG} evaluate {shlex.quote(str(folder))} TEST_DATA   |   "
           f"{PROG} predict {shlex.quote(str(folder))} INPUTS")

@@ -413,7 +413,7 @@ def main(argv=None) -> int:
         for seed in range(args.seeds):
             labeled = datasets.few_shot(train["y"], args.shift_per_class, seed)
             # the no-transfer reference: the log-mel baseline trained on the clean clips, tested on the noisy ones
-            record(state, "shift_baseline", "baseline", run_method(
+            record(state["shift_baseline"], "clean→noisy", "baseline", run_method(
                 "baseline", None, [train["clean"][i] for i in labeled], train["y"][labeled], test["noisy"], test["y"],
                 seed, args))
             for method, outcome in run_shift(data, labeled, seed, args).items():
@@ -506,7 +506,7 @@ def render(state: dict, meta: dict) -> str:
                 chosen = "; ".join(f"seed {r['seed']}: {r['chosen']}" for r in auto)
                 lines.append(f"| {task} | planner | {_cell(auto)} | chose {chosen} |" + blank[2:])
         lines.append("")
-    shift_baseline = (state.get("shift_baseline") or {}).get("baseline")
+    shift_baseline = rows_of(state.get("shift_baseline") or {}, "clean→noisy", "baseline")
     if "clean→noisy" in results or shift_baseline:
         by_method = {**({"baseline": shift_baseline} if shift_baseline else {}), **results.get("clean→noisy", {})}
         lines += [f"Clean → noisy on `{meta.get('shift_backbone')}` (pink noise at {meta['snr']:g} dB SNR; "
@@ -542,7 +542,7 @@ def checks(state: dict) -> list[str]:
     out.append(f"- words@20, planner ≥ log-mel baseline: {mean(auto20):.3f} against {mean(base20):.3f}: "
                f"{verdict(mean(auto20) >= mean(base20))}" if auto20 and base20 else "- words@20, planner ≥ log-mel baseline: not run")
     shift = results.get("clean→noisy", {})
-    baseline = (state.get("shift_baseline") or {}).get("baseline")
+    baseline = rows_of(state.get("shift_baseline") or {}, "clean→noisy", "baseline")
     if shift.get("source_only") and baseline:
         out.append(f"- clean→noisy, source-only fine-tune > log-mel baseline trained on clean: {mean(shift['source_only']):.3f} "
                    f"against {mean(baseline):.3f}: {verdict(mean(shift['source_only']) > mean(baseline))}")

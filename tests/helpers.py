@@ -34,3 +34,13 @@ def tiny_tones(per_class: int = 6, classes=("low", "high")):
             X.append((0.3 * np.sin(2 * np.pi * base * (1 + 0.1 * i) * t)).astype(np.float32))
             y.append(label)
     return X, np.array(y)
+
+
+def separable_features(per_class=20):
+    """Three classes of 8-d feature vectors, two of them shifted along their own axis: ``(X, y)``."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(["a", "b", "c"], per_class)
+    X = rng.standard_normal((len(y), 8)).astype(np.float32)
+    X[y == "a", 0] += 3
+    X[y == "b", 1] += 3
+    return X, y

@@ -12,7 +12,7 @@ from headstart.data import stratified_split
 from headstart.datasets import load_digits_images
 from headstart.errors import ConfigError
 
-from helpers import tiny_texts
+from helpers import separable_features, tiny_texts
 
 
 @pytest.fixture(scope="module")
@@ -377,20 +377,11 @@ def test_planner_candidate_fit_is_the_fit_of_that_strategy_alone_whatever_ran_be
     np.testing.assert_allclose(refit, alone.predict_proba(X), atol=1e-6)
 
 
-def _separable_features(per_class=20):
-    rng = np.random.default_rng(0)
-    y = np.repeat(["a", "b", "c"], per_class)
-    X = rng.standard_normal((len(y), 8)).astype(np.float32)
-    X[y == "a", 0] += 3
-    X[y == "b", 1] += 3
-    return X, y
-
-
 @pytest.mark.parametrize("backbone", ["precomputed", "auto"])
 def test_auto_on_feature_vectors_ranks_and_runs_the_ladder(backbone):
     # both crashed: ranking built the precomputed backbone without its width, and backbone="auto" found no
     # zoo model for feature vectors and ended in an AttributeError
-    X, y = _separable_features()
+    X, y = separable_features()
     clf = TransferClassifier(strategy="auto", backbone=backbone, epochs=2, verbose=0).fit(X, y)
     plan = clf.plan_
     assert [r["backbone"] for r in plan["ranking"]] == ["precomputed"]
@@ -400,13 +391,13 @@ def test_auto_on_feature_vectors_ranks_and_runs_the_ladder(backbone):
 
 
 def test_auto_refuses_a_backbone_of_another_modality_naming_both():
-    X, y = _separable_features()
+    X, y = separable_features()
     with pytest.raises(ConfigError, match=r"backbone 'minilm_l6' takes text inputs, but array X holds features inputs"):
         TransferClassifier(strategy="auto", backbone="minilm_l6", verbose=0).fit(X, y)
 
 
 def test_auto_logs_a_line_per_candidate_and_keeps_its_scoring_fits_quiet(capsys):
-    X, y = _separable_features()
+    X, y = separable_features()
     TransferClassifier(strategy="auto", backbone="precomputed", epochs=2, verbose=1).fit(X, y)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("[headstart] auto: ranked 1 layer group of precomputed with LogME on 60 examples")
@@ -424,7 +415,7 @@ def test_auto_logs_a_line_per_candidate_and_keeps_its_scoring_fits_quiet(capsys)
 
 @pytest.fixture(scope="module")
 def features_plan_40_per_class():  # 30 to 49 per class: one split, LP-FT the default rung
-    X, y = _separable_features(per_class=40)
+    X, y = separable_features(per_class=40)
     options = dict(backbone="precomputed", epochs=3, verbose=0, random_state=1)
     return X, y, options, TransferClassifier(strategy="auto", **options).fit(X, y)
 
@@ -452,7 +443,7 @@ def test_auto_keeps_a_fine_tuned_winner_as_scored_identical_to_that_fit_alone(fe
 
 
 def test_auto_from_50_per_class_lets_the_held_out_split_pick_between_its_two_defaults(tmp_path):
-    X, y = _separable_features(per_class=50)
+    X, y = separable_features(per_class=50)
     clf = TransferClassifier(strategy="auto", backbone="precomputed", epochs=2, verbose=0, random_state=0).fit(X, y)
     plan = clf.plan_
     assert plan["defaults"] == ["finetune(freeze=0)@precomputed", "lp_ft@precomputed"]
@@ -475,7 +466,7 @@ def test_auto_refits_a_linear_probe_winner_on_every_row_from_30_per_class(capsys
     from headstart.planner import Candidate
     from headstart.data import from_arrays
 
-    X, y = _separable_features(per_class=30)
+    X, y = separable_features(per_class=30)
     options = dict(backbone="precomputed", verbose=0, random_state=2)
     planner = TransferClassifier(strategy="auto", **options)
     planner.classes_, encoded = np.unique(y, return_inverse=True)
@@ -490,7 +481,7 @@ def test_auto_refits_a_linear_probe_winner_on_every_row_from_30_per_class(capsys
 
 
 def test_auto_on_tiny_data_smooths_the_lp_ft_labels_unless_the_user_chose_a_smoothing():
-    X, y = _separable_features()  # 20 per class: tiny
+    X, y = separable_features()  # 20 per class: tiny
     clf = TransferClassifier(strategy="auto", backbone="precomputed", epochs=1, verbose=0).fit(X, y)
     lp_ft = next(c for c in clf.plan_["candidates"] if c["strategy"] == "lp_ft")
     assert lp_ft["name"] == "lp_ft+label_smoothing@precomputed" and lp_ft["options"] == {"label_smoothing": 0.1}

@@ -4,7 +4,6 @@ included) by it and records what it spent against it. Time is a fake clock throu
 depends on how fast the machine is."""
 
 import dataclasses
-import functools
 
 import numpy as np
 import pytest
@@ -18,6 +17,8 @@ from headstart.config import ResolvedConfig
 from headstart.model import TransferModel
 from headstart.terms import LossTerm
 from headstart.train import OutOfTimeError, run_until, train_classifier
+
+from helpers import separable_features
 
 
 class FakeClock:
@@ -124,15 +125,6 @@ def test_run_until_keeps_an_earlier_enclosing_deadline(clock):
 # --------------------------------------------------------------------------- the planner
 
 
-def _features(per_class=20):
-    rng = np.random.default_rng(0)
-    y = np.repeat(["a", "b", "c"], per_class)
-    X = rng.standard_normal((len(y), 8)).astype(np.float32)
-    X[y == "a", 0] += 3
-    X[y == "b", 1] += 3
-    return X, y
-
-
 def _timed_fits(monkeypatch, clock: FakeClock, seconds_per_fit: float) -> list:
     """Every planner fit takes ``seconds_per_fit`` on the fake clock; returns the (strategy, deadline) each saw."""
     seen = []
@@ -149,7 +141,7 @@ def _timed_fits(monkeypatch, clock: FakeClock, seconds_per_fit: float) -> list:
 
 
 def _auto(budget: str, **options):
-    X, y = _features()
+    X, y = separable_features()
     return TransferClassifier(strategy="auto", backbone="precomputed", epochs=2, budget=budget, **options).fit(X, y)
 
 

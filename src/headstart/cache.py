@@ -6,6 +6,12 @@ layer group, so ranking layers, linear probing and repeated fits over any subset
 inputs all reuse one forward pass. Files are safetensors written atomically (write, then rename):
 a crash leaves the cache as it was, never half a file.
 
+Under a launcher (:mod:`headstart.distributed`) every process extracts the features it needs itself
+and only the main process writes chunks. Sharding the extraction would need every process to agree
+on which inputs are missing, and each reads the folder at its own moment (another fit may be writing
+to it), so a disagreement would leave one process waiting forever; extraction is done once per input
+and, with one accelerator per process, takes the same wall time on every process.
+
 Layout: ``<root>/<backbone-key>/chunk-<id>.safetensors`` holding ``hashes`` (m, 32) uint8 and one
 ``layer:<name>`` (m, d) float32 tensor per cached layer.
 """
@@ -26,6 +32,7 @@ from safetensors.numpy import save_file
 
 from .atomic import write_atomic
 from .backbones import Backbone
+from .distributed import is_main
 from .model import progress_bar
 
 
@@ -168,7 +175,7 @@ class FeatureCache:
         return store
 
     def _write_chunk(self, key: str, hashes: list[bytes], computed: dict[str, np.ndarray]) -> None:
-        if not self.directory:
+        if not self.directory or not is_main():  # the other processes computed the same rows; one copy is written
             return
         folder = self.directory / key
         folder.mkdir(parents=True, exist_ok=True)

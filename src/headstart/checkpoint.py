@@ -6,6 +6,10 @@ the file's tensors;
 everything else (epoch, step, history, scheduler, early-stopping state, a key identifying the fit)
 goes as JSON in the file's own metadata. One file means one atomic ``os.replace``: a reader, or a
 resumed run, sees the previous complete epoch or the new one, never a mixture. Nothing is pickled.
+
+Under a launcher (:mod:`headstart.distributed`) the main process writes and removes checkpoints while
+the others wait for it; every process reads the same file when a fit resumes, so the checkpoint folder
+must be one they all see (a shared file system when the processes span machines).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .atomic import write_atomic
+from .distributed import on_main
 from .errors import RunFolderError
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -31,8 +36,14 @@ def _flat(prefix: str, state: dict) -> dict[str, torch.Tensor]:
 def save_checkpoint(folder, *, model, terms, optimizer, scheduler, best_state, meta: dict,
                     average_states: list[dict] | None = None) -> Path:
     """``average_states``: the states kept for checkpoint averaging, best first (their ranking,
-    epochs and scores belong in ``meta``)."""
-    folder = Path(folder)
+    epochs and scores belong in ``meta``). Written by the main process; the others wait for it."""
+    return on_main(lambda: _write_checkpoint(Path(folder), model=model, terms=terms, optimizer=optimizer,
+                                             scheduler=scheduler, best_state=best_state, meta=meta,
+                                             average_states=average_states))
+
+
+def _write_checkpoint(folder: Path, *, model, terms, optimizer, scheduler, best_state, meta: dict,
+                      average_states: list[dict] | None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     tensors = _flat("model", model.state_dict())
     tensors.update(_flat("terms", terms.state_dict()))
@@ -86,15 +97,19 @@ def remove_checkpoints(folder) -> bool:
     Called once the finished model is saved: a spent checkpoint left behind would be resumed by the
     next fit with the same options, which then trains no epoch at all. Only files headstart wrote
     go (a checkpoint file carrying headstart's metadata, or an unfinished temporary of one), never a
-    user's other files. Returns whether anything was removed.
+    user's other files. Returns whether anything was removed. Under a launcher the main process
+    removes them while the others wait.
     """
-    folder = Path(folder)
+    return on_main(lambda: _remove_checkpoints(Path(folder)))
+
+
+def _remove_checkpoints(folder: Path) -> bool:
     if not folder.is_dir() or folder.is_symlink():
         return False
     removed = False
     for entry in list(folder.iterdir()):
         if entry.is_dir():
-            removed = remove_checkpoints(entry) or removed
+            removed = _remove_checkpoints(entry) or removed
         elif _written_here(entry):
             entry.unlink()
             removed = True

@@ -17,10 +17,21 @@ import torch
 
 def make_accelerator(device: str = "auto", precision: str = "no"):
     """Accelerate's placement: the CPU when ``device="cpu"``, else the accelerator it finds;
-    ``precision`` is its ``mixed_precision`` ("no", "fp16", "bf16")."""
-    from accelerate import Accelerator
+    ``precision`` is its ``mixed_precision`` ("no", "fp16", "bf16").
 
-    return Accelerator(cpu=(device == "cpu"), mixed_precision=precision)
+    Under a launcher (:mod:`headstart.distributed`) the model is wrapped in DDP. ``split_batches``:
+    the loop's batch size is the global batch, split across the processes, so the schedule takes one
+    step per optimizer step (by default Accelerate would step it once per process). Unused parameters
+    are searched for each step because a backbone can hold some (a text model's pooler), which DDP
+    otherwise waits for forever."""
+    from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
+
+    from .distributed import ensure_process_group, launched
+
+    ensure_process_group()
+    handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)] if launched() else []
+    return Accelerator(cpu=(device == "cpu"), mixed_precision=precision, kwargs_handlers=handlers,
+                       dataloader_config=DataLoaderConfiguration(split_batches=True))
 
 
 def parameter_groups(model, *, lr: float, head_lr: float, layer_decay: float) -> list[dict]:

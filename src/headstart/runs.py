@@ -11,7 +11,9 @@ A run folder holds:
   preprocessing, strategy and the estimator's parameters;
 - ``metrics.json``, ``history.json`` and ``plan.json``: what the fit measured and decided.
 
-Both kinds of model sit below this module; it imports them, they never import it.
+Both kinds of model sit below this module; it imports them, they never import it. Under a launcher
+(:mod:`headstart.distributed`) every process holds the same fitted model, the main process writes the
+folder and the others wait until it is complete.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from ._version import __version__
+from .distributed import on_main
 from .atomic import read_json_object, write_json
 from .backbones import create_backbone
 from .baselines import BASELINES
@@ -75,12 +78,17 @@ def save_run(model, folder, config: dict, metrics=None, history=None, plan=None)
 
     The model writes its own files (``model.save``) and says what config.json must record to
     rebuild it (``model.kind``, ``model.config_fields()``); ``config`` adds the estimator's fields.
+    Written by the main process; the others wait for it.
     """
-    folder = Path(folder)
+    return on_main(lambda: _write_run(model, Path(folder), config, metrics, history, plan))
+
+
+def _write_run(model, folder: Path, config: dict, metrics, history, plan) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for index, member in enumerate(getattr(model, "members", ())):  # an average: each member a run folder
         fingerprint = getattr(getattr(member, "backbone", None), "pretrained_fingerprint", None)
-        save_run(member, folder / member_folder(index), {**config, "pretrained_fingerprint": fingerprint})
+        _write_run(member, folder / member_folder(index), {**config, "pretrained_fingerprint": fingerprint},
+                   None, None, None)
     model.save(folder)
     write_json(folder / CONFIG_FILE, {"format_version": FORMAT_VERSION, "headstart_version": __version__,
                                       "model_kind": model.kind, **model.config_fields(),

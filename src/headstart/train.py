@@ -3,8 +3,7 @@
 Devices and precision are placed by Hugging Face Accelerate (model, optimizer, scheduler, backward),
 so the same loop runs on a CPU or a GPU without the strategies knowing. Batches are drawn by
 :func:`epoch_batches` rather than a prepared DataLoader so that an epoch is a function of
-(seed, epoch) and resumes exactly; sharding them across DDP processes is the step still missing
-for multi-GPU runs. Optimisation (:mod:`headstart.optim`): AdamW with layer-wise learning-rate
+(seed, epoch) and resumes exactly. Optimisation (:mod:`headstart.optim`): AdamW with layer-wise learning-rate
 decay and a warm-up cosine schedule, and early stopping on validation accuracy that restores the
 best epoch.
 
@@ -20,6 +19,13 @@ mix the batch tensor the backbone names and train against soft targets. Checkpoi
 (``average_checkpoints=k``) keeps the trainable weights and buffers of the k best epochs on the CPU
 (and in the checkpoint), averages them at the end, and keeps the average only if it scores at least
 as well on validation as the best single epoch.
+
+Several processes (``torchrun`` / ``accelerate launch``; :mod:`headstart.distributed`): one model
+is trained by DDP. ``batch_size`` is the global batch: every process draws the same batches and trains
+on its slice of each, its loss weighted by the slice's size, so a fit at N processes takes the steps a
+one-process fit takes, on the same examples. Each process's random streams (dropout, augmentation)
+are seeded from (seed, epoch, rank), so resume stays exact. Validation, early stopping and the deadline
+are decided on the main process and broadcast; only it writes checkpoints and logs.
 
 Deadlines (:func:`run_until`): the planner's budget is a deadline on the monotonic clock that every
 fit it starts runs under. The loop checks it between batches: once an epoch has finished, the fit
@@ -46,6 +52,7 @@ from torch import nn
 from .augment import DEFAULT_AUGMENTATION, configure_augmentation, make_batch_mixer, uses_training_preprocessing
 from .checkpoint import average_states, load_checkpoint, restore_optimizer, save_checkpoint, trainable_state
 from .config import ResolvedConfig
+from .distributed import average_gradients, is_main, launched, on_main, rank, shard
 from .errors import ConfigError, HeadstartError, RunFolderError, TrainingDivergedError
 from .intervals import accuracy_text
 from .model import TransferModel, predict_logits, progress_bar
@@ -72,6 +79,9 @@ class OutOfTimeError(HeadstartError, TimeoutError):
         super().__init__(message)
         self.needed = needed
         self.fit_seconds = needed  # the caller that timed the fit may add what it had already taken
+
+    def __reduce__(self):  # pickled whole when the main process shares it (distributed.on_main)
+        return type(self), (str(self), self.needed)
 
 
 @dataclass(frozen=True)
@@ -277,6 +287,8 @@ def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val
     the fit ends by the deadline (see the module's docstring).
     """
     terms = nn.ModuleList(terms)
+    if not is_main():  # under a launcher one process speaks for the fit
+        log = epoch_log = None
     if any(t.needs_target for t in terms) and not target_items:
         needing = ", ".join(t.name for t in terms if t.needs_target)
         raise ConfigError(f"{needing} adapt(s) to unlabeled target data, but no target inputs were given; "
@@ -291,7 +303,7 @@ def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val
     prefix = _frozen_prefix(setup, state, train_items, terms, settings)
     watch = _Watch(current_deadline(), len(val_y), settings, _last_epoch_seconds(state.result.history))
     for epoch in range(state.epoch + 1, settings.epochs + 1):
-        if state.stopped or not watch.may_start(state):
+        if state.stopped or not _agreed(watch, state, lambda: watch.may_start(state)):
             break
         epoch_started = clock()
         outcome = _train_epoch(setup, state, epoch, train_items, train_y, target_items, prefix, settings, watch)
@@ -317,6 +329,15 @@ def _frozen_prefix(setup: _Setup, state: LoopState, train_items, terms: nn.Modul
         backbone, train_items, max(64, settings.batch_size), setup.device, terms=terms,
         inputs_vary=inputs_vary, mixes_batches=setup.mixer is not None)
     return prefix
+
+
+def _agreed(watch: "_Watch", state: LoopState, decide) -> bool:
+    """``decide()`` (a deadline check) and the stop note it may record, as the main process found them,
+    on every process: the clocks of several processes would disagree on the step to stop at."""
+    if watch.deadline is None or not launched():
+        return decide()
+    go_on, state.result.deadline_stop = on_main(lambda: (decide(), state.result.deadline_stop))
+    return go_on
 
 
 def _last_epoch_seconds(history: list[dict]) -> float:
@@ -426,43 +447,57 @@ def _set_up(model: TransferModel, terms: nn.ModuleList, n_train: int, settings: 
 def _train_epoch(setup: _Setup, state: LoopState, epoch: int, train_items, train_y: np.ndarray, target_items,
                  prefix, settings: ResolvedConfig, watch: _Watch) -> tuple[float, int] | None:
     """One pass over the training batches; ``(summed loss, batches)``, or None when the deadline
-    (``watch``) ended it before its last batch."""
-    seed_everything(settings.seed * 10_007 + epoch)
+    (``watch``) ended it before its last batch. Under a launcher each process trains on its slice of
+    every batch (:func:`headstart.distributed.shard`) and the loss recorded is the global batch's."""
+    # Other processes draw other dropout masks and augmentations; each stream is still a function of
+    # (seed, epoch, rank), and one process (rank 0) draws what it always drew.
+    seed_everything(settings.seed * 10_007 + epoch + rank() * 1_000_003)
     setup.model.train()
     setup.terms.train()
     epoch_loss, batches = 0.0, 0
     target_batches = (epoch_batches(len(target_items), settings.batch_size, settings.seed + 1, epoch)
                       if target_items else [])
+    term_params = [p for p in setup.terms.parameters() if p.requires_grad]
     batches_started, seen_before = time.perf_counter(), state.seen
     batches_of_epoch = epoch_batches(len(train_items), settings.batch_size, settings.seed, epoch)
     progress = progress_bar(batches_of_epoch, desc=f"epoch {epoch}/{settings.epochs}", unit="step",
-                            enabled=settings.progress)
+                            enabled=settings.progress and is_main())
     finished = True
     # The frozen modules are swapped for the cached outputs during the training batches only.
     with prefix.swapped() if prefix else contextlib.nullcontext():
-        for index, indices in enumerate(progress):
+        for index, global_indices in enumerate(progress):
+            indices, weight = shard(global_indices)
             batch = prefix.batch(indices) if prefix else _preprocess(setup.unwrapped.backbone, train_items, indices,
                                                                      setup.train_preprocessing, setup.device)
             labels = torch.as_tensor(train_y[indices], dtype=torch.long, device=setup.device)
-            target_indices = target_batches[index % len(target_batches)] if target_batches else None
+            target_indices = shard(target_batches[index % len(target_batches)])[0] if target_batches else None
             loss = _batch_loss(setup, state, batch, labels, target_items, target_indices)
-            loss_value = float(loss.detach())
+            loss_value = _global_loss(setup, loss, weight)  # the same on every process
             if not math.isfinite(loss_value):  # before the step: NaN gradients would corrupt every weight
                 _diverged(loss_value, epoch, index, setup.terms, settings)
             setup.optimizer.zero_grad(set_to_none=True)
-            setup.accelerator.backward(loss)
+            setup.accelerator.backward(loss * weight if launched() else loss)
+            average_gradients(term_params)  # the DDP-wrapped model's own are averaged by DDP
             setup.optimizer.step()
             setup.scheduler.step()
             epoch_loss += loss_value
             batches += 1
             state.step += 1
-            state.seen += len(indices)
-            if not watch.may_go_on(state, epoch, batches, len(batches_of_epoch)):
+            state.seen += len(global_indices)
+            if not _agreed(watch, state, lambda: watch.may_go_on(state, epoch, batches, len(batches_of_epoch))):
                 finished = False
                 break
     if state.seen > seen_before:
         state.result.batch_seconds += time.perf_counter() - batches_started
     return (epoch_loss, batches) if finished else None
+
+
+def _global_loss(setup: _Setup, loss: torch.Tensor, weight: float) -> float:
+    """The mean loss over the whole batch: this process's own, or under a launcher the processes'
+    average of their weighted means (the loss their averaged gradients descend)."""
+    if not launched():
+        return float(loss.detach())
+    return float(setup.accelerator.reduce(loss.detach() * weight, reduction="mean"))
 
 
 def _batch_loss(setup: _Setup, state: LoopState, batch: dict, labels: torch.Tensor, target_items,
@@ -490,7 +525,8 @@ def _end_epoch(setup: _Setup, state: LoopState, epoch: int, train_loss: float, v
                settings: ResolvedConfig, elapsed, epoch_log) -> None:
     """Validate, record the epoch in the history, keep the best weights, decide early stopping, and
     offer the epoch to checkpoint averaging."""
-    val_accuracy, val_loss = _evaluate(setup.unwrapped, val_items, val_y, settings.batch_size)
+    # Scored on the main process and shared, so every process keeps the same epoch and stops together.
+    val_accuracy, val_loss = on_main(lambda: _evaluate(setup.unwrapped, val_items, val_y, settings.batch_size))
     result = state.result
     result.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                            "val_accuracy": val_accuracy, "seconds": elapsed()})
@@ -535,7 +571,7 @@ def _try_average(model: TransferModel, pool: list, best_state: dict, val_items, 
     as the best epoch (already loaded), else reload the best epoch; record the outcome in ``result``
     and in the last history entry."""
     model.load_state_dict({**best_state, **average_states([state for _, _, state in pool])})
-    accuracy, loss = _evaluate(model, val_items, val_y, settings.batch_size)
+    accuracy, loss = on_main(lambda: _evaluate(model, val_items, val_y, settings.batch_size))
     kept = accuracy >= result.best_val_accuracy  # False for NaN (no validation examples)
     record = {"k": settings.average_checkpoints, "epochs": [epoch for _, epoch, _ in pool], "val_accuracy": accuracy,
               "val_loss": loss, "best_epoch_val_accuracy": result.best_val_accuracy, "kept": bool(kept)}

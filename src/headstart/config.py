@@ -16,11 +16,14 @@ from dataclasses import dataclass, field, fields
 from .errors import ConfigError, did_you_mean
 
 
-def option(default, help: str, *, choices=None, minimum=None, maximum=None, kind=None, path=False, loop=False):
+def option(default, help: str, *, choices=None, minimum=None, maximum=None, kind=None, path=False, loop=False,
+           aliases=(), metavar=None):
     """``path``: a folder option, which also takes a ``pathlib.Path`` (any ``os.PathLike``). ``loop``: the
-    option acts inside the fine-tuning loop, so only strategies that run it accept it."""
+    option acts inside the fine-tuning loop, so only strategies that run it accept it. ``aliases``: shorter
+    ``headstart fit`` flags beside the generated one; ``metavar``: the flag's value in the help text."""
     return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum,
-                                            "maximum": maximum, "kind": kind, "path": path, "loop": loop})
+                                            "maximum": maximum, "kind": kind, "path": path, "loop": loop,
+                                            "aliases": aliases, "metavar": metavar})
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,11 @@ class FitConfig:
                                    "~/.cache/headstart); 'none' keeps features in memory only.", kind=str, path=True)
     checkpoint_dir: str | None = option(None, "Save a training checkpoint here after every epoch; a fit started "
                                         "again with the same data and options resumes from it.", kind=str, path=True)
+    ray_address: str | None = option(None, "strategy=auto / adapt=auto: score the candidates in parallel as Ray tasks "
+                                     "(pip install headstart[ray]): 'local' (a Ray cluster started on this machine's "
+                                     "CPUs for the fit), 'auto' (the cluster this machine joined with `ray start`) or "
+                                     "'ray://HOST:PORT' (a remote cluster's client port); default: one after another.",
+                                     kind=str, aliases=("--ray",), metavar="ADDRESS")
     device: str = option("auto", "auto, cpu, or cuda.", choices=("auto", "cpu", "cuda"), kind=str)
     random_state: int = option(0, "Seed of the split, initialisation and data order.", minimum=0, kind=int)
     verbose: int = option(1, "0 silent; 1 progress bars, a line per training epoch, and summaries.", minimum=0, kind=int)
@@ -166,6 +174,22 @@ def check_values(values: dict, where: str = "TransferClassifier") -> None:
             raise ConfigError(f"{where}: {name}={value!r} is below its minimum {spec['minimum']}. {spec['help']}")
         if spec["maximum"] is not None and value > spec["maximum"]:
             raise ConfigError(f"{where}: {name}={value!r} is above its maximum {spec['maximum']}. {spec['help']}")
+    if values.get("ray_address") is not None:
+        check_ray_address(values, where)
+
+
+def check_ray_address(values: dict, where: str = "TransferClassifier") -> None:
+    """A Ray address is 'local', 'auto' or 'ray://HOST:PORT', and only the searches run candidates on it."""
+    address = values["ray_address"]
+    if address not in ("local", "auto") and not (address.startswith("ray://") and len(address) > len("ray://")):
+        raise ConfigError(f"{where}: ray_address={address!r} is not a Ray address; use 'local' (a Ray cluster "
+                          f"started on this machine for the fit), 'auto' (the cluster this machine joined with "
+                          f"`ray start`) or 'ray://HOST:PORT' (a remote cluster's client port), or None to run the "
+                          f"candidates one after another")
+    if "strategy" in values and values["strategy"] != "auto" and values.get("adapt") != "auto":
+        raise ConfigError(f"{where}: ray_address={address!r} runs the candidates of strategy='auto' or adapt='auto' "
+                          f"in parallel, and strategy={values['strategy']!r} fits one model; drop ray_address or "
+                          f"use strategy='auto'")
 
 
 def check_val_size(val_size, where: str = "TransferClassifier") -> None:

@@ -62,7 +62,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                  randaugment=DEFAULTS.randaugment, mixup=DEFAULTS.mixup, cutmix=DEFAULTS.cutmix,
                  token_dropout=DEFAULTS.token_dropout, label_smoothing=DEFAULTS.label_smoothing,
                  average_checkpoints=DEFAULTS.average_checkpoints, cache_dir=DEFAULTS.cache_dir,
-                 checkpoint_dir=DEFAULTS.checkpoint_dir,
+                 checkpoint_dir=DEFAULTS.checkpoint_dir, ray_address=DEFAULTS.ray_address,
                  device=DEFAULTS.device, random_state=DEFAULTS.random_state, verbose=DEFAULTS.verbose):
         self.backbone = backbone
         self.strategy = strategy
@@ -95,6 +95,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.average_checkpoints = average_checkpoints
         self.cache_dir = cache_dir
         self.checkpoint_dir = checkpoint_dir
+        self.ray_address = ray_address
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -109,6 +110,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         if self.adapt == "auto":
             return self._fit_choosing_adaptation(X, y, X_target, y_target)
         check_options(self.get_params())
+        if self.ray_address is not None:  # before reading any data: say how to install Ray
+            from .planner.parallel import require_ray
+
+            require_ray()
         if hasattr(self, "n_features_in_"):
             del self.n_features_in_  # a refit on images or text must not keep a stale feature count
         data = self._read(X, y, require_labels=True)

@@ -46,8 +46,9 @@ def add_fit_config_options(parser: argparse.ArgumentParser) -> None:
             continue
         if field.default is not None:  # None defaults are explained by the help text itself
             help_text += " (default: %(default)s)"
-        group.add_argument(_flag(field.name), dest=field.name, type=_typed(field), default=field.default,
-                           choices=spec["choices"], metavar=field.name.upper(), help=help_text)
+        group.add_argument(*spec["aliases"], _flag(field.name), dest=field.name, type=_typed(field),
+                           default=field.default, choices=spec["choices"],
+                           metavar=spec["metavar"] or field.name.upper(), help=help_text)
     group.add_argument("--quiet", "-q", dest="verbose", action="store_const", const=0,
                        help="No progress bars or log lines (same as --verbose 0).")
 

@@ -148,7 +148,12 @@ class _Run:
     def score_ladder(self, candidates: list[Candidate]) -> dict:
         """Score every candidate the budget allows, in the ladder's order; return the scoring fits kept
         as final models. The first candidate scored runs whatever the time, so that the fit ends with a
-        model; the others run by the deadline."""
+        model; the others run by the deadline. With ``ray_address`` the fits run as Ray tasks, all at
+        once, and are recorded in the same order (:mod:`.parallel`)."""
+        if self.config.ray_address is not None:
+            from .parallel import score_on_ray
+
+            return score_on_ray(self, candidates)
         kept_models = {}
         for candidate in candidates:
             if candidate.status == "skipped":  # already decided by the data size, with its reason
@@ -159,25 +164,41 @@ class _Run:
                 self.skip(candidate, reason)
                 continue
             model = self.timed_score(candidate, bounded)
-            if model is not None and self.kept_as_scored(candidate):
-                kept_models[candidate.name] = model
-                drop_losers(kept_models, candidates)
+            self.keep(kept_models, candidate, model, candidates)
         return kept_models
+
+    def keep(self, kept_models: dict, candidate: Candidate, model, candidates: list[Candidate]) -> None:
+        """Hold a scored candidate's fit when it is its final model, and free those that can no longer win."""
+        if model is not None and self.kept_as_scored(candidate):
+            kept_models[candidate.name] = model
+            drop_losers(kept_models, candidates)
 
     def timed_score(self, candidate: Candidate, bounded: bool):
         """Score ``candidate``, logging a line as it starts and one as it ends; None when a fit ran out
         of time before its first epoch ended (the candidate is then recorded as skipped)."""
-        fits = f"{len(self.splits)} folds" if len(self.splits) > 1 else "1 split"
-        self.log(f"auto: trying {candidate.name} on {fits}" + (f" ({left})" if (left := self.time_left()) else ""))
+        self.log_trying(candidate)
         t0 = train.clock()
         try:
             model, summaries = self.score(candidate, bounded)
         except train.OutOfTimeError as why:
-            candidate.scores, candidate.correct, candidate.log_loss, candidate.probabilities = [], [], [], []
-            self.seconds_per_epoch.setdefault(candidate.strategy, why.fit_seconds)  # its kin need as long
-            self.skip(candidate, f"skipped: {why}; {self.time_left()}")
+            self.out_of_time(candidate, str(why), why.fit_seconds)
             return None
-        candidate.seconds = train.clock() - t0
+        self.scored(candidate, train.clock() - t0, summaries)
+        return model
+
+    def log_trying(self, candidate: Candidate) -> None:
+        fits = f"{len(self.splits)} folds" if len(self.splits) > 1 else "1 split"
+        self.log(f"auto: trying {candidate.name} on {fits}" + (f" ({left})" if (left := self.time_left()) else ""))
+
+    def out_of_time(self, candidate: Candidate, why: str, fit_seconds: float) -> None:
+        """Record a candidate whose fit could not end a first epoch in time as skipped, with the reason."""
+        candidate.scores, candidate.correct, candidate.log_loss, candidate.probabilities = [], [], [], []
+        self.seconds_per_epoch.setdefault(candidate.strategy, fit_seconds)  # its kin need as long
+        self.skip(candidate, f"skipped: {why}; {self.time_left()}")
+
+    def scored(self, candidate: Candidate, seconds: float, summaries: list[dict]) -> None:
+        """Record a candidate whose evidence is in: its time, what its fits cost, and its log line."""
+        candidate.seconds = seconds
         candidate.status = "scored"
         self.learn_costs(candidate, summaries)
         held = len(candidate.correct)
@@ -186,7 +207,6 @@ class _Run:
                  f"predictions over {len(self.splits)} {'folds' if len(self.splits) > 1 else 'split'} "
                  f"({candidate.seconds:.1f} s" + (f"; the budget cut {candidate.cut_short} of its {len(summaries)} "
                                                   f"fits short)" if candidate.cut_short else ")"))
-        return model
 
     def learn_costs(self, candidate: Candidate, summaries: list[dict]) -> None:
         """Record what a scored candidate's fits cost: per epoch (the least a later fit of its kind
@@ -326,6 +346,7 @@ class _Run:
     def variant(self, candidate: Candidate, part: str) -> ResolvedConfig:
         """The configuration of one candidate's fit."""
         changes = {"strategy": candidate.strategy, "backbone": candidate.backbone, **candidate.options,
+                   "ray_address": None,  # the planner's own option: each fit is one fit, wherever it runs
                    "freeze": candidate.freeze if "freeze" in STRATEGIES.get(candidate.strategy).accepts else None}
         if self.config.checkpoint_dir:
             folder = re.sub(r"[^A-Za-z0-9._=+@()-]", "_", candidate.name)  # e.g. timm:NAME's colon

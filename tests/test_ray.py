@@ -1,0 +1,92 @@
+"""The planner's candidates as Ray tasks (``ray_address``, issue 27): the same plan_ as one after another,
+the budget's deadline carried into the tasks, and the errors of a missing Ray or a wrong address."""
+
+import dataclasses
+import importlib.util
+import math
+import subprocess
+import sys
+import time
+
+import pytest
+
+from headstart import TransferClassifier, train
+from headstart.cli import build_parser, fit_options
+from headstart.errors import ConfigError
+from headstart.planner.candidates import Candidate
+from headstart.planner.parallel import _score_task
+
+from helpers import separable_features
+
+needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                               reason="ray is not installed: pip install headstart[ray] (make test installs it)")
+# What plan_ records of each candidate, times and the time-worded reasons aside
+EVIDENCE = ("name", "kind", "strategy", "backbone", "freeze", "options", "status", "scores", "correct", "log_loss",
+            "default")
+
+
+@needs_ray
+def test_planner_on_local_ray_records_the_sequential_plan():
+    X, y = separable_features(per_class=12)  # under 30 per class: each candidate scored by 3-fold cross-validation
+    options = dict(strategy="auto", backbone="precomputed", epochs=1, verbose=0)
+    sequential = TransferClassifier(**options).fit(X, y).plan_
+    parallel = TransferClassifier(**options, ray_address="local").fit(X, y).plan_
+    evidence = lambda plan: [{k: c[k] for k in EVIDENCE} for c in plan["candidates"]]
+    assert evidence(parallel) == evidence(sequential)
+    assert [c["status"] for c in parallel["candidates"]].count("scored") == 3
+    for key in ("winner", "rule", "default", "defaults", "negative_transfer", "winner_refit"):
+        assert parallel[key] == sequential[key], key
+    assert "ray" not in sys.modules or not __import__("ray").is_initialized()  # the local cluster was shut down
+
+
+@dataclasses.dataclass
+class _Scorer:
+    """Stands in for the planner's run inside a task: a bounded fit past its deadline cannot start."""
+
+    ends: float = math.inf
+
+    def score(self, candidate, bounded):
+        if bounded and train.clock() >= self.ends:
+            raise train.OutOfTimeError("its first epoch needs about 5 s", needed=5.0)
+        return "model", [{"seconds_left": self.ends - train.clock()}]
+
+
+def test_importing_headstart_leaves_ray_unimported():
+    code = ("import sys, headstart, headstart.estimator, headstart.cli, headstart.planner.parallel; "
+            "print('ray' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+def test_task_deadline_counts_the_time_queued():
+    candidate = Candidate("finetune@x", "transfer", "finetune")
+    # sent with 60 s left, started at once: its deadline is about 60 s away on the task's own clock
+    fresh = _score_task(_Scorer(), candidate, True, 60.0, time.time(), True, 1)
+    assert fresh.model == "model" and 55 < fresh.summaries[0]["seconds_left"] <= 60
+    # sent with 60 s left but queued for 61 s behind other tasks: out of time, as a value, with the reason
+    queued = _score_task(_Scorer(), candidate, True, 60.0, time.time() - 61, True, 1)
+    assert queued.model is None and queued.out_of_time == ("its first epoch needs about 5 s", 5.0)
+    # the first candidate runs whatever the time; a model the planner will not keep does not travel back
+    first = _score_task(_Scorer(), candidate, False, 60.0, time.time() - 61, False, 1)
+    assert first.out_of_time is None and first.model is None
+
+
+def test_ray_address_without_ray_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if it were not installed
+    X, y = separable_features(per_class=5)
+    with pytest.raises(ConfigError, match=r"not installed; pip install headstart\[ray\]"):
+        TransferClassifier(strategy="auto", backbone="precomputed", ray_address="local", verbose=0).fit(X, y)
+
+
+def test_ray_address_bad_value_is_refused_with_the_accepted_ones():
+    X, y = separable_features(per_class=5)
+    with pytest.raises(ConfigError, match=r"ray_address='localhost' is not a Ray address; use 'local'.*'auto'.*"
+                                          r"'ray://HOST:PORT'"):
+        TransferClassifier(strategy="auto", backbone="precomputed", ray_address="localhost").fit(X, y)
+    with pytest.raises(ConfigError, match=r"strategy='linear_probe' fits one model; drop ray_address"):
+        TransferClassifier(backbone="precomputed", ray_address="local").fit(X, y)
+
+
+def test_cli_ray_flag_sets_ray_address():
+    args = build_parser().parse_args(["fit", "data", "--out", "run", "--strategy", "auto", "--ray", "ray://head:10001"])
+    assert fit_options.fit_params(args)["ray_address"] == "ray://head:10001"
+    assert fit_options.fit_params(build_parser().parse_args(["fit", "data", "--out", "run"]))["ray_address"] is None

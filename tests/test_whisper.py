@@ -189,7 +189,7 @@ def test_join_parts_is_in_order_atomic_and_idempotent(tmp_path):
 def zoo_backbone(name: str, **kwargs):
     from headstart.backbones import ZOO, create_backbone
 
-    if not ZOO.get(name).installed:
+    if not ZOO.get(name.removesuffix(":padded")).installed:
         pytest.skip(f"{name}'s weights are not installed: headstart models pull {name}")
     return create_backbone(name, **kwargs)
 
@@ -231,8 +231,12 @@ def test_whisper_encoder_equals_ctranslate2_encoder(name, tmp_path):
 
 
 def test_padded_encoding_is_whisper_encoder_pooled_over_the_clip(tmp_path):
-    padded = zoo_backbone("whisper_tiny_en", pretrained=True).eval()
-    padded.padded = True
+    from headstart.backbones import backbone_modality
+
+    padded = zoo_backbone("whisper_tiny_en:padded", pretrained=True).eval()
+    assert padded.padded and padded.name == "whisper_tiny_en:padded"
+    assert backbone_modality("whisper_tiny_en:padded") == "audio"
+    assert padded.preprocess_signature()["encoding"] == "padded-30s"
     waves = [spoken_word(tmp_path), tone(500, 0.3)]
     batch = padded.preprocess(waves)
     assert batch["input_features"].shape == (2, 80, 3000) and batch["frames"].tolist() == [
@@ -242,6 +246,14 @@ def test_padded_encoding_is_whisper_encoder_pooled_over_the_clip(tmp_path):
         ours = padded(batch)
     for i, frames in enumerate(batch["frames"].tolist()):
         assert torch.allclose(ours[i], hidden[i, :frames].mean(dim=0), atol=1e-5)
+
+
+def test_padded_suffix_on_a_model_that_is_not_whisper_names_the_whisper_models():
+    from headstart.backbones import create_backbone
+    from headstart.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="minilm_l6:padded.*Whisper models only.*whisper_base:padded"):
+        create_backbone("minilm_l6:padded")
 
 
 def test_clip_length_encoding_does_not_depend_on_the_batch(tiny_en, tmp_path):

@@ -1,12 +1,14 @@
 """Pretrained backbones behind one interface (:class:`Backbone`), whatever the modality.
 
-Names: an offline zoo name (``efficientnet_lite0``, ``minilm_l6``, ``whisper_base``…), a provider
+Names: an offline zoo name (``efficientnet_lite0``, ``minilm_l6``, ``whisper_base``…; a Whisper
+model with ``:padded`` appended encodes Whisper's full 30-s window instead of the clip), a provider
 name (``timm:resnet50``, ``hf:bert-base-uncased``), a local Hugging Face model directory, or
 ``precomputed`` for inputs that already are feature vectors.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from ..errors import ConfigError, UnknownNameError, WeightsNotFoundError, did_you_mean
@@ -20,6 +22,7 @@ __all__ = [
 ]
 
 PROVIDERS = ("timm:", "hf:")
+PADDED = ":padded"  # zoo Whisper name suffix: Whisper's own 30-s padded encoding (see backbones.whisper)
 
 
 def list_models() -> list[dict]:
@@ -84,6 +87,8 @@ def _build(
         return PrecomputedBackbone(feature_dim)
     if name in ZOO:
         return _create_from_zoo(ZOO.get(name), pretrained, image_size, max_length)
+    if name.endswith(PADDED) and name.removesuffix(PADDED) in ZOO:
+        return _create_padded_whisper(name, pretrained)
     if name.startswith("timm:"):
         return _create_timm(name.removeprefix("timm:"), pretrained, image_size)
     if name.startswith("hf:"):
@@ -120,6 +125,22 @@ def _create_from_zoo(entry: ZooEntry, pretrained, image_size, max_length) -> Bac
         return TimmBackbone(info, model, pretrained=pretrained, image_size=image_size)
     entry.require_installed()  # text: the tokenizer and config live in the same package
     return _load_hf_text(info, entry.weights(), pretrained, max_length)
+
+
+def _create_padded_whisper(name: str, pretrained: bool) -> Backbone:
+    """``whisper_base:padded``: the zoo Whisper model encoding the 30-s window Whisper was trained on
+    (slower, measured better at a handful of clips per class: docs/benchmarks.md, audio)."""
+    entry = ZOO.get(name.removesuffix(PADDED))
+    if entry.info.architecture != "ct2:whisper":
+        whispers = [n for n in ZOO.names() if ZOO.get(n).info.architecture == "ct2:whisper"]
+        raise ConfigError(f"backbone {name!r}: the {PADDED!r} suffix applies to the zoo's Whisper models only "
+                          f"({', '.join(n + PADDED for n in whispers)}); use {entry.info.name!r} as it is")
+    from .whisper import create_whisper_backbone
+
+    entry.require_installed()
+    info = dataclasses.replace(entry.info, name=name,
+                               description=entry.info.description + " (Whisper's padded 30-s encoding)")
+    return create_whisper_backbone(info, entry.weights(), pretrained=pretrained, padded=True)
 
 
 def _create_timm(architecture: str, pretrained: bool, image_size) -> Backbone:
@@ -263,6 +284,8 @@ def backbone_modality(name: str) -> str | None:
         return "features"
     if name in ZOO:
         return ZOO.get(name).info.modality
+    if name.endswith(PADDED) and name.removesuffix(PADDED) in ZOO:
+        return ZOO.get(name.removesuffix(PADDED)).info.modality
     if name.startswith("timm:"):
         return "image"
     if name.startswith("hf:") or os.path.isdir(name):
@@ -280,7 +303,9 @@ def backbone_modality(name: str) -> str | None:
     return None
 
 
-DEFAULT_BACKBONES = {"image": "efficientnet_lite0", "text": "minilm_l6", "audio": "resemblyzer_ge2e",
+# audio: Whisper tiny.en's probe beats the GE2E speaker encoder by 21 points at 5 clips per word and
+# costs 0.04 s per clip (docs/benchmarks.md, spoken words); a speaker encoder ignores what is said
+DEFAULT_BACKBONES = {"image": "efficientnet_lite0", "text": "minilm_l6", "audio": "whisper_tiny_en",
                      "features": "precomputed"}
 
 

@@ -18,9 +18,15 @@ def source_and_target():
     return X[:12], y[:12], X[12:]
 
 
-def test_adapt_auto_tries_source_only_and_every_method_and_records_them(source_and_target):
+@pytest.fixture(scope="module")
+def auto_fit(source_and_target):
+    """One adapt='auto' fit (seven fine-tunes) shared by the tests that only read what it recorded."""
     X, y, target = source_and_target
-    clf = TransferClassifier(**FAST, adapt="auto", adapt_weight=0.5).fit(X, y, X_target=target)
+    return TransferClassifier(**FAST, adapt="auto", adapt_weight=0.5).fit(X, y, X_target=target)
+
+
+def test_adapt_auto_tries_source_only_and_every_method_and_records_them(auto_fit, source_and_target):
+    clf, target = auto_fit, source_and_target[2]
     record = clf.adaptation_
     assert [row["method"] for row in record["candidates"]] == list(CANDIDATES)
     assert [row["candidate"] for row in record["candidates"]][1:] == [f"{m}@0.5" for m in CANDIDATES[1:]]
@@ -32,9 +38,8 @@ def test_adapt_auto_tries_source_only_and_every_method_and_records_them(source_a
     assert clf.predict(target).shape == (len(target),)
 
 
-def test_adapt_auto_fit_time_covers_every_candidate_not_only_the_kept_one(source_and_target):
-    X, y, target = source_and_target
-    clf = TransferClassifier(**FAST, adapt="auto", adapt_weight=0.5).fit(X, y, X_target=target)
+def test_adapt_auto_fit_time_covers_every_candidate_not_only_the_kept_one(auto_fit):
+    clf = auto_fit
     summary = clf.fit_summary_
     every_candidate = sum(row["seconds"] for row in clf.adaptation_["candidates"])
     assert summary["fit_seconds"] >= every_candidate > summary["chosen_fit_seconds"] > 0

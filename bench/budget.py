@@ -99,7 +99,10 @@ def run_fit(task: str, data: Path, budget: str, args) -> dict:
         if done.returncode != 0:
             raise SystemExit(f"{task} budget {budget}: headstart fit exited {done.returncode}:\n{done.stderr[-3000:]}")
         plan = json.loads((work / "run" / "plan.json").read_text())
-        return row(task, budget, wall, plan)
+        # the planner's own lines (what it tried, how long each took, what it skipped): where an over-budget
+        # fit spent the time
+        planner_log = [line for line in done.stderr.splitlines() if line.startswith("auto:")]
+        return {**row(task, budget, wall, plan), "planner_log": planner_log}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -115,7 +118,8 @@ def row(task: str, budget: str, wall: float, plan: dict) -> dict:
             "winner": plan["winner"], "winner_refit": plan.get("winner_refit"),
             "scored": [c["name"] for c in candidates if c["status"] == "scored"],
             "skipped_for_time": [c["name"] for c in candidates
-                                 if c["status"] == "skipped" and "budget left" in (c.get("reason") or "")]}
+                                 if c["status"] == "skipped" and "budget left" in (c.get("reason") or "")],
+            "candidate_seconds": {c["name"]: c.get("seconds") for c in candidates if c["status"] == "scored"}}
 
 
 # --------------------------------------------------------------------------- results
@@ -171,6 +175,7 @@ def main(argv=None) -> int:
     parser.add_argument("--text-backbone", default=None, help="vader_movie's backbone (default: auto)")
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of each fit (default: torch's own)")
     parser.add_argument("--render-only", action="store_true", help="print the table of the saved results")
+    parser.add_argument("--merge", action="store_true", help="keep the saved rows of (task, budget) pairs not rerun")
     args = parse_suite_args(parser, argv, threads=False,
                             smoke={"image_size": 32, "epochs": 1,
                                    "image_backbone": "mobilenetv2_100", "text_backbone": "minilm_l6"},
@@ -181,7 +186,7 @@ def main(argv=None) -> int:
         if not path.exists():
             raise SystemExit(f"{path} does not exist: run `python -m bench.budget` first")
         saved = json.loads(path.read_text())
-        print(render(saved["results"], saved["meta"]))
+        publish(render(saved["results"], saved["meta"]))
         return 0
     args.task_list = [t.strip() for t in args.tasks.split(",") if t.strip()]
     budgets = args.budgets or ",".join(SMOKE_BUDGETS if args.smoke else BUDGETS)
@@ -191,7 +196,10 @@ def main(argv=None) -> int:
         raise SystemExit(f"unknown task(s) {', '.join(unknown)}; the suite's: {', '.join(TASKS)}")
     for budget in args.budget_list:
         seconds(budget)  # a bad duration fails before anything runs
-    results, folder = [], Path(tempfile.mkdtemp(prefix="budget-data-"))
+    saved_path = ROOT / "bench" / "results" / f"{SUITE}.json"
+    earlier = json.loads(saved_path.read_text())["results"] if args.merge and saved_path.is_file() else []
+    rerun = {(t, b) for t in args.task_list for b in args.budget_list}
+    results, folder = [r for r in earlier if (r["task"], r["budget"]) not in rerun], Path(tempfile.mkdtemp(prefix="budget-data-"))
     try:
         for task in args.task_list:
             data = write_task(task, folder, args.smoke)
@@ -203,8 +211,20 @@ def main(argv=None) -> int:
                 save(results, args)  # after every fit: a long run that stops keeps what it measured
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    print(render(results, save(results, args)))
+    body = render(results, save(results, args))
+    if args.smoke:
+        print(body)
+    else:
+        publish(body)
     return 0
+
+
+def publish(body: str) -> None:
+    """Print the table and write it as docs/benchmarks.md's budget section."""
+    from .report import write_section
+
+    print(body)
+    write_section(ROOT / "docs" / "benchmarks.md", SUITE, "Does `--budget` hold? (issue 26)", body)
 
 
 if __name__ == "__main__":

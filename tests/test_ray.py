@@ -1,5 +1,6 @@
-"""The planner's candidates as Ray tasks (``ray_address``, issue 27): the same plan_ as one after another,
-the budget's deadline carried into the tasks, and the errors of a missing Ray or a wrong address."""
+"""The candidates of strategy="auto" and adapt="auto" as Ray tasks (``ray_address``, issue 27): the same plan_
+and the same choice as one after another, the budget's deadline carried into the tasks, and the errors of a
+missing Ray or a wrong address."""
 
 import dataclasses
 import importlib.util
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from headstart import TransferClassifier, train
@@ -37,6 +39,22 @@ def test_planner_on_local_ray_records_the_sequential_plan():
     for key in ("winner", "rule", "default", "defaults", "negative_transfer", "winner_refit"):
         assert parallel[key] == sequential[key], key
     assert "ray" not in sys.modules or not __import__("ray").is_initialized()  # the local cluster was shut down
+
+
+@needs_ray
+def test_adapt_auto_on_local_ray_records_the_sequential_choice():
+    rng = np.random.default_rng(0)
+    source, target = rng.normal(size=(60, 6)), rng.normal(size=(40, 6)) + 0.5
+    y = np.where(source[:, 0] > 0, "a", "b")
+    options = dict(strategy="linear_probe", backbone="precomputed", adapt="auto", adapt_weight=1.0, epochs=2, verbose=0)
+    sequential = TransferClassifier(**options).fit(source, y, X_target=target)
+    parallel = TransferClassifier(**options, ray_address="local").fit(source, y, X_target=target)
+    untimed = lambda record: {**record, "candidates": [{k: v for k, v in row.items() if k != "seconds"}
+                                                       for row in record["candidates"]]}
+    assert untimed(parallel.adaptation_) == untimed(sequential.adaptation_)  # IM and DEV to the last bit
+    assert [row["status"] for row in parallel.adaptation_["candidates"]] == ["scored"] * 6
+    np.testing.assert_array_equal(parallel.predict_proba(target), sequential.predict_proba(target))
+    assert hasattr(parallel, "source_only_") == hasattr(sequential, "source_only_")
 
 
 @dataclasses.dataclass

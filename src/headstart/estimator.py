@@ -24,7 +24,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from .backbones import backbone_modality
 from .cache import open_cache
-from .config import DEFAULTS, parse_budget
+from .config import DEFAULTS, check_ray_address, parse_budget
 from .data import LabeledData, check_classification_labels, from_arrays, load_dataset, stratified_split
 from .errors import ConfigError, DataError, NotFittedError
 from .fitting import check_options, fit_strategy, resolve, resolve_device
@@ -166,30 +166,44 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     def _fit_choosing_adaptation(self, X, y, X_target, y_target):
         from sklearn.base import clone
 
-        from .adapt.select import WEIGHTS, candidate_name, select_adaptation
+        from .adapt.select import WEIGHTS, select_adaptation
 
         if X_target is None:
             raise ConfigError("adapt='auto' chooses how to align the training data with unlabeled target data; pass "
                               "fit(X, y, X_target=...) (CLI: --target PATH)")
+        if self.ray_address is not None:  # each candidate checks its own options; where they run is checked here
+            from .planner.parallel import require_ray
+
+            check_ray_address(self.get_params())
+            require_ray()
         started = time.perf_counter()
         target_items = self._read(X_target, None, require_labels=False).inputs
 
         fitted = {}
 
         def fit_candidate(method, weight):
-            # the budget is the search's, not each candidate's
-            candidate = clone(self).set_params(adapt=method, adapt_weight=weight if method else None, budget=None)
-            if self.checkpoint_dir:  # one checkpoint per candidate: each resumes its own fit, none refuses another's
-                candidate.set_params(checkpoint_dir=str(Path(self.checkpoint_dir) / candidate_name(method, weight)))
+            candidate = _fit_adaptation_candidate((self, X, y, X_target), method, weight)
             if method is None:  # kept for the report's source-only vs adapted comparison
                 fitted["source_only"] = candidate
-            return candidate.fit(X, y, X_target=X_target if method else None)
+            return candidate
+
+        def fit_all(plan, seconds):  # with ray_address: every candidate at once, as Ray tasks
+            from .errors import TrainingDivergedError
+            from .planner.parallel import map_in_order
+
+            outcomes = map_in_order(self.ray_address, _fit_adaptation_candidate, (clone(self), X, y, X_target), plan,
+                                    device=resolve_device(self.device), seconds=seconds,
+                                    returned=(TrainingDivergedError,))
+            for (method, _), (outcome, took) in zip(plan, outcomes):
+                if method is None:
+                    fitted["source_only"] = outcome
+                yield outcome, took
 
         weights = WEIGHTS if self.adapt_weight is None else (self.adapt_weight,)
         budget = None if self.budget is None else parse_budget(self.budget)
         best, record = select_adaptation(fit_candidate, target_items, y_target, weights=weights,
                                          source_validation=self._source_validation(X, y), log=self._log,
-                                         budget_seconds=budget)
+                                         budget_seconds=budget, fit_all=fit_all if self.ray_address else None)
         for name in [name for name in vars(best) if name.endswith("_") and not name.startswith("__")]:
             setattr(self, name, getattr(best, name))  # the winner's fitted state becomes this estimator's
         if hasattr(self, "source_only_"):
@@ -418,3 +432,19 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
         return tags
+
+
+def _fit_adaptation_candidate(shared, method: str | None, weight: float | None) -> TransferClassifier:
+    """One candidate of ``adapt="auto"``: a clone of the estimator fitted with ``method`` at ``weight`` (None:
+    source-only). ``shared`` is ``(estimator, X, y, X_target)``; a module function, so that it pickles for Ray."""
+    from sklearn.base import clone
+
+    estimator, X, y, X_target = shared
+    # the budget is the search's, not each candidate's, and each candidate is one fit wherever it runs
+    candidate = clone(estimator).set_params(adapt=method, adapt_weight=weight if method else None, budget=None,
+                                            ray_address=None)
+    if estimator.checkpoint_dir:  # one checkpoint per candidate: each resumes its own fit, none refuses another's
+        from .adapt.select import candidate_name
+
+        candidate.set_params(checkpoint_dir=str(Path(estimator.checkpoint_dir) / candidate_name(method, weight)))
+    return candidate.fit(X, y, X_target=X_target if method else None)

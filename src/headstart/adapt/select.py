@@ -92,39 +92,38 @@ def labeled_target(y_target, n_target: int) -> np.ndarray | None:
 def select_adaptation(fit_candidate: Callable[[str | None, float | None], object], target_items, y_target=None,
                       candidates=CANDIDATES, weights: Sequence[float | None] = WEIGHTS,
                       source_validation: SourceValidation | None = None, log=lambda message: None,
-                      budget_seconds: float | None = None):
+                      budget_seconds: float | None = None, fit_all: Callable | None = None):
     """Fit every candidate with ``fit_candidate(method or None, weight)``; return ``(best estimator, record)``.
 
     ``weights``: the trade-off weights tried for each method (``(None,)``: each method's default), in
     order. ``budget_seconds``: stop trying candidates whose expected cost no longer fits (None: try all).
+    ``fit_all(plan, budget_seconds)``: fits every ``(method, weight)`` of the plan at once (on Ray:
+    :func:`headstart.planner.parallel.map_in_order`) and yields, in plan order, ``(outcome, fit seconds)``:
+    the fitted estimator, the :class:`TrainingDivergedError` its fit raised, or why it was not fitted
+    (the budget ran out first); candidates are then scored and chosen exactly as when fitted one by one.
     """
     known = labeled_target(y_target, len(target_items))
     plan = [(None, None)] + [(m, w) for w in weights for m in candidates if m != "source_only"]
     rows, best, best_key, dev_weights = [], None, None, None
-    search_started = time.perf_counter()
-    for method, weight in plan:
+    fits = (zip(plan, fit_all(plan, budget_seconds)) if fit_all is not None
+            else _fits_one_by_one(plan, fit_candidate, rows, budget_seconds))
+    for (method, weight), (estimator, fit_seconds) in fits:
         name = candidate_name(method, weight)
-        started = time.perf_counter()
         row = {"candidate": name, "method": method or "source_only", "weight": weight}
-        expected = _expected_seconds(method, rows)
-        left = None if budget_seconds is None else budget_seconds - (started - search_started)
-        if method is not None and left is not None and expected > left:
-            rows.append({**row, "status": "skipped", "seconds": 0.0,
-                         "reason": f"skipped: about {expected:.0f} s needed, {max(0.0, left):.0f} s of the "
-                                   f"{budget_seconds:.0f} s budget left"})
+        if isinstance(estimator, str):  # why it was not fitted
+            rows.append({**row, "status": "skipped", "seconds": fit_seconds, "reason": estimator})
             continue
-        try:
-            estimator = fit_candidate(method, weight)
-        except TrainingDivergedError as error:
+        if isinstance(estimator, TrainingDivergedError):
             if method is None:
-                raise
-            rows.append({**row, "status": "failed", "reason": str(error), "seconds": time.perf_counter() - started})
-            log(f"adapt=auto: {name} failed and is left out: {error}")
+                raise estimator
+            rows.append({**row, "status": "failed", "reason": str(estimator), "seconds": fit_seconds})
+            log(f"adapt=auto: {name} failed and is left out: {estimator}")
             continue
+        scoring_started = time.perf_counter()
         if method is None and source_validation is not None:
             dev_weights = _dev_weights(estimator, target_items, source_validation)
         _score(row, estimator, target_items, y_target, known, source_validation, dev_weights)
-        row["seconds"] = time.perf_counter() - started
+        row["seconds"] = fit_seconds + time.perf_counter() - scoring_started
         rows.append(row)
         log(f"adapt=auto: {name} " + (f"target accuracy {accuracy_text(row['target_accuracy'], len(known))}, "
                                       if known is not None else "")
@@ -150,6 +149,26 @@ def select_adaptation(fit_candidate: Callable[[str | None, float | None], object
               "chosen_weight": chosen["weight"], "dev_gate": gate, "dev_effective_rows": dev_effective,
               "dev_rows": None if dev_weights is None else len(dev_weights)}
     return best, record
+
+
+def _fits_one_by_one(plan, fit_candidate, rows: list[dict], budget_seconds: float | None):
+    """``((method, weight), (outcome, seconds))`` per candidate, fitted when asked for: the fitted estimator,
+    the :class:`TrainingDivergedError` its fit raised, or the reason it was skipped (the budget left, read
+    off ``rows`` as the caller fills them, cannot pay for it)."""
+    search_started = time.perf_counter()
+    for method, weight in plan:
+        started = time.perf_counter()
+        expected = _expected_seconds(method, rows)
+        left = None if budget_seconds is None else budget_seconds - (started - search_started)
+        if method is not None and left is not None and expected > left:
+            yield (method, weight), (f"skipped: about {expected:.0f} s needed, {max(0.0, left):.0f} s of the "
+                                     f"{budget_seconds:.0f} s budget left", 0.0)
+            continue
+        try:
+            outcome = fit_candidate(method, weight)
+        except TrainingDivergedError as error:
+            outcome = error
+        yield (method, weight), (outcome, time.perf_counter() - started)
 
 
 def _score(row: dict, estimator, target_items, y_target, known, source_validation, dev_weights) -> None:

@@ -1,4 +1,4 @@
-"""The planner's candidates as Ray tasks (``ray_address``): the same ``plan_``, sooner.
+"""The planner's and ``adapt="auto"``'s candidates as Ray tasks (``ray_address``): the same ``plan_``, sooner.
 
 Each candidate's scoring (its fits on every split and its held-out predictions: :meth:`_Run.score`)
 depends on nothing another candidate learns, so with ``ray_address`` set every candidate the data
@@ -27,6 +27,13 @@ and so the decision, are those of a sequential run; only the times differ.
 - **Models.** A task returns its last split's model only when the planner would keep that scoring
   fit as the final model (:meth:`_Run.kept_as_scored`); torch modules and the baselines pickle, so the
   model travels whole, and a cross-validated candidate, which is refit on every row, returns none.
+- **adapt="auto"** fits its candidates the same way (:func:`map_in_order`): every candidate a task,
+  each a clone of the estimator fitted in the worker and sent back whole, then scored and chosen in
+  the driver in the search's order by :func:`headstart.adapt.select.select_adaptation`'s own code, so
+  the record (IM, DEV, the choice) is the sequential one. Its budget, which the sequential search
+  spends by skipping candidates it cannot pay for from what earlier ones cost, here ends the wait:
+  source-only is always awaited, and a later candidate not done by then is cancelled and recorded as
+  skipped.
 - **The cluster.** ``"local"`` starts a Ray cluster on this machine's CPUs for the planner and shuts
   it down after; ``"auto"`` and ``"ray://HOST:PORT"`` connect to a running cluster, whose workers
   need headstart (and the backbones' weights) installed. A Ray session the caller started already is
@@ -90,7 +97,7 @@ def score_on_ray(run, candidates: list[Candidate]) -> dict:
     with connected(run.config.ray_address) as ray:
         ruled_out = {c.name for c in candidates if c.status == "skipped"}  # by the data size, with the reason
         todo = [c for c in candidates if c.name not in ruled_out]
-        resources = task_resources(ray, run.config, len(todo))
+        resources = task_resources(ray, run.config.device, run.config.ray_address, len(todo))
         shared = ray.put(dataclasses.replace(run, log=_quiet, ends=float("inf"), seconds_per_epoch={}))
         task = ray.remote(_score_task).options(**resources, max_retries=0)
         pending = {}
@@ -138,17 +145,54 @@ def _get(ray, reference):
         raise
 
 
-def task_resources(ray, config, tasks: int) -> dict:
+def task_resources(ray, device: str, address: str, tasks: int) -> dict:
     """Each task's equal share of the cluster: whole CPUs (at least one), and a share of a GPU for cuda."""
     cluster = ray.cluster_resources()
     resources = {"num_cpus": max(1, int(cluster.get("CPU", 1) // max(1, tasks)))}
-    if config.device == "cuda":
+    if device == "cuda":
         gpus = cluster.get("GPU", 0)
         if not gpus:
-            raise ConfigError(f"device='cuda' but the Ray cluster at {config.ray_address!r} has no GPU; "
-                              f"connect to a cluster with GPUs, or set device='cpu'")
+            raise ConfigError(f"device='cuda' but the Ray cluster at {address!r} has no GPU; connect to a cluster "
+                              f"with GPUs, or set device='cpu'")
         resources["num_gpus"] = min(1.0, gpus / max(1, tasks))
     return resources
+
+
+def map_in_order(address: str, function, shared, arguments: list[tuple], *, device: str = "cpu",
+                 seconds: float | None = None, returned: tuple = ()):
+    """``function(shared, *args)`` for every ``args`` as Ray tasks at once (``shared`` sent once); yields
+    ``(result, seconds the call took)`` in the order given. An exception of a ``returned`` type comes as the
+    result; other exceptions are raised. With ``seconds``, a task after the first that is not done when
+    they have passed is cancelled and its result is the reason (the first is always awaited, as the
+    sequential search always fits it). ``adapt="auto"`` fits its candidates through this."""
+    with connected(address) as ray:
+        resources = task_resources(ray, device, address, len(arguments))
+        task = ray.remote(_call_task).options(**resources, max_retries=0)
+        shared_ref = ray.put(shared)
+        ends = None if seconds is None else time.monotonic() + seconds
+        references = [task.remote(shared_ref, function, resources["num_cpus"], returned, *args) for args in arguments]
+        for number, reference in enumerate(references):
+            timeout = None if ends is None or number == 0 else max(0.0, ends - time.monotonic())
+            if not ray.wait([reference], timeout=timeout)[0]:
+                ray.cancel(reference, force=True)
+                yield f"skipped: not done when the {seconds:.0f} s budget ran out (candidates run in parallel on Ray)", 0.0
+                continue
+            yield _get(ray, reference)
+
+
+def _call_task(shared, function, threads: int, returned: tuple, *args):
+    """One :func:`map_in_order` call inside a Ray worker, at its CPU share."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    started = time.monotonic()
+    with threadpool_limits(threads):
+        try:
+            result = function(shared, *args)
+        except returned as error:
+            result = error
+    return result, time.monotonic() - started
 
 
 def _describe(resources: dict) -> str:

@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FIT = ["fit", "--strategy", "finetune", "--epochs", "4", "--patience", "4", "--batch-size", "5", "--image-size", "32",
        "--backbone", "mobilenetv2_100", "--no-augment", "--cache-dir", "none", "--device", "cpu", "--quiet"]
 # Summation order differs between one batch of 5 and slices of 3 and 2, and AdamW's normalised steps
-# carry those last-bit differences on; measured: 2.4e-5 after 3 epochs.
-WEIGHT_TOLERANCE = 2e-4
+# carry those last-bit differences on; measured here: 7.7e-5 after 4 epochs (weights up to 0.25).
+WEIGHT_TOLERANCE = 5e-4
 
 
 def _env() -> dict:

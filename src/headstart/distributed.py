@@ -1,9 +1,10 @@
 """One fit over several processes: what each process reads from the launcher, and the few collectives
 headstart needs beside Accelerate's own.
 
-``torchrun --nproc_per_node N -m headstart fit …`` or ``accelerate launch --num_processes N -m
-headstart fit …`` start N copies of the same program with ``RANK`` / ``WORLD_SIZE`` (and
-``MASTER_ADDR`` / ``MASTER_PORT``) in their environment. Every copy runs the whole fit: it reads the
+``torchrun --nproc_per_node N -m headstart fit …`` or ``accelerate launch --multi_gpu --num_processes N
+-m headstart fit …`` (torchrun underneath) start N copies of the same program with ``RANK`` /
+``WORLD_SIZE`` (and ``MASTER_ADDR`` / ``MASTER_PORT``) in their environment. On CPUs use torchrun:
+Accelerate 1.16's ``launch --cpu`` starts one process (its multi-CPU launch goes through mpirun). Every copy runs the whole fit: it reads the
 data, resolves the options and builds the model, so that nothing has to be sent between processes
 but the gradients (Accelerate's DDP) and these few decisions:
 
@@ -68,7 +69,7 @@ def ensure_process_group() -> None:
     if not os.environ.get("MASTER_ADDR"):
         raise HeadstartError(f"WORLD_SIZE={world_size()} says this is one of several processes, but MASTER_ADDR is "
                              f"not set; start the fit with `torchrun --nproc_per_node N -m headstart …` or "
-                             f"`accelerate launch --num_processes N -m headstart …`, or unset WORLD_SIZE")
+                             f"`accelerate launch --multi_gpu --num_processes N -m headstart …`, or unset WORLD_SIZE")
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend="cuda:nccl,cpu:gloo")

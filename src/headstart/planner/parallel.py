@@ -112,7 +112,12 @@ def score_on_ray(run, candidates: list[Candidate]) -> dict:
                                                   run.kept_as_scored(candidate), int(resources["num_cpus"]))
         run.log(f"auto: scoring {len(pending)} candidates as Ray tasks on {run.config.ray_address} "
                 f"({_describe(resources)} each)")
-        return _record(run, ray, candidates, pending, ruled_out)
+        try:
+            return _record(run, ray, candidates, pending, ruled_out)
+        except BaseException:  # a fit failed (or the user interrupted): the others' work is not wanted
+            for reference in pending.values():
+                ray.cancel(reference, force=True)
+            raise
 
 
 def _record(run, ray, candidates: list[Candidate], pending: dict, ruled_out: set) -> dict:

@@ -44,7 +44,7 @@ METHODS = {
     "ls+avg": {"label_smoothing": 0.1, "average_checkpoints": 3},
     "lp_ft": {"strategy": "lp_ft"},
     "lp_ft+ls+avg": {"strategy": "lp_ft", "label_smoothing": 0.1, "average_checkpoints": 3},
-    # the planner's default rung on tiny data (auto.TINY_LP_FT_OPTIONS)
+    # LP-FT with label smoothing: the planner's tiny-data rung until LP-FT was skipped there
     "lp_ft+ls": {"strategy": "lp_ft", "label_smoothing": 0.1},
 }
 REGULARIZED = [m for m in METHODS if m not in ("plain", "lp_ft")]  # lp_ft is a schedule, shown for reference

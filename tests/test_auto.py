@@ -70,10 +70,10 @@ def test_auto_records_every_candidate_with_scores_time_and_reason(digits_plan):
     assert {r["backbone"] for r in digits_plan.plan_["ranking"]} == {"efficientnet_lite0", "mobilenetv2_100"}
     assert digits_plan.plan_["ranked_examples"] == 100  # all of them: fewer than the subsample size
     # tiny data: contrastive body tuning is the default rung, tried right after the linear probes;
-    # LP-FT is a rung too, with label smoothing
+    # LP-FT, which never replaced it there, is recorded as skipped with the evidence
     assert [c["name"] for c in candidates if c["default"]] == [names[3]] and names[3].startswith("contrastive@")
     lp_ft = next(c for c in candidates if c["strategy"] == "lp_ft")
-    assert lp_ft["name"].startswith("lp_ft+label_smoothing@") and lp_ft["options"] == {"label_smoothing": 0.1}
+    assert lp_ft["status"] == "skipped" and lp_ft["reason"].startswith("not tried below 30 examples per class")
     held_out = digits_plan.plan_["held_out_predictions"]
     for c in candidates:
         if c["status"] == "scored":  # per-example hits, so a reader can redo the paired standard errors
@@ -402,8 +402,7 @@ def test_auto_logs_a_line_per_candidate_and_keeps_its_scoring_fits_quiet(capsys)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("[headstart] auto: ranked 1 layer group of precomputed with LogME on 60 examples")
     scored = [line for line in lines if " scored " in line]
-    assert [line.split()[2] for line in scored] == ["linear_probe@precomputed", "contrastive@precomputed",
-                                                    "lp_ft+label_smoothing@precomputed"]
+    assert [line.split()[2] for line in scored] == ["linear_probe@precomputed", "contrastive@precomputed"]
     assert all("held-out predictions over 3 folds" in line for line in scored)
     assert any(line.startswith("[headstart] auto: finetune(freeze=0)@precomputed skipped (not tried below 30")
                for line in lines)
@@ -480,20 +479,9 @@ def test_auto_refits_a_linear_probe_winner_on_every_row_from_30_per_class(capsys
     assert not np.allclose(scored.predict_logits(X), refit.predict_logits(X), atol=1e-3)
 
 
-def test_auto_on_tiny_data_smooths_the_lp_ft_labels_unless_the_user_chose_a_smoothing():
-    X, y = separable_features()  # 20 per class: tiny
-    clf = TransferClassifier(strategy="auto", backbone="precomputed", epochs=1, verbose=0).fit(X, y)
-    lp_ft = next(c for c in clf.plan_["candidates"] if c["strategy"] == "lp_ft")
-    assert lp_ft["name"] == "lp_ft+label_smoothing@precomputed" and lp_ft["options"] == {"label_smoothing": 0.1}
-    assert clf.label_smoothing == 0.0  # the rung's option is the planner's, not a change to the user's settings
-    own = TransferClassifier(strategy="auto", backbone="precomputed", epochs=1, verbose=0, label_smoothing=0.2).fit(X, y)
-    lp_ft = next(c for c in own.plan_["candidates"] if c["strategy"] == "lp_ft")
-    assert lp_ft["name"] == "lp_ft@precomputed" and lp_ft["options"] == {}
-
-
 @pytest.mark.parametrize("per_class,expected", [
     (10, {"baseline:tfidf_logistic": "pending", "linear_probe@minilm_l6": "pending",
-          "lp_ft+label_smoothing@minilm_l6": "pending", "finetune(freeze=4)@minilm_l6": "skipped",
+          "lp_ft@minilm_l6": "skipped", "finetune(freeze=4)@minilm_l6": "skipped",
           "contrastive@minilm_l6": "pending*", "lora@minilm_l6": "skipped"}),
     (40, {"baseline:tfidf_logistic": "pending", "linear_probe@minilm_l6": "pending", "lp_ft@minilm_l6": "pending*",
           "finetune(freeze=4)@minilm_l6": "pending", "contrastive@minilm_l6": "pending", "lora@minilm_l6": "pending"}),

@@ -28,7 +28,8 @@ LAYERS = {
     "model": ["headstart.model", "headstart.ensemble", "headstart.backbones", "headstart.data", "headstart.cache", "headstart.baselines",
               "headstart.heads", "headstart.checkpoint", "headstart.terms", "headstart.datasets", "headstart.augment"],
     "utilities": ["headstart.config", "headstart.errors", "headstart.atomic", "headstart.registry",
-                  "headstart.intervals", "headstart.metrics", "headstart._torchvision_fix", "headstart._version"],
+                  "headstart.intervals", "headstart.metrics", "headstart._torchvision_fix", "headstart._version",
+                  "headstart.distributed"],
 }
 RANK = {layer: len(LAYERS) - i for i, layer in enumerate(LAYERS)}  # higher rank = higher layer
 

@@ -26,6 +26,7 @@ from .backbones import backbone_modality
 from .cache import open_cache
 from .config import DEFAULTS, check_ray_address, parse_budget
 from .data import LabeledData, check_classification_labels, from_arrays, load_dataset, stratified_split
+from .distributed import is_main
 from .errors import ConfigError, DataError, NotFittedError
 from .fitting import check_options, fit_strategy, resolve, resolve_device
 from .train import seed_everything
@@ -308,7 +309,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         return torch.device(resolve_device(self.device))
 
     def _log(self, message: str) -> None:
-        if self.verbose:
+        if self.verbose and is_main():  # under torchrun, one process speaks for all
             print(f"[headstart] {message}")
 
     # -- prediction ---------------------------------------------------------------------

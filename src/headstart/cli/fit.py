@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from ..atomic import write_json
+from ..distributed import is_main
 from ..errors import DataPathError
 from .arguments import DATA_HELP, PROG, add_column_options, check_backbone_name, load_data
 from .fit_options import add_fit_config_options, fit_params
@@ -110,9 +111,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
     out = Path(args.out)
     params = _checked_params(args, out)
     data = load_data(args.data, args, require_labels=True)  # bad data fails before any run folder exists
+    main = is_main()  # under torchrun every process runs this command; one writes and prints
     out.mkdir(parents=True, exist_ok=True)
-    _record_args(args, out)
-    if params["verbose"]:
+    if main:
+        _record_args(args, out)
+    if params["verbose"] and main:
         print(f"[headstart] {len(data)} {data.modality} examples from {data.source}")
     target = load_data(args.target, args, require_labels=False).inputs if args.target else None
     try:
@@ -122,6 +125,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
               f"continue with `{PROG} fit --resume {shlex.quote(str(out))}`", file=sys.stderr)
         return 130
     folder = clf.save(out)
+    if not main:
+        return 0
     # Spent: the next fit with these options would resume it. RUN_DIR/checkpoint is headstart's own folder
     # and goes whole (a kill mid-cleanup may have left it empty); a --checkpoint-dir loses only our files.
     if Path(params["checkpoint_dir"]) == out / "checkpoint" and not getattr(args, "checkpoint_dir", None):

@@ -36,8 +36,8 @@ TINY_LORA_RUNG_SKIPPED = (
     "planner's time (docs/benchmarks.md)")
 TINY_LP_FT_RUNG_SKIPPED = (
     "not tried below {tiny} examples per class: there the default rung, contrastive body tuning, is replaced "
-    "only on a clear held-out lead, and LP-FT never took its place in 31 planner runs of the dev suite (8 tasks: "
-    "text, images, speech) while taking a third of the planner's time (docs/benchmarks.md)")
+    "only on a clear held-out lead, and LP-FT never took its place in 28 planner runs of the dev suite (7 text "
+    "and image tasks) while taking 26-46% of the planner's time (docs/benchmarks.md)")
 # Of a budget, what ranking the backbones after the first may use: the rest is the ladder's.
 RANK_SHARE = 0.25
 

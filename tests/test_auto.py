@@ -503,3 +503,11 @@ def test_build_ladder_follows_the_data_size(per_class, expected):
     # the defaults are tried right after the baseline and the probes, so a tight budget skips the others first
     defaults = sum(c.default for c in candidates)
     assert all(c.default for c in candidates[2:2 + defaults])
+
+
+def test_auto_history_is_the_kept_models_own_fit():
+    X, y = separable_features()
+    clf = TransferClassifier(strategy="auto", backbone="precomputed", epochs=2, verbose=0).fit(X, y)
+    assert clf.plan_["winner_refit"] and not clf.plan_["winner"].startswith(("baseline:", "average("))
+    assert clf.history_ and all("epoch" in record or "C" in record for record in clf.history_)
+

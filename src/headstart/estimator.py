@@ -154,7 +154,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
         fit = functools.partial(fit_strategy, n_classes=len(self.classes_))
         outcome = plan_and_fit(config, data, encoded, self.classes_, fit=fit, log=self._log)
-        self.plan_, winner, self.history_ = outcome.plan, outcome.decision.winner, []
+        self.plan_, winner, self.history_ = outcome.plan, outcome.decision.winner, outcome.history
         train_part, held_out = self.plan_["split_sizes"]
         return outcome.model, {
             "strategy": "auto", "chosen": winner.name, "chosen_strategy": winner.strategy,

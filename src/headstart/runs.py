@@ -104,9 +104,8 @@ def _history_or_why(history, plan):
     ``[]`` read as a fit that trained nothing."""
     if history or plan is None:
         return history
-    how = "refit on every labeled example" if plan.get("winner_refit") else "kept as scored"
-    return [{"note": f"strategy='auto' chose {plan.get('winner')} ({how}); the planner does not pass on the "
-                     f"training history of the model it keeps, so none is recorded here. plan.json holds every "
+    return [{"note": f"strategy='auto' chose {plan.get('winner')}, a no-transfer baseline or an average of two "
+                     f"models, which has no epochs or C search of its own to record. plan.json holds every "
                      f"candidate's held-out scores"}]
 
 

@@ -49,6 +49,7 @@ class PlanOutcome:
     model: Any  # the kept or refit winner: a TransferModel or a no-transfer baseline
     decision: Decision
     plan: dict  # what plan_ records
+    history: list = field(default_factory=list)  # the kept model's own fit, per epoch ([] for a baseline or an average)
 
 
 def plan_and_fit(config: ResolvedConfig, data, encoded: np.ndarray, classes, fit: FitFunction,
@@ -112,7 +113,7 @@ def plan_and_fit(config: ResolvedConfig, data, encoded: np.ndarray, classes, fit
         "default": decision.default.name if decision.default else None,
         "rule": decision.rule, "negative_transfer": decision.negative_transfer, "verdict": verdict,
     }
-    return PlanOutcome(final, decision, plan)
+    return PlanOutcome(final, decision, plan, getattr(final, "training_history", []))
 
 
 def budget_line(spent: float, budget: float | None) -> str:
@@ -341,6 +342,8 @@ class _Run:
         result = self.fit(self.variant(candidate, part), dataclasses.replace(self.data, inputs=items, labels=labels),
                           labels, log=(lambda message: None) if quiet else self.log,
                           refit_on_validation=train_on_validation)
+        # travels with the model (a Ray task returns it whole), so the kept or refit winner's history.json is its own
+        result.model.training_history = result.history
         return result.model, result.summary
 
     def variant(self, candidate: Candidate, part: str) -> ResolvedConfig:

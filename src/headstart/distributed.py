@@ -86,6 +86,17 @@ def barrier() -> None:
         dist.barrier()
 
 
+def finish() -> None:
+    """End a launched fit together: wait for every process, then close the process group, so that no
+    process exits while another still talks to it (gloo aborts the early one: "terminate called")."""
+    if launched():
+        import torch.distributed as dist
+
+        barrier()
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
 def on_main(decide):
     """``decide()`` run on the main process only, its value (or the exception it raised) returned (or
     raised) on every process: a decision read from a clock or a score cannot then differ between

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from ..atomic import write_json
-from ..distributed import is_main
+from ..distributed import finish, is_main
 from ..errors import DataPathError
 from .arguments import DATA_HELP, PROG, add_column_options, check_backbone_name, load_data
 from .fit_options import add_fit_config_options, fit_params
@@ -100,7 +100,6 @@ def _record_args(args: argparse.Namespace, out: Path) -> None:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from ..checkpoint import remove_checkpoints
     from ..estimator import TransferClassifier
 
     if args.resume:
@@ -125,8 +124,15 @@ def cmd_fit(args: argparse.Namespace) -> int:
               f"continue with `{PROG} fit --resume {shlex.quote(str(out))}`", file=sys.stderr)
         return 130
     folder = clf.save(out)
-    if not main:
-        return 0
+    if main:
+        _clean_up_and_report(args, params, out, clf, folder)
+    finish()
+    return 0
+
+
+def _clean_up_and_report(args, params: dict, out: Path, clf, folder: Path) -> None:
+    from ..checkpoint import remove_checkpoints
+
     # Spent: the next fit with these options would resume it. RUN_DIR/checkpoint is headstart's own folder
     # and goes whole (a kill mid-cleanup may have left it empty); a --checkpoint-dir loses only our files.
     if Path(params["checkpoint_dir"]) == out / "checkpoint" and not getattr(args, "checkpoint_dir", None):
@@ -136,4 +142,3 @@ def cmd_fit(args: argparse.Namespace) -> int:
     print("\n".join(fit_summary_lines(clf, folder)))
     print(f"next: {PROG} evaluate {shlex.quote(str(folder))} TEST_DATA   |   "
           f"{PROG} predict {shlex.quote(str(folder))} INPUTS")
-    return 0

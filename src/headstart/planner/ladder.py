@@ -115,22 +115,21 @@ def build_ladder(config: ResolvedConfig, modality: str, backbones: list[str], ra
     depth = freeze_depths.get(best, 0)
     smallest_class = int(np.bincount(encoded).min())
     tiny = smallest_class < TINY_PER_CLASS
-    at_depth = Candidate(f"finetune(freeze={depth})@{best}", "transfer", "finetune", best, depth)
-    if tiny:
-        at_depth.status, at_depth.reason = "skipped", TINY_DEPTH_RUNG_SKIPPED.format(tiny=TINY_PER_CLASS)
-    candidates.append(at_depth)
-    lp_ft = Candidate(f"lp_ft@{best}", "transfer", "lp_ft", best, 0)
-    if tiny:
-        lp_ft.status, lp_ft.reason = "skipped", TINY_LP_FT_RUNG_SKIPPED.format(tiny=TINY_PER_CLASS)
-    candidates.append(lp_ft)
-    candidates.append(Candidate(f"contrastive@{best}", "transfer", "contrastive", best, 0))
+
+    def rung(name: str, strategy: str, freeze: int | None, skipped_on_tiny: str | None = None) -> Candidate:
+        """A rung on the best backbone; on tiny data one that never won there is recorded as skipped, with why."""
+        candidate = Candidate(f"{name}@{best}", "transfer", strategy, best, freeze)
+        if tiny and skipped_on_tiny:
+            candidate.status, candidate.reason = "skipped", skipped_on_tiny.format(tiny=TINY_PER_CLASS)
+        return candidate
+
+    candidates.append(rung(f"finetune(freeze={depth})", "finetune", depth, TINY_DEPTH_RUNG_SKIPPED))
+    candidates.append(rung("lp_ft", "lp_ft", 0, TINY_LP_FT_RUNG_SKIPPED))
+    candidates.append(rung("contrastive", "contrastive", 0))
     if supports_lora(best):
-        lora = Candidate(f"lora@{best}", "transfer", "lora", best)
-        if tiny:
-            lora.status, lora.reason = "skipped", TINY_LORA_RUNG_SKIPPED.format(tiny=TINY_PER_CLASS)
-        candidates.append(lora)
+        candidates.append(rung("lora", "lora", None, TINY_LORA_RUNG_SKIPPED))
     if smallest_class >= PLENTIFUL_PER_CLASS and depth != 0:
-        candidates.append(Candidate(f"finetune(freeze=0)@{best}", "transfer", "finetune", best, 0))
+        candidates.append(rung("finetune(freeze=0)", "finetune", 0))
     first = 1 + len(kept) if baseline is not None else len(kept)
     for position, rung in enumerate(default_rungs(candidates, smallest_class), first):
         rung.default = True

@@ -185,14 +185,22 @@ def map_in_order(address: str, function, shared, arguments: list[tuple], *, devi
             yield _get(ray, reference)
 
 
-def _call_task(shared, function, threads: int, returned: tuple, *args):
-    """One :func:`map_in_order` call inside a Ray worker, at its CPU share."""
+@contextlib.contextmanager
+def _cpu_share(threads: int):
+    """torch's and the BLAS libraries' threads held to a task's CPU share, so tasks side by side do not
+    oversubscribe the cores."""
     import torch
     from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(threads)
-    started = time.monotonic()
     with threadpool_limits(threads):
+        yield
+
+
+def _call_task(shared, function, threads: int, returned: tuple, *args):
+    """One :func:`map_in_order` call inside a Ray worker, at its CPU share."""
+    started = time.monotonic()
+    with _cpu_share(threads):
         try:
             result = function(shared, *args)
         except returned as error:
@@ -209,14 +217,10 @@ def _describe(resources: dict) -> str:
 def _score_task(shared, candidate: Candidate, bounded: bool, seconds_left: float, submitted: float,
                 keep_model: bool, threads: int) -> TaskResult:
     """One candidate's scoring inside a Ray worker: its deadline on this process's clock, its CPU share."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(threads)
     waited = max(0.0, time.time() - submitted)  # queued behind other tasks: that time counts against the budget
     run = dataclasses.replace(shared, ends=train.clock() + seconds_left - waited)
     started = train.clock()
-    with threadpool_limits(threads):
+    with _cpu_share(threads):
         try:
             model, summaries = run.score(candidate, bounded)
         except train.OutOfTimeError as why:

@@ -14,7 +14,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools
-	$(PY) -m pip install -q $(TORCH_PINS) -e ".[test,audio,peers,ray]"
+	$(PY) -m pip install -q $(TORCH_PINS) -e ".[test,audio,peers,ray,medical,segmentation]"
 	$(PY) -m headstart models pull --all
 	command -v espeak-ng >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng; } || echo "espeak-ng not installed: tests/test_audio.py skips its spoken-word tests"
 # Debian's chromium renders the HTML report in tests/test_report.py; only root can install it (others: skipped).

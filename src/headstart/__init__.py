@@ -2,7 +2,7 @@
 
 from ._version import __version__
 
-__all__ = ["TransferClassifier", "__version__"]
+__all__ = ["TransferClassifier", "TransferSegmenter", "__version__"]
 
 
 def __getattr__(name):
@@ -12,4 +12,8 @@ def __getattr__(name):
         from .estimator import TransferClassifier
 
         return TransferClassifier
+    if name == "TransferSegmenter":
+        from .segmentation import TransferSegmenter
+
+        return TransferSegmenter
     raise AttributeError(f"module 'headstart' has no attribute {name!r}")

@@ -32,6 +32,7 @@ from safetensors.numpy import save_file
 
 from .atomic import write_atomic
 from .backbones import Backbone
+from .data import window_of, window_text
 from .distributed import is_main
 from .model import progress_bar
 
@@ -91,6 +92,9 @@ class FeatureCache:
             "weights": backbone.weights_fingerprint(),
             "preprocess": backbone.preprocess_signature(),
         }
+        window = window_text(window_of(backbone))
+        if window is not None:  # other grey levels, other features; absent when unset, so older keys stay valid
+            description["window"] = window
         blob = json.dumps(description, sort_keys=True).encode()
         return f"{backbone.name.replace('/', '_').replace(':', '_')}-{hashlib.sha256(blob).hexdigest()[:16]}"
 

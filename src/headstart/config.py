@@ -85,6 +85,11 @@ class FitConfig:
                                      "taken to be 16 kHz).", minimum=1, kind=int)
     train_bn: bool = option(False, "finetune/lp_ft: update BatchNorm running statistics while training (off: small "
                             "batches of a new domain overwrite the pretrained statistics).", kind=bool)
+    window: str | None = option(None, "Grey-level window of DICOM files and 16-bit PNG/TIFF images: 'C,W' (e.g. "
+                                "'40,400': centre 40, width >= 1, in the file's units, Hounsfield units for CT), or "
+                                "'minmax' (each image's own range). Default: a DICOM file's own window (else its "
+                                "range); 16-bit images divided by 257. Python also takes a (centre, width) pair.",
+                                kind=str, metavar="C,W")
     augment: bool = option(True, "Augment training images (mild random crops and colour jitter).", kind=bool)
     randaugment: bool = option(False, "Training images also go through RandAugment (timm's rand-m9-mstd0.5: two random "
                                "operations of magnitude about 9 per image), replacing the colour jitter. Image "
@@ -120,6 +125,8 @@ class FitConfig:
 
 
 DEFAULTS = FitConfig()
+# Options of more than one type, checked by their own parser: window is 'C,W', 'minmax' or a (centre, width) pair.
+PARSED_OPTIONS = ("window",)
 OPTION_NAMES = tuple(f.name for f in fields(FitConfig))
 # Options that act inside the fine-tuning loop: only strategies that run it accept them.
 LOOP_OPTIONS = tuple(f.name for f in fields(FitConfig) if f.metadata["loop"])
@@ -165,6 +172,8 @@ def check_values(values: dict, where: str = "TransferClassifier") -> None:
             continue
         number_ok = kind is float and isinstance(value, (int, float)) and not isinstance(value, bool)
         if spec["path"] and isinstance(value, os.PathLike):
+            continue
+        if name in PARSED_OPTIONS:  # checked by their own parser (headstart.fitting.check_options)
             continue
         if not (isinstance(value, kind) and not (kind is int and isinstance(value, bool))) and not number_ok:
             raise ConfigError(f"{where}: {name}={value!r} should be of type {kind.__name__}. {spec['help']}")

@@ -59,7 +59,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                  regularizer=DEFAULTS.regularizer,
                  regularizer_weight=DEFAULTS.regularizer_weight, adapt=DEFAULTS.adapt, adapt_weight=DEFAULTS.adapt_weight,
                  C=DEFAULTS.C, val_size=DEFAULTS.val_size, image_size=DEFAULTS.image_size,
-                 max_length=DEFAULTS.max_length, sample_rate=DEFAULTS.sample_rate, train_bn=DEFAULTS.train_bn, augment=DEFAULTS.augment,
+                 max_length=DEFAULTS.max_length, sample_rate=DEFAULTS.sample_rate, train_bn=DEFAULTS.train_bn,
+                 window=DEFAULTS.window, augment=DEFAULTS.augment,
                  randaugment=DEFAULTS.randaugment, mixup=DEFAULTS.mixup, cutmix=DEFAULTS.cutmix,
                  token_dropout=DEFAULTS.token_dropout, label_smoothing=DEFAULTS.label_smoothing,
                  average_checkpoints=DEFAULTS.average_checkpoints, cache_dir=DEFAULTS.cache_dir,
@@ -87,6 +88,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.max_length = max_length
         self.sample_rate = sample_rate
         self.train_bn = train_bn
+        self.window = window
         self.augment = augment
         self.randaugment = randaugment
         self.mixup = mixup

@@ -31,7 +31,8 @@ from .atomic import read_json_object, write_json
 from .backbones import create_backbone
 from .baselines import BASELINES
 from .ensemble import AveragedModel, member_folder
-from .errors import RunFolderError
+from .data import set_window
+from .errors import ConfigError, RunFolderError
 from .model import WEIGHTS_FILE, TransferModel
 
 FORMAT_VERSION = 1
@@ -222,12 +223,22 @@ def load_model(folder) -> tuple[TransferModel, dict]:
             f"{backbone.pretrained_fingerprint}) differ from the ones this model was trained on "
             f"({config['pretrained_fingerprint']}); install the same weights package version"
         )
+    _set_saved_window(backbone, config, folder)
     backbone.freeze(config["frozen_groups"])
     model = TransferModel(backbone, len(config["classes"]))
     _check_tensors(model, tensors, weights_path, config)
     model.load_state_dict(tensors, strict=False)
     model.eval()
     return model, config
+
+
+def _set_saved_window(backbone, config: dict, folder: Path) -> None:
+    """The fit's grey-level window (DICOM, 16-bit images), so predictions decode inputs as training did."""
+    try:
+        set_window(backbone, config["params"].get("window"))
+    except ConfigError as error:
+        raise RunFolderError(f"{folder / CONFIG_FILE}: params {error}; the file was edited or damaged, re-save "
+                             f"the model") from None
 
 
 def _check_tensors(model: TransferModel, tensors: dict, weights_path: Path, config: dict) -> None:

@@ -114,10 +114,11 @@ class TimmBackbone(Backbone):
         return self._transforms[key]
 
     def preprocess(self, items: Sequence, *, train: bool = False) -> dict[str, torch.Tensor]:
-        from ..data import load_image
+        from ..data import load_image, window_of
 
         transform = self._transform(train)
-        pixels = torch.stack([transform(load_image(item)) for item in items])
+        window = window_of(self)  # DICOM / 16-bit grey levels (headstart.data.medical); set by the fit
+        pixels = torch.stack([transform(load_image(item, window=window)) for item in items])
         return {"pixel_values": pixels}
 
     def training_inputs_vary(self) -> bool:

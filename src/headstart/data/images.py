@@ -14,9 +14,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from headstart.errors import DataError, DataPathError
 
+from .medical import (DICOM_EXTENSIONS, DicomProblem, apply_window, decode_dicom, is_dicom_path, parse_window, read_dicom,
+                      window_for)
 from .screen import SkippedInput, check_no_loose_files, first_names, screen_files, walk_class_folders
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", *DICOM_EXTENSIONS)
 
 _WHITE = (255, 255, 255)
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
@@ -31,8 +33,14 @@ def is_image_path(name: str | os.PathLike) -> bool:
 # --------------------------------------------------------------------------- decoding to RGB
 
 
-def load_image(item) -> Image.Image:
+def load_image(item, window=None) -> Image.Image:
     """Return ``item`` as a fully loaded RGB :class:`PIL.Image.Image`.
+
+    DICOM files (``.dcm``, ``.dicom``) are read by :func:`headstart.data.medical.read_dicom`: rescaled,
+    windowed with ``window`` (None: the file's own window, else its min..max), MONOCHROME1 inverted.
+    ``window`` (a :class:`~headstart.data.medical.Window`, ``'C,W'``, ``(c, w)`` or ``'minmax'``) also
+    windows 16-bit files and ``uint16`` arrays, in their raw values, instead of dividing by 257; 8-bit
+    and colour images are never windowed. ``window=None`` leaves every non-DICOM input as described next.
 
     ``item`` may be a path (``str`` or ``Path``), a PIL image, or a ``uint8``/``uint16``/``bool``
     array of shape ``(h, w)`` or ``(h, w, c)`` with ``c`` in 1, 3, 4. Every PIL mode is converted:
@@ -42,14 +50,17 @@ def load_image(item) -> Image.Image:
     otherwise; ``'F'`` data is read as 0..1 when every value lies there, otherwise as 0..255, clipped.
     EXIF orientation of files is applied. No file handle is left open.
     """
+    window = parse_window(window)  # a bad window is a ConfigError here, not an unreadable image below
     if isinstance(item, (str, os.PathLike)):
         path = Path(item)
         if not path.is_file():
             raise DataPathError(f"image file not found: {path.absolute()}.")
+        if is_dicom_path(path):
+            return _array_to_pil(read_dicom(path, window)).convert("RGB")
         try:
             with Image.open(path) as im:
                 im.load()
-                return to_rgb(_exif_upright(im))
+                return _windowed(_exif_upright(im), window)
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             raise DataError(
                 f"cannot read image {path.absolute()}: {describe_image_error(exc)}. "
@@ -57,13 +68,37 @@ def load_image(item) -> Image.Image:
             ) from exc
     if isinstance(item, Image.Image):
         item.load()
-        return to_rgb(item)
+        return _windowed(item, window)
     if isinstance(item, np.ndarray):
+        if window is not None and item.dtype == np.uint16:
+            return _window_to_rgb(_single_channel(item), window)
         return to_rgb(_array_to_pil(item))
     raise DataError(
         f"cannot use a {type(item).__name__} as an image; pass a file path, a PIL image, "
         "or a uint8 array of shape (h, w) or (h, w, c)."
     )
+
+
+def _windowed(im: Image.Image, window) -> Image.Image:
+    """``im`` as RGB; a 16-bit (or 32-bit integer) greyscale image through ``window`` when one is given."""
+    if window is None or not (im.mode in _16BIT_MODES or im.mode == "I"):
+        return to_rgb(im)
+    return _window_to_rgb(np.asarray(im), window)
+
+
+def _window_to_rgb(values: np.ndarray, window) -> Image.Image:
+    values = values.astype(np.float64)
+    grey = apply_window(values, window_for(values, parse_window(window)))
+    return Image.fromarray(grey).convert("RGB")
+
+
+def _single_channel(a: np.ndarray) -> np.ndarray:
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim != 2:
+        raise DataError(f"a window applies to greyscale arrays of shape (h, w); got a uint16 array of shape "
+                        f"{a.shape}. Drop the window, or pass one channel.")
+    return a
 
 
 def _exif_upright(im: Image.Image) -> Image.Image:
@@ -158,10 +193,15 @@ def image_problem(path: str | os.PathLike) -> str | None:
     try:
         if os.path.getsize(path) == 0:
             return "empty file (0 bytes)"
+        if is_dicom_path(path):
+            decode_dicom(path, None)
+            return None
         with Image.open(path) as im:
             im.load()
     except FileNotFoundError:
         return "file not found"
+    except DicomProblem as problem:
+        return str(problem)
     except Exception as exc:  # any decoder failure is reported, never raised from here
         return describe_image_error(exc)
     return None

@@ -199,3 +199,27 @@ def test_window_object_round_trips_through_a_saved_config():
     import json
 
     assert parse_window(json.loads(json.dumps({"w": Window(40, 400)}, default=str))["w"]) == Window(40.0, 400.0)
+
+
+def test_16bit_png_folder_fits_and_predicts_with_a_window(tmp_path):
+    rng = np.random.default_rng(1)
+    for label, row in (("top", slice(0, 8)), ("bottom", slice(8, 16))):
+        (tmp_path / label).mkdir()
+        for i in range(4):
+            pixels = rng.integers(30000, 31000, (16, 16)).astype(np.uint16)
+            pixels[row] += 600  # 2 grey levels once divided by 257; the window spreads 30500..31100 over 0..255
+            Image.fromarray(pixels).save(tmp_path / label / f"{i}.png")
+    paths, labels = list_image_folder(tmp_path)
+    clf = TransferClassifier(backbone="efficientnet_lite0", image_size=32, window="30800,601", val_size=2,
+                             cache_dir="none", verbose=0).fit(tmp_path)
+    assert clf.backbone_.window == Window(30800.0, 601.0)
+    assert (clf.predict(paths) == np.asarray(labels)).mean() >= 0.75
+
+
+def test_dicom_without_pydicom_says_what_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pydicom", None)  # import pydicom now raises ImportError
+    with pytest.raises(DataError, match=r"MR_small\.dcm: pydicom is not installed; install it with "
+                                        r"pip install 'headstart\[medical\]'"):
+        load_image(get_testdata_file("MR_small.dcm"))

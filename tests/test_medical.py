@@ -80,7 +80,8 @@ def test_16bit_image_window_matches_hand_computed_values(tmp_path, suffix):
 
 def test_parse_window_forms_and_errors():
     assert parse_window("40,400") == parse_window((40, 400)) == parse_window([40.0, 400]) == Window(40.0, 400.0)
-    assert parse_window(" MinMax ") == "minmax" and parse_window(None) is None
+    assert parse_window(" MinMax ") == "minmax" and parse_window(None) is None and parse_window("None") is None
+    assert parse_window(str((40, 400))) == parse_window("[40, 400]") == Window(40.0, 400.0)
     with pytest.raises(ConfigError, match=r"window='40x400' is not a window; use None .*'C,W' such as '40,400'"):
         parse_window("40x400")
     with pytest.raises(ConfigError, match=r"window='40,0': the width must be a finite number >= 1"):

@@ -57,9 +57,9 @@ def parse_window(value) -> Window | str | None:
     if value is None or isinstance(value, Window):
         return value
     if isinstance(value, str):
-        text = value.strip().lower()
-        if text == MINMAX:
-            return MINMAX
+        text = value.strip().strip("()[]").lower()  # '(40, 400)': a pair written as text (str() of a config)
+        if text in (MINMAX, "none"):
+            return None if text == "none" else MINMAX
         parts = text.replace(";", ",").split(",")
     elif isinstance(value, (tuple, list)):
         parts = list(value)

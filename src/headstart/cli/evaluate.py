@@ -22,7 +22,12 @@ def add_parser(commands) -> None:
                     "recall, and the confusion matrix. Also written to RUN_DIR/evaluation.json.",
     )
     evaluate.add_argument("run_dir", metavar="RUN_DIR", help="A run folder written by `headstart fit`.")
-    evaluate.add_argument("data", metavar="DATA", help=DATA_HELP)
+    evaluate.add_argument("data", metavar="DATA", help=DATA_HELP + "; for a segmentation run, a folder of images "
+                          "with --masks MASKS_DIR, or a root holding images/ and masks/")
+    evaluate.add_argument("--masks", metavar="MASKS_DIR",
+                          help="Segmentation runs: the folder of label-mask PNGs, one per image with the same name.")
+    evaluate.add_argument("--json", action="store_true",
+                          help="Print the evaluation record (what evaluation.json holds) as JSON instead of tables.")
     add_column_options(evaluate, labels=True)
     evaluate.set_defaults(handler=cmd_evaluate)
 
@@ -70,7 +75,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..estimator import TransferClassifier
     from ..metrics import classification_scores
 
+    from ..errors import ConfigError
+    from ..segmentation import is_segmentation_run
+
     run_dir = Path(args.run_dir).expanduser()
+    if is_segmentation_run(run_dir):
+        return cmd_evaluate_segmentation(args, run_dir)
+    if args.masks:
+        raise ConfigError(f"--masks {args.masks} is for segmentation runs; {run_dir} is a classification run: drop --masks")
     clf = TransferClassifier.load(run_dir)
     data = load_data(args.data, args, require_labels=True)
     y_true = check_labels_known(data.labels, clf.classes_, data.source, run_dir)
@@ -80,9 +92,39 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     predicted = np.array([str(label) for label in clf.predict(data)], dtype=object)
     seconds = time.perf_counter() - started
     scores = classification_scores(y_true, predicted, [str(c) for c in clf.classes_])
+    record = _evaluation(scores, data.source, skipped, seconds)
+    target = run_dir / "evaluation.json"
+    write_text_atomic(target, json.dumps(record, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(record, indent=2))
+        return 0
     print(f"evaluated {run_dir} on {scores['n_examples']} examples of {data.source}")
     _print_scores(scores, skipped)
+    print(f"\nwrote {target}")
+    return 0
+
+
+def cmd_evaluate_segmentation(args: argparse.Namespace, run_dir: Path) -> int:
+    """Mean IoU and per-class IoU of a segmentation run on images with masks; also RUN_DIR/evaluation.json."""
+    from ..segmentation import TransferSegmenter
+
+    seg = TransferSegmenter.load(run_dir)
+    started = time.perf_counter()
+    scores = seg.iou(args.data, args.masks)
+    record = {"task": "segmentation", "data": str(args.data), "masks": args.masks, "n_images": scores["n_images"],
+              "mean_iou": scores["mean_iou"],
+              "mean_iou_note": "averaged over the classes present in the masks or the predictions",
+              "per_class_iou": {str(c): v for c, v in scores["per_class_iou"].items()},
+              "predict_seconds": time.perf_counter() - started, "headstart_version": __version__,
+              "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     target = run_dir / "evaluation.json"
-    write_text_atomic(target, json.dumps(_evaluation(scores, data.source, skipped, seconds), indent=2) + "\n")
+    write_text_atomic(target, json.dumps(record, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(record, indent=2))
+        return 0
+    print(f"evaluated {run_dir} on {scores['n_images']} images of {args.data}")
+    print(f"mean IoU:  {scores['mean_iou']:.4f}")
+    print()
+    print(table(["class", "IoU"], [[c, "absent" if v is None else f"{v:.3f}"] for c, v in scores["per_class_iou"].items()]))
     print(f"\nwrote {target}")
     return 0

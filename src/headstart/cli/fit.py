@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..atomic import write_json
 from ..distributed import finish, is_main
-from ..errors import DataPathError
+from ..errors import ConfigError, DataPathError
 from .arguments import DATA_HELP, PROG, add_column_options, check_backbone_name, load_data
 from .fit_options import add_fit_config_options, fit_params
 from .format import fit_summary_lines
@@ -36,6 +36,12 @@ def add_parser(commands) -> None:
                      help="Continue an interrupted `headstart fit --out RUN_DIR` with its own data and options.")
     fit.add_argument("--target", metavar="PATH",
                      help="Unlabeled inputs of the deployment domain (folder or table) for --adapt.")
+    fit.add_argument("--task", choices=("classification", "segmentation"), default="classification",
+                     help="classification (one label per input; default) or segmentation (a label per pixel: DATA is "
+                          "a folder of images with --masks MASKS_DIR, or a root holding images/ and masks/; "
+                          "strategies frozen, finetune, lp_ft, scratch, pixels, auto; linear_probe means frozen).")
+    fit.add_argument("--masks", metavar="MASKS_DIR",
+                     help="--task segmentation: the folder of label-mask PNGs, one per image with the same name.")
     add_column_options(fit, labels=True)
     add_fit_config_options(fit)
     fit.set_defaults(handler=cmd_fit)
@@ -60,7 +66,8 @@ def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
 def _absolute_paths(args: argparse.Namespace) -> argparse.Namespace:
     """The arguments with every path made absolute: fit_args.json (for ``--resume`` from another
     folder) and config.json record them, and a relative path there meant nothing elsewhere."""
-    paths = [name for name in ("data", "target", "out", "checkpoint_dir", "cache_dir") if getattr(args, name, None)]
+    paths = [name for name in ("data", "target", "out", "checkpoint_dir", "cache_dir", "masks")
+             if getattr(args, name, None)]
     if args.cache_dir and str(args.cache_dir).lower() == "none":  # memory only: a word, not a folder
         paths.remove("cache_dir")
     if _is_local_model_folder(args.backbone):
@@ -108,6 +115,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
         raise DataPathError(f"`{PROG} fit` needs DATA and --out RUN_DIR (or --resume RUN_DIR)")
     args = _absolute_paths(args)
     out = Path(args.out)
+    if getattr(args, "task", "classification") == "segmentation":
+        return cmd_fit_segmentation(args, out)
+    if getattr(args, "masks", None):
+        raise ConfigError(f"--masks {args.masks} belongs to --task segmentation; add --task segmentation, or drop --masks")
     params = _checked_params(args, out)
     data = load_data(args.data, args, require_labels=True)  # bad data fails before any run folder exists
     main = is_main()  # under torchrun every process runs this command; one writes and prints
@@ -142,3 +153,55 @@ def _clean_up_and_report(args, params: dict, out: Path, clf, folder: Path) -> No
     print("\n".join(fit_summary_lines(clf, folder)))
     print(f"next: {PROG} evaluate {shlex.quote(str(folder))} TEST_DATA   |   "
           f"{PROG} predict {shlex.quote(str(folder))} INPUTS")
+
+
+# --------------------------------------------------------------------------- --task segmentation
+
+# FitConfig fields that TransferSegmenter takes (under its own names); any other option given a
+# non-default value is refused rather than silently ignored.
+_SEGMENTATION_OPTIONS = {"backbone": "backbone", "strategy": "strategy", "freeze": "freeze", "epochs": "epochs",
+                         "lr": "lr", "batch_size": "batch_size", "image_size": "image_size", "window": "window",
+                         "random_state": "seed", "verbose": "verbose"}
+
+
+def segmentation_params(args: argparse.Namespace) -> dict:
+    """TransferSegmenter's parameters from ``headstart fit --task segmentation`` arguments."""
+    from ..config import DEFAULTS
+
+    for name, value in fit_params(args).items():
+        if name not in _SEGMENTATION_OPTIONS and value != getattr(DEFAULTS, name):
+            raise ConfigError(f"--{name.replace('_', '-')} {value} does not apply to --task segmentation; drop it "
+                              "(segmentation takes --backbone --strategy --freeze --epochs --lr --batch-size "
+                              "--image-size --window --random-state)")
+    params = {seg: getattr(args, name) for name, seg in _SEGMENTATION_OPTIONS.items()}
+    if params["strategy"] == "linear_probe":  # FitConfig's default: the frozen encoder is its analogue
+        params["strategy"] = "frozen"
+    return params
+
+
+def cmd_fit_segmentation(args: argparse.Namespace, out: Path) -> int:
+    from ..segmentation import TransferSegmenter
+
+    if out.exists() and not out.is_dir():
+        raise DataPathError(f"--out {out} exists and is not a folder; pass a folder path for the run")
+    params = segmentation_params(args)
+    out.mkdir(parents=True, exist_ok=True)
+    _record_args(args, out)
+    try:
+        seg = TransferSegmenter(**params, run_dir=str(out)).fit(args.data, args.masks)
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted; the epochs that finished are checkpointed in {out / 'checkpoint'}: "
+              f"continue with `{PROG} fit --resume {shlex.quote(str(out))}`", file=sys.stderr)
+        return 130
+    val = [h["val_mean_iou"] for h in seg.history_ if "val_mean_iou" in h]
+    print(f"segmentation: {seg.strategy_} on {seg.config_.backbone}, {len(seg.classes_)} classes "
+          f"{seg.classes_.tolist()}, image size {seg.image_size_}, {seg.fit_seconds_:.1f} s")
+    if val:
+        print(f"validation mean IoU: {max(val):.4f} ({seg.n_val_images_} held-out images)")
+    for row in seg.plan_:
+        print(f"  {'*' if row['chosen'] else ' '} {row['strategy']:<9} val mean IoU {row['val_mean_iou']:.4f}  "
+              f"{row['seconds']:.1f} s")
+    print(f"wrote {out}")
+    print(f"next: {PROG} evaluate {shlex.quote(str(out))} IMAGES_DIR --masks MASKS_DIR   |   "
+          f"{PROG} predict {shlex.quote(str(out))} IMAGES_DIR --out MASKS_OUT")
+    return 0

@@ -40,6 +40,9 @@ def add_parser(commands) -> None:
                               ".tsv .jsonl .json .parquet; a label column is optional and ignored), a single image or "
                               "audio file, or a .txt file with one text per line.")
     predict.add_argument("--output", "-o", metavar="FILE.csv", help="Write the CSV here instead of to stdout.")
+    predict.add_argument("--out", metavar="DIR", dest="mask_dir",
+                         help="Segmentation runs: the folder to write one mask PNG per image into (same name as the "
+                              "image, .png; mode L for up to 256 classes, 16-bit otherwise).")
     predict.add_argument("--top-k", metavar="K", type=_positive, default=None,
                          help="Instead of one proba_<class> column per class, write the K most probable classes, "
                               "best first: top_1,top_1_probability,…,top_K,top_K_probability.")
@@ -111,6 +114,13 @@ def _write(text: str, output: str | None, n_predicted: int, n_skipped: int) -> N
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from ..estimator import TransferClassifier
+    from ..segmentation import is_segmentation_run
+
+    if is_segmentation_run(args.run_dir):
+        return cmd_predict_masks(args)
+    if args.mask_dir:
+        raise ConfigError(f"--out {args.mask_dir} is for segmentation runs (a folder of mask PNGs); {args.run_dir} is a "
+                          "classification run: pass --output FILE.csv")
 
     clf = TransferClassifier.load(args.run_dir)
     classes = [str(c) for c in clf.classes_]
@@ -124,4 +134,34 @@ def cmd_predict(args: argparse.Namespace) -> int:
     writer.writerow(_header(classes, args.top_k))
     writer.writerows(_rows(data, probabilities, classes, args.top_k))
     _write(buffer.getvalue(), args.output, len(data), len(data.skipped))
+    return 0
+
+
+def _mask_image(mask: np.ndarray):
+    from PIL import Image
+
+    if mask.min() >= 0 and mask.max() <= 255:
+        return Image.fromarray(mask.astype(np.uint8))  # mode L
+    if mask.min() >= 0 and mask.max() <= 65535:
+        return Image.fromarray(mask.astype(np.uint16))  # 16-bit greyscale PNG
+    return Image.fromarray(mask.astype(np.int32))  # mode I
+
+
+def cmd_predict_masks(args: argparse.Namespace) -> int:
+    """A segmentation run: one mask PNG per image of INPUTS, named after the image, in --out DIR."""
+    from ..segmentation import TransferSegmenter
+    from ..segmentation.data import load_segmentation
+
+    target = args.mask_dir or args.output
+    if not target:
+        raise ConfigError(f"{args.run_dir} is a segmentation run: pass --out DIR, the folder to write the mask PNGs to")
+    seg = TransferSegmenter.load(args.run_dir)
+    data = load_segmentation(args.inputs, require_masks=False, window=seg.config_.window)
+    folder = Path(target).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise DataPathError(f"--out {folder} exists and is not a folder; pass a folder for the mask PNGs")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, mask in zip(data.names, seg.predict(data.images)):
+        _mask_image(mask).save(folder / f"{Path(name).stem}.png")
+    print(f"wrote {len(data.names)} mask PNGs to {folder}")
     return 0

@@ -106,3 +106,14 @@ def test_timm_encoder_without_network_says_how_to_get_weights(data, monkeypatch)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(WeightsNotFoundError, match=r"timm: models download their weights .*use a zoo model"):
         TransferSegmenter(backbone="timm:resnet18", strategy="frozen", **FAST).fit(data.images, data.masks)
+
+
+def test_window_reads_16_bit_images_and_round_trips_through_the_run_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    masks = rng.integers(0, 2, size=(5, 32, 32))
+    images = (masks * 20000 + rng.integers(0, 3000, size=masks.shape)).astype(np.uint16)  # (h, w) 16-bit scans
+    seg = TransferSegmenter(strategy="pixels", window=(20000, 40000)).fit(images, masks)
+    loaded = TransferSegmenter.load(seg.save(tmp_path / "run"))
+    assert loaded.config_.window == "(20000, 40000)"
+    np.testing.assert_array_equal(loaded.predict(images), seg.predict(images))
+    assert seg.score(images, masks) > 0.9

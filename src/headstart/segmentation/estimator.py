@@ -168,7 +168,8 @@ class TransferSegmenter(BaseEstimator):
         write_json(folder / CONFIG_FILE, {
             "task": TASK, "format_version": 1, "headstart_version": __version__, "kind": self.model_.kind,
             "classes": self.classes_.tolist(), "backbone": self.config_.backbone, "strategy": self.strategy_,
-            "config": self.config_.identity(), "image_size": self.image_size_, "window": self.config_.window,
+            "config": self.config_.identity(), "image_size": self.image_size_,
+            "window": None if self.config_.window is None else str(self.config_.window),  # parse_window reads it back
             "frozen_stages": self.frozen_stages_, "plan": self.plan_, "history": self.history_,
             "fit_seconds": self.fit_seconds_})
         return folder

@@ -6,7 +6,7 @@ import torch
 
 from headstart import TransferClassifier
 from headstart.backbones import ZOO, create_backbone
-from headstart.prefix import FrozenPrefix, blocker
+from headstart.prefix import CachedInputs, FrozenPrefix, blocker
 
 from helpers import tiny_inputs
 
@@ -53,7 +53,6 @@ def test_fit_with_reused_prefix_predicts_like_the_fit_that_runs_it_every_epoch(m
 
 
 @pytest.mark.parametrize("options, reason", [
-    ({"freeze": 0}, "nothing is frozen"),
     ({"augment": True}, "augmentation changes the training inputs every epoch"),
     ({"mixup": 0.2}, "mixup/CutMix mix the inputs"),
     ({"regularizer": "l2_sp"}, "a loss term reads the raw batch"),
@@ -80,3 +79,30 @@ def test_frozen_prefix_is_not_built_when_the_forward_pass_skips_the_frozen_outpu
     X, _ = tiny_inputs("image", per_class=2)
     prefix, note = FrozenPrefix.build(backbone, list(X), 4, torch.device("cpu"))
     assert prefix is None and note == "not reused: the forward pass never reached the last frozen group's output module"
+
+
+@pytest.mark.parametrize("name", REUSABLE)
+def test_cached_inputs_batch_equals_the_preprocessed_batch(name):
+    backbone = create_backbone(name, image_size=32)
+    X, _ = tiny_inputs(backbone.modality, per_class=3)
+    items = list(X)
+    cached, note = CachedInputs.build(backbone, items, 4, torch.device("cpu"))
+    assert cached is not None and note.startswith(f"reused: nothing frozen, the inputs preprocessed once for {len(items)}")
+    expected = backbone.preprocess([items[i] for i in (4, 1, 2)])
+    got = cached.batch([4, 1, 2])
+    assert set(got) == set(expected)
+    for key in expected:  # a text batch is padded to its own longest row, as the tokenizer pads it
+        torch.testing.assert_close(got[key], expected[key].to(got[key].dtype), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("modality", ["image", "text"])
+def test_fit_with_cached_inputs_predicts_like_the_fit_that_preprocesses_every_epoch(modality, monkeypatch):
+    X, y = tiny_inputs(modality, per_class=6)
+    options = {"image_size": 32, "freeze": 0} if modality == "image" else {"freeze": 0}
+    cached = _fit(X, y, **options)
+    assert cached.fit_summary_["frozen_prefix"].startswith("reused: nothing frozen, the inputs preprocessed once")
+    import headstart.prefix
+
+    monkeypatch.setattr(headstart.prefix, "blocker", lambda *args, **kwargs: "switched off by the test")
+    every_epoch = _fit(X, y, **options)
+    np.testing.assert_allclose(cached.predict_proba(X), every_epoch.predict_proba(X), atol=1e-5)

@@ -120,8 +120,11 @@ class HFTextBackbone(Backbone):
         from torch.nn.utils.rnn import pad_sequence
 
         activation = pad_sequence([states for states, _ in rows], batch_first=True)
-        # Padding positions hold zeros: the attention mask keeps them out of every later layer and of the pooling.
-        batch = {k: pad_sequence([row[k] for _, row in rows], batch_first=True) for k in rows[0][1]}
+        # Padding positions hold zeros (input ids the tokenizer's pad id, so cached inputs equal the tokenizer's
+        # own batch): the attention mask keeps them out of every later layer and of the pooling.
+        pad_id = self.tokenizer.pad_token_id or 0
+        batch = {k: pad_sequence([row[k] for _, row in rows], batch_first=True,
+                                 padding_value=pad_id if k == "input_ids" else 0) for k in rows[0][1]}
         return activation, batch
 
     def _forward_final(self, batch):

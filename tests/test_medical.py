@@ -224,3 +224,20 @@ def test_dicom_without_pydicom_says_what_to_install(monkeypatch):
     with pytest.raises(DataError, match=r"MR_small\.dcm: pydicom is not installed; install it with "
                                         r"pip install 'headstart\[medical\]'"):
         load_image(get_testdata_file("MR_small.dcm"))
+
+
+def test_ranking_and_planner_baseline_read_images_with_the_window(dicom_folder, monkeypatch):
+    from headstart.baselines import pixels
+    from headstart.selection import rank_backbones
+
+    paths, labels = list_image_folder(dicom_folder)
+    scores = {w: rank_backbones(paths, labels, ["efficientnet_lite0"], layers="last", cache="none", image_size=32,
+                                window=w)[0].score for w in (None, "40,400")}
+    assert scores[None] != scores["40,400"]  # the window reaches the ranking pass's decoding
+    seen = []
+    original = pixels.PixelLogistic.fit
+    monkeypatch.setattr(pixels.PixelLogistic, "fit",
+                        lambda self, *args, **kwargs: seen.append(self.window) or original(self, *args, **kwargs))
+    TransferClassifier(strategy="auto", backbone="efficientnet_lite0", image_size=32, window="40,400", budget="20s",
+                       cache_dir="none", verbose=0).fit(dicom_folder)
+    assert seen and all(w == Window(40.0, 400.0) for w in seen)

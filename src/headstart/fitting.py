@@ -20,7 +20,7 @@ import numpy as np
 from .backbones import ZOO, resolve_backbone
 from .cache import content_hash, open_cache
 from .config import DEFAULTS, LOOP_OPTIONS, ResolvedConfig, check_val_size, check_values, parse_budget, regularizer_names
-from .data import LabeledData, parse_window, set_window, stratified_split, window_text
+from .data import LabeledData, parse_window, stratified_split, window_text
 from .errors import ConfigError, UnknownNameError, did_you_mean
 from .strategies import STRATEGIES, FitContext, StrategyResult
 from .train import seed_everything
@@ -134,7 +134,7 @@ def fit_strategy(config: ResolvedConfig, data: LabeledData, encoded: np.ndarray,
     pick = lambda rows: [data.inputs[i] for i in rows]
     strategy = STRATEGIES.get(config.strategy)()
     defaults = strategy.loop_defaults(len(train_idx), len(val_idx), refit_on_validation)
-    context = _WindowedContext(
+    context = FitContext(
         config=dataclasses.replace(config, **{k: v for k, v in defaults.items() if getattr(config, k) is None}),
         train_items=pick(train_idx), train_y=encoded[train_idx], val_items=pick(val_idx), val_y=encoded[val_idx],
         n_classes=n_classes, cache=open_cache(config.cache_dir), log=log, epoch_log=epoch_log,
@@ -146,16 +146,6 @@ def fit_strategy(config: ResolvedConfig, data: LabeledData, encoded: np.ndarray,
     result = strategy.fit(context)
     result.summary.update(n_train=len(train_idx), n_val=len(val_idx))
     return result
-
-
-@dataclasses.dataclass
-class _WindowedContext(FitContext):
-    """A FitContext whose backbones decode DICOM and 16-bit images with the fit's ``window``."""
-
-    def make_backbone(self, pretrained: bool = True):
-        backbone = super().make_backbone(pretrained)
-        set_window(backbone, self.config.window)
-        return backbone
 
 
 def run_key(config: ResolvedConfig, data: LabeledData) -> str:

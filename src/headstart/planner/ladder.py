@@ -77,7 +77,7 @@ def rank(config: ResolvedConfig, data, encoded, cache, max_examples: int, *, end
         t0 = train.clock()
         rows += rank_backbones(data.inputs, encoded, [name], layers="all", cache=cache, image_size=config.image_size,
                                max_length=config.max_length, score="logme", max_examples=max_examples,
-                               feature_dim=config.feature_dim, progress=config.progress)
+                               feature_dim=config.feature_dim, progress=config.progress, window=config.window)
         last = (train.clock() - t0, _params(name, last[1] if last else 1.0))
     rows.sort(key=lambda row: -row.score)  # stable: ties keep backbone order, then input to output
     ranked = {r.backbone for r in rows}

@@ -30,7 +30,7 @@ import numpy as np
 from .. import train
 from ..cache import open_cache
 from ..config import ResolvedConfig
-from ..data import stratified_split
+from ..data import set_window, stratified_split
 from ..ensemble import AveragedModel
 from ..intervals import accuracy_text
 from ..selection.rank import default_max_examples
@@ -335,6 +335,7 @@ class _Run:
 
             inner_train, inner_val = stratified_split(labels, self.config.val_size, self.config.random_state)
             model = BASELINES.get(candidate.strategy)()
+            set_window(model, self.config.window)  # the pixel baseline reads DICOM/16-bit images as the transfer fits do
             model.fit([items[i] for i in inner_train], labels[inner_train], [items[i] for i in inner_val],
                       labels[inner_val], self.n_classes, refit_on_validation=train_on_validation,
                       random_state=self.config.random_state)

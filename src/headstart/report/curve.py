@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data import set_window
 from ..errors import DataError, HeadstartError
 from ..heads import fit_head, fit_logistic_head
 
@@ -74,7 +75,7 @@ def learning_curve(clf, data, sizes: list[int], random_state: int = 0) -> dict:
     }
     draws = _draws(halves.y_train, used, random_state)
     _add_transfer_curve(result, clf, list(data.inputs), halves, draws, random_state)
-    _add_baseline_curve(result, data.modality, halves, draws, random_state)
+    _add_baseline_curve(result, data.modality, halves, draws, random_state, getattr(clf, "window", None))
     return result
 
 
@@ -99,7 +100,8 @@ def _add_transfer_curve(result: dict, clf, items: list, halves: _Halves, draws: 
         result["notes"].append(f"no transfer curve: {error}")
 
 
-def _add_baseline_curve(result: dict, modality: str, halves: _Halves, draws: dict, random_state: int) -> None:
+def _add_baseline_curve(result: dict, modality: str, halves: _Halves, draws: dict, random_state: int,
+                        window=None) -> None:
     """The no-transfer baseline's curve and full-half fit, or a note when the modality has no baseline."""
     from ..baselines import baseline_for
 
@@ -112,9 +114,9 @@ def _add_baseline_curve(result: dict, modality: str, halves: _Halves, draws: dic
                    "a logistic regression on the raw inputs, no pretrained model", draws,
                    lambda sub: _baseline_accuracy(baseline_cls, [halves.train_items[i] for i in sub],
                                                   halves.y_train[sub], halves.test_items, halves.y_test,
-                                                  halves.n_classes))
+                                                  halves.n_classes, window=window))
     result["curves"].append(curve)
-    result["full_half"]["baseline"] = _full_baseline(baseline_cls, halves, name, random_state)
+    result["full_half"]["baseline"] = _full_baseline(baseline_cls, halves, name, random_state, window)
 
 
 def transfer_backbone(clf) -> tuple[str | None, str, str]:
@@ -152,6 +154,7 @@ def _transfer_features(clf, backbone_name: str, items: list) -> np.ndarray:
     from ..cache import open_cache
 
     backbone = create_backbone(backbone_name, image_size=clf.image_size, max_length=clf.max_length)
+    set_window(backbone, clf.window)
     backbone.freeze(len(backbone.layer_groups()))  # as the linear probe does, so its cached features are reused
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -188,8 +191,9 @@ def _probe_accuracy(f_train, y_train, f_test, y_test, n_classes, C=CURVE_C) -> f
     return float(((f_test @ weight.T + bias).argmax(1) == y_test).mean())
 
 
-def _baseline_accuracy(baseline_cls, train_items, y_train, test_items, y_test, n_classes, C=CURVE_C) -> float:
+def _baseline_accuracy(baseline_cls, train_items, y_train, test_items, y_test, n_classes, C=CURVE_C, window=None) -> float:
     model = baseline_cls()
+    set_window(model, window)
     features = model.fit_transform(train_items)
     model.weight, model.bias = fit_logistic_head(features, y_train, n_classes, C)
     return float((model.predict_logits(test_items).argmax(1) == y_test).mean())
@@ -210,9 +214,10 @@ def _full_probe(f_train, f_test, halves: _Halves, name, random_state) -> dict:
                      f"C={head.C:g} ({head.chosen_by})")
 
 
-def _full_baseline(baseline_cls, halves: _Halves, name, random_state) -> dict:
+def _full_baseline(baseline_cls, halves: _Halves, name, random_state, window=None) -> dict:
     """The baseline on the whole training half, C cross-validated on it, scored on the other half."""
     model = baseline_cls()
+    set_window(model, window)
     record = model.fit(halves.train_items, halves.y_train, [], halves.y_train[:0], halves.n_classes,
                        random_state=random_state)
     return _interval(halves.y_test, model.predict_logits(halves.test_items).argmax(1), name, len(halves.y_train),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, DataError, did_you_mean
+from ..data import set_window
 from .scores import SCORES
 
 LAYER_CHOICES = ("all", "last")
@@ -92,6 +93,7 @@ def rank_backbones(
     max_examples: int | None = None,
     feature_dim: int | None = None,
     log=None,
+    window=None,
 ) -> list[RankRow]:
     """Score every ``(backbone, layer)`` on ``(items, labels)``; return the rows best first.
 
@@ -105,7 +107,8 @@ def rank_backbones(
     ``None`` for all (the planner and ``headstart rank`` use :data:`DEFAULT_MAX_EXAMPLES`).
     ``feature_dim``: the width of the rows when ``backbones`` is ``["precomputed"]`` (feature vectors).
     ``progress``: a bar over each feature pass on a terminal; ``log``: called with one line per
-    backbone scored, the progress a log file keeps.
+    backbone scored, the progress a log file keeps. ``window``: how DICOM and 16-bit images are
+    windowed (:func:`headstart.data.parse_window`), as the fit that follows will read them.
     """
     from ..backbones import create_backbone
 
@@ -123,6 +126,7 @@ def rank_backbones(
     for number, name in enumerate(names, 1):
         started = time.perf_counter()
         backbone = create_backbone(name, image_size=image_size, max_length=max_length, feature_dim=feature_dim)
+        set_window(backbone, window)
         rows += _score_backbone(backbone, name, layers, items, encoded, store, scorer, score, progress)
         if log:
             log(f"ranked {name} ({number} of {len(names)}): {sum(r.backbone == name for r in rows)} layer group(s) "

@@ -11,6 +11,7 @@ import numpy as np
 from ..backbones import Backbone, create_backbone
 from ..cache import FeatureCache
 from ..config import LOOP_OPTIONS, ResolvedConfig, regularizer_names
+from ..data import set_window
 from ..model import TransferModel
 from ..train import default_batch_size
 
@@ -38,8 +39,10 @@ class FitContext:
 
     def make_backbone(self, pretrained: bool = True) -> Backbone:
         config = self.config
-        return create_backbone(config.backbone, pretrained=pretrained, image_size=config.image_size,
-                               max_length=config.max_length, feature_dim=config.feature_dim)
+        backbone = create_backbone(config.backbone, pretrained=pretrained, image_size=config.image_size,
+                                   max_length=config.max_length, feature_dim=config.feature_dim)
+        set_window(backbone, config.window)  # DICOM and 16-bit images decode with the fit's window
+        return backbone
 
     def finetune_settings(self, backbone: Backbone, **overrides) -> ResolvedConfig:
         """The configuration of the training loop, the learning rates resolved from the backbone's metadata."""

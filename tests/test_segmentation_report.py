@@ -151,6 +151,18 @@ def test_segmentation_report_cli_without_test_images_exits_2_saying_how_to_pass_
     assert "is a segmentation run: its report needs labeled test images" in error and "--masks MASKS_DIR" in error
 
 
+def test_segmentation_report_cli_refuses_classification_options_naming_them(segmentation_run, capsys):
+    run, test, _ = segmentation_run
+    assert main(["report", str(run), str(test), "--curve-sizes", "1,5", "--strict"]) == 2
+    assert ("--curve-sizes and --strict do not apply to the report of the segmentation run"
+            in capsys.readouterr().err)
+
+
+def test_overlay_of_a_float_image_asks_for_uint8():
+    with pytest.raises(DataError, match=r"an image must be uint8 \(0..255\), got dtype float32"):
+        overlay(np.zeros((2, 2, 3), np.float32), np.zeros((2, 2), int), palette(2))
+
+
 def test_report_cli_refuses_masks_for_a_classification_run(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()

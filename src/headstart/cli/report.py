@@ -48,9 +48,9 @@ def add_parser(commands) -> None:
                         help="Segmentation runs only: the folder of the true masks of DATA's images, one per image "
                              "with the same file stem (default: DATA/masks beside DATA/images).")
     report.add_argument("--out", "-o", metavar="FILE.html", help="Where to write the page (default: RUN_DIR/report.html).")
-    report.add_argument("--curve-sizes", type=_curve_sizes, default="1,2,5,10,20", metavar="N,N,...",
+    report.add_argument("--curve-sizes", type=_curve_sizes, metavar="N,N,...",
                         help="Labeled examples per class for the learning curve; sizes above the smallest class of "
-                             "the training half are skipped (default: %(default)s).")
+                             "the training half are skipped (default: 1,2,5,10,20).")
     add_column_options(report, labels=True)
     report.set_defaults(handler=cmd_report)
 
@@ -70,7 +70,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError(f"--masks {args.masks}: {run_dir} is a classification run, and --masks is for segmentation "
                           f"runs; drop --masks (DATA's labels come from its folders or its label column)")
     data = load_data(args.data, args, require_labels=True) if args.data else None
-    target = build_report(run_dir, data, out=args.out, curve_sizes=args.curve_sizes)
+    from ..report import DEFAULT_CURVE_SIZES
+
+    sizes = DEFAULT_CURVE_SIZES if args.curve_sizes is None else args.curve_sizes
+    target = build_report(run_dir, data, out=args.out, curve_sizes=sizes)
     print(f"wrote {target}")
     print(f"the same numbers are in {run_dir / 'metrics.json'} under 'report'")
     return 0
@@ -79,6 +82,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _segmentation_report(run_dir: Path, args: argparse.Namespace) -> int:
     from ..report.segmentation import build_segmentation_report
 
+    given = [f"--{name.replace('_', '-')}" for name in ("curve_sizes", "text_column", "image_column", "audio_column",
+                                                         "label_column", "strict") if getattr(args, name, None)]
+    if given:  # classification options: refused rather than ignored, so nobody believes they took effect
+        raise ConfigError(f"{' and '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to the report of "
+                          f"the segmentation run {run_dir}; drop {'it' if len(given) == 1 else 'them'}")
     if not args.data:
         raise ConfigError(f"{run_dir} is a segmentation run: its report needs labeled test images; run "
                           f"`{PROG} report {run_dir} DATA_DIR` with DATA_DIR holding images/ and masks/, or "

@@ -81,10 +81,9 @@ def _as_rgb(image) -> np.ndarray:
         array = array[..., :3]
     if array.ndim != 3 or array.shape[2] != 3:
         raise DataError(f"an image must be (h, w), (h, w, 1), (h, w, 3) or (h, w, 4), got shape {array.shape}")
-    if array.dtype != np.uint8:
-        if np.issubdtype(array.dtype, np.floating) and array.size and array.max() <= 1.0:
-            array = array * 255.0  # float images in [0, 1]
-        array = np.clip(np.rint(array), 0, 255).astype(np.uint8)
+    if array.dtype != np.uint8:  # no guessing whether floats are 0..1 or 0..255
+        raise DataError(f"an image must be uint8 (0..255), got dtype {array.dtype}; convert it first, e.g. "
+                        f"(image * 255).round().astype(np.uint8) for floats in 0..1")
     return array
 
 

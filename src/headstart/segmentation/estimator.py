@@ -22,7 +22,7 @@ from sklearn.base import BaseEstimator
 
 from .._version import __version__
 from ..errors import NotFittedError, RunFolderError
-from .config import image_size_for, resolve_config
+from .config import batch_size_for, image_size_for, resolve_config
 from .data import check_known, load_segmentation
 from .metrics import iou_scores
 from .model import build_network, encoder_spec
@@ -86,6 +86,8 @@ class TransferSegmenter(BaseEstimator):
         data = load_segmentation(X, y, require_masks=True, window=config.window)
         if config.image_size is None:
             config = dataclasses.replace(config, image_size=image_size_for(data.images))
+        if config.batch_size is None:
+            config = dataclasses.replace(config, batch_size=batch_size_for(len(data.images)))
         self.classes_ = np.unique(np.concatenate([np.unique(m) for m in data.masks]))
         masks = check_known(data, self.classes_)
         checkpoints = self._checkpoint_folder()

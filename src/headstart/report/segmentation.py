@@ -173,8 +173,9 @@ def _class_names(names, images, classes: np.ndarray) -> tuple[list[str], str]:
     where = "class_names"
     if names is None and isinstance(images, (str, os.PathLike)):
         root = Path(images).expanduser()
+        # beside images/: the root given, or the parent of a folder named images (never an unrelated parent)
         listed = root / "classes.txt" if (root / "images").is_dir() else root.parent / "classes.txt"
-        if listed.is_file():
+        if listed.is_file() and ((root / "images").is_dir() or root.name == "images"):
             names = [line.strip() for line in listed.read_text(encoding="utf-8").splitlines() if line.strip()]
             where = str(listed)
     if names is None:

@@ -8,6 +8,7 @@ from headstart import TransferSegmenter
 from headstart.datasets.segmentation import pasted_items, write_folders
 from headstart.errors import ConfigError, DataError, WeightsNotFoundError
 from headstart.segmentation import iou_scores
+from headstart.segmentation.planner import choose
 from headstart.segmentation.strategies import STRATEGIES
 
 FAST = {"epochs": 1, "image_size": 32, "batch_size": 4}
@@ -53,13 +54,34 @@ def test_finetune_freeze_k_freezes_the_first_k_encoder_stages(data):
         TransferSegmenter(strategy="finetune", freeze=99, **FAST).fit(data.images, data.masks)
 
 
-def test_auto_keeps_the_best_validation_candidate_which_equals_that_fixed_fit(data):
+def test_auto_keeps_its_chosen_candidate_which_equals_that_fixed_fit(data):
     auto = TransferSegmenter(strategy="auto", **FAST).fit(data.images, data.masks)
     assert [row["strategy"] for row in auto.plan_] == ["frozen", "finetune", "scratch", "pixels"]
-    best = max(auto.plan_, key=lambda row: row["val_mean_iou"])
-    assert auto.strategy_ == best["strategy"] and best["chosen"]
+    beaten = [row for row in auto.plan_ if row["beats_default"]]
+    expected = max(beaten, key=lambda row: row["val_mean_iou"])["strategy"] if beaten else "frozen"
+    assert auto.strategy_ == expected and [row["chosen"] for row in auto.plan_].count(True) == 1
     fixed = TransferSegmenter(strategy=auto.strategy_, **FAST).fit(data.images, data.masks)
     np.testing.assert_array_equal(auto.predict(data.images), fixed.predict(data.images))
+
+
+class _Fixed:
+    """A fitted stand-in predicting given masks (one-hot probabilities)."""
+
+    def __init__(self, masks):
+        self.masks = masks
+
+    def predict_proba(self, images):
+        return [np.eye(2)[m].transpose(2, 0, 1) for m in self.masks]
+
+
+@pytest.mark.parametrize("scratch_right, chosen", [(4, "scratch"), (1, "frozen")])
+def test_auto_leaves_the_frozen_default_only_for_a_paired_95_percent_lead(scratch_right, chosen):
+    truth = [np.eye(4, dtype=int)[:, :4] for _ in range(4)]
+    wrong = [1 - t for t in truth]
+    outputs = {"frozen": wrong, "scratch": truth[:scratch_right] + wrong[scratch_right:]}
+    fitted, name, plan = choose(["frozen", "scratch"], lambda s: _Fixed(outputs[s]), (truth, truth), 2)
+    assert name == chosen and fitted.masks is outputs[chosen]
+    assert plan[1]["beats_default"] == (chosen == "scratch")
 
 
 def test_segmenter_fits_from_folders_and_scores_mean_iou(data, tmp_path):

@@ -259,3 +259,25 @@ def test_budget_benchmark_smoke_times_a_fit_against_its_budget(tmp_path, monkeyp
     results = json.loads((tmp_path / "bench" / "results" / "budget-smoke.json").read_text())["results"]
     assert [(r["task"], r["budget"]) for r in results] == [("digits", "5s")]
     assert "| digits | 5s |" in capsys.readouterr().out
+
+
+def test_paired_speed_benchmark_smoke_interleaves_both_sides_and_keeps_every_run(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    import pytest
+
+    if importlib.util.find_spec("datasets") is None:
+        pytest.skip("the peers group is not installed: pip install -e '.[peers]'")
+    from bench import paired
+
+    monkeypatch.setattr(paired, "ROOT", tmp_path)
+    calls = []
+    assert paired.paired(lambda: calls.append("a") or 2.0, lambda: calls.append("b") or 1.0, 3)["ratios"] == [2.0] * 3
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]  # a warm-up each, then A B, B A, A B
+    for _ in range(2):
+        assert paired.main(["--smoke", "--rows", "image"]) == 0
+    saved = json.loads((tmp_path / "bench" / "results" / "speed-smoke.json").read_text())
+    assert len(saved["pairs_runs"]) == 2 and set(saved["pairs"]["rows"]) == {"image:freeze=0", "image:freeze=4"}
+    assert all(row["ratio_median"] > 0 for row in saved["pairs"]["rows"].values())
+    out = capsys.readouterr().out
+    assert "| image:freeze=4 vs plain loop |" in out and ("(+" in out or "(-" in out)

@@ -272,3 +272,36 @@ def test_fit_without_validation_rows_keeps_its_last_epoch():
     result = train_classifier(model, list(X), y, [], np.array([], dtype=int), settings)
     assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]  # NaN scores never stop it early
     assert result.best_epoch == 4
+
+
+def test_epoch_batches_with_lengths_group_similar_lengths_and_still_reshuffle():
+    from headstart.train import BATCHES_PER_BUCKET, epoch_batches
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 120, size=200)
+    plain = epoch_batches(200, 8, seed=3, epoch=1)
+    grouped = epoch_batches(200, 8, seed=3, epoch=1, lengths=lengths)
+    assert sorted(np.concatenate(grouped).tolist()) == list(range(200))  # every example once
+    assert [len(b) for b in grouped].count(8) == 25
+    padded = lambda batches: sum(len(b) * lengths[b].max() for b in batches)
+    assert padded(grouped) < 0.85 * padded(plain)
+    again = epoch_batches(200, 8, seed=3, epoch=1, lengths=lengths)  # a function of (seed, epoch): resumable
+    assert all(np.array_equal(a, b) for a, b in zip(grouped, again))
+    next_epoch = epoch_batches(200, 8, seed=3, epoch=2, lengths=lengths)
+    assert {frozenset(b.tolist()) for b in grouped} != {frozenset(b.tolist()) for b in next_epoch}
+    assert BATCHES_PER_BUCKET * 8 < 200  # buckets are smaller than the data, so batches mix
+
+
+def test_text_fit_batches_by_length_unless_a_term_compares_examples_in_a_batch(monkeypatch):
+    import headstart.train as train
+
+    X, y = tiny_inputs("text", per_class=8)
+    seen = []
+    original = train.epoch_batches
+    monkeypatch.setattr(train, "epoch_batches", lambda *args, **kwargs: seen.append(args[4] if len(args) > 4 else None)
+                        or original(*args, **kwargs))
+    TransferClassifier(strategy="finetune", epochs=1, batch_size=4, val_size=4, cache_dir="none", verbose=0).fit(X, y)
+    assert seen and all(lengths is not None for lengths in seen)  # text pads: grouped by length
+    seen.clear()
+    TransferClassifier(strategy="contrastive", epochs=1, batch_size=4, val_size=4, cache_dir="none", verbose=0).fit(X, y)
+    assert seen and all(lengths is None for lengths in seen)  # in-batch contrastive pairs: random batches

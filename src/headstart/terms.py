@@ -36,6 +36,9 @@ class LossTerm(nn.Module):
     needs_target: bool = False  # True: the loop must draw unlabeled target batches
     # False: reads only features, logits and labels, so the frozen prefix's cached outputs may replace the raw batch
     reads_batch: bool = True
+    # True: a sum over weights or single examples, whose value does not depend on which examples share a
+    # batch, so the loop may group text of similar length into batches (train.epoch_batches)
+    batch_free: bool = False
 
     def __init__(self, weight: float = 1.0):
         super().__init__()

@@ -157,11 +157,30 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+BATCHES_PER_BUCKET = 8
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, lengths: np.ndarray | None = None
+                  ) -> list[np.ndarray]:
     """The epoch's shuffled batches, a function of (seed, epoch) alone, so a run resumed at an
-    epoch boundary draws exactly what the uninterrupted run drew."""
-    order = np.random.default_rng([seed, epoch]).permutation(n)
-    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    epoch boundary draws exactly what the uninterrupted run drew.
+
+    With ``lengths`` (inputs padded to their batch's longest, e.g. tokenized text), each run of
+    :data:`BATCHES_PER_BUCKET` batches of the shuffled order is sorted by length before it is cut,
+    and the batches are shuffled again: every batch pads to a length close to its own rows', while
+    which examples meet still changes every epoch. On 1,000 VADER movie snippets in batches of 8 this
+    pads 30% fewer tokens than random batches (docs/benchmarks.md, issue 29's section).
+    """
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(n)
+    if lengths is not None:
+        bucket = BATCHES_PER_BUCKET * batch_size
+        order = np.concatenate([chunk[np.argsort(lengths[chunk], kind="stable")]
+                                for chunk in np.split(order, range(bucket, n, bucket))])
+    batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    if lengths is not None:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
 
 
 def _preprocess(backbone, items, indices, train: bool, device) -> dict[str, torch.Tensor]:
@@ -207,6 +226,7 @@ class _Setup:
     mix_key: str | None
     train_preprocessing: bool
     total_steps: int
+    lengths: np.ndarray | None = None  # per training example, when batches group similar lengths (epoch_batches)
 
 
 @dataclass
@@ -302,6 +322,7 @@ def train_classifier(model: TransferModel, train_items, train_y: np.ndarray, val
     started = time.perf_counter()
     elapsed_before = state.result.history[-1]["seconds"] if state.result.history else 0.0
     prefix = _frozen_prefix(setup, state, train_items, terms, settings)
+    setup.lengths = _bucket_lengths(setup, train_items)
     watch = _Watch(current_deadline(), len(val_y), settings, _last_epoch_seconds(state.result.history))
     for epoch in range(state.epoch + 1, settings.epochs + 1):
         if state.stopped or not _agreed(watch, state, lambda: watch.may_start(state)):
@@ -334,6 +355,14 @@ def _frozen_prefix(setup: _Setup, state: LoopState, train_items, terms: nn.Modul
     # batch rate stays comparable with a loop that preprocesses and runs every layer every step.
     state.result.batch_seconds += time.perf_counter() - started
     return prefix
+
+
+def _bucket_lengths(setup: _Setup, train_items) -> np.ndarray | None:
+    """The inputs' padded lengths when batches may group similar lengths: the backbone pads to the
+    batch's longest input, and no loss term or batch mixer depends on which examples share a batch."""
+    if setup.mixer is not None or not all(term.batch_free for term in setup.terms):
+        return None
+    return setup.unwrapped.backbone.input_lengths(train_items)
 
 
 def _agreed(watch: "_Watch", state: LoopState, decide) -> bool:
@@ -464,7 +493,7 @@ def _train_epoch(setup: _Setup, state: LoopState, epoch: int, train_items, train
                       if target_items else [])
     term_params = [p for p in setup.terms.parameters() if p.requires_grad]
     batches_started, seen_before = time.perf_counter(), state.seen
-    batches_of_epoch = epoch_batches(len(train_items), settings.batch_size, settings.seed, epoch)
+    batches_of_epoch = epoch_batches(len(train_items), settings.batch_size, settings.seed, epoch, setup.lengths)
     progress = progress_bar(batches_of_epoch, desc=f"epoch {epoch}/{settings.epochs}", unit="step",
                             enabled=settings.progress and is_main())
     finished = True

@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -200,6 +201,11 @@ class Backbone(nn.Module):
         """Whether ``preprocess(train=True)`` draws different inputs every epoch (augmentation, random
         windows); the conservative answer is yes."""
         return True
+
+    def input_lengths(self, items: Sequence) -> np.ndarray | None:
+        """Each input's length when :meth:`preprocess` pads a batch to its longest input (tokens of a
+        text), so training may batch similar lengths together; None when batches never pad."""
+        return None
 
     def supports_prefix_reuse(self) -> bool:
         """Whether :meth:`prefix_rows` and :meth:`collate_prefix` are implemented."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from ..errors import ConfigError
@@ -86,6 +87,10 @@ class HFTextBackbone(Backbone):
     def count_truncated(self, items: Sequence[str]) -> int:
         lengths = self.tokenizer(list(items), truncation=False, add_special_tokens=True)["input_ids"]
         return sum(len(ids) > self.max_length for ids in lengths)
+
+    def input_lengths(self, items: Sequence[str]) -> np.ndarray:
+        return np.array([len(ids) for ids in self.tokenizer(list(items), truncation=True, max_length=self.max_length,
+                                                            add_special_tokens=True)["input_ids"]])
 
     def inference_batches(self, items: Sequence[str], batch_size: int) -> list[list[int]]:
         # Every batch is padded to its longest text: sorted by length, a batch wastes little on

@@ -45,6 +45,7 @@ class L2SP(LossTerm):
     """``alpha/2 ||w_S - w_S^0||^2 + beta/2 ||w_head||^2``; options ``alpha``, ``beta``."""
 
     name = "l2_sp"
+    batch_free = True  # a distance between weights: the same whichever examples share a batch
 
     def __init__(self, weight: float = 1.0, *, alpha: float = 0.01, beta: float = 0.01):
         super().__init__(weight)

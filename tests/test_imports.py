@@ -20,16 +20,19 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "headstart"
 # above it; "headstart" itself is the package's __init__ alone.
 LAYERS = {
     "front": ["headstart", "headstart.__main__", "headstart.cli", "headstart.estimator", "headstart.report",
-              "headstart.demo"],
-    "composition": ["headstart.planner", "headstart.fitting", "headstart.adapt.select"],
+              "headstart.demo", "headstart.segmentation", "headstart.segmentation.estimator"],
+    "composition": ["headstart.planner", "headstart.fitting", "headstart.adapt.select", "headstart.segmentation.planner",
+                    "headstart.segmentation.config"],
     "strategies": ["headstart.strategies", "headstart.train", "headstart.optim", "headstart.regularizers",
-                   "headstart.adapt", "headstart.selection", "headstart.prefix", "headstart.runs"],
+                   "headstart.adapt", "headstart.selection", "headstart.prefix", "headstart.runs",
+                   "headstart.segmentation.strategies", "headstart.segmentation.train", "headstart.segmentation.pixels"],
     # augment: the training-time input options and batch mixing that backbones apply and the loop asks for
     "model": ["headstart.model", "headstart.ensemble", "headstart.backbones", "headstart.data", "headstart.cache", "headstart.baselines",
-              "headstart.heads", "headstart.checkpoint", "headstart.terms", "headstart.datasets", "headstart.augment"],
+              "headstart.heads", "headstart.checkpoint", "headstart.terms", "headstart.datasets", "headstart.augment",
+              "headstart.segmentation.model", "headstart.segmentation.data"],
     "utilities": ["headstart.config", "headstart.errors", "headstart.atomic", "headstart.registry",
                   "headstart.intervals", "headstart.metrics", "headstart._torchvision_fix", "headstart._version",
-                  "headstart.distributed"],
+                  "headstart.distributed", "headstart.segmentation.metrics"],
 }
 RANK = {layer: len(LAYERS) - i for i, layer in enumerate(LAYERS)}  # higher rank = higher layer
 

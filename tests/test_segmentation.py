@@ -105,12 +105,14 @@ def test_folder_errors_name_the_unmatched_file_and_the_size_mismatch(data, tmp_p
         TransferSegmenter(strategy="pixels").fit(str(root))
 
 
-def test_score_names_a_mask_value_the_model_never_saw(data):
+def test_score_counts_a_mask_value_the_model_never_saw_as_missed(data):
     seg = TransferSegmenter(strategy="pixels").fit(data.images, data.masks)
-    bad = data.masks.copy()
-    bad[1, 0, 0] = 7
-    with pytest.raises(DataError, match=r"the mask of images\[1\] holds class value\(s\) \[7\]"):
-        seg.score(data.images, bad)
+    unseen = data.masks.copy()
+    unseen[1, :4, :4] = 7  # a class the training masks never held: never predicted, so IoU 0
+    with pytest.warns(UserWarning, match=r"class value\(s\) \[7\] absent from the training masks .* IoU 0"):
+        scores = seg.iou(data.images, unseen)
+    assert scores["per_class_iou"][7] == 0.0
+    assert set(scores["per_class_iou"]) == {*seg.classes_.tolist(), 7}
 
 
 @pytest.mark.parametrize("params, message", [
@@ -139,3 +141,10 @@ def test_window_reads_16_bit_images_and_round_trips_through_the_run_folder(tmp_p
     assert loaded.config_.window == "(20000, 40000)"
     np.testing.assert_array_equal(loaded.predict(images), seg.predict(images))
     assert seg.score(images, masks) > 0.9
+
+
+def test_every_segmentation_strategy_declares_whether_it_transfers():
+    from headstart.segmentation.strategies import AUTO_CANDIDATES, USES_PRETRAINED
+
+    assert set(USES_PRETRAINED) == set(STRATEGIES) and set(AUTO_CANDIDATES) <= set(STRATEGIES)
+    assert {name for name, pretrained in USES_PRETRAINED.items() if not pretrained} == {"scratch", "pixels"}

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import DataError
 from .metrics import iou_scores
+from .strategies import USES_PRETRAINED
 
 MIN_AUTO_IMAGES = 5
 DEPARTURE_Z = 1.96  # the 95% of every interval headstart prints
@@ -58,7 +59,7 @@ def choose(candidates, fit_one, val_set, n_classes: int, verbose: int = 0):
         score = iou_scores(val_set[1], predicted, n_classes)["mean_iou"]
         fitted_by_name[name], per_image[name] = fitted, _per_image(val_set[1], predicted, n_classes)
         plan.append({"strategy": name, "val_mean_iou": score, "seconds": time.perf_counter() - started,
-                     "transfer": name in ("frozen", "finetune", "lp_ft")})
+                     "transfer": USES_PRETRAINED[name]})
         if verbose:
             print(f"[headstart] auto: {name} val mIoU {score:.4f}", flush=True)
     default = candidates[0]

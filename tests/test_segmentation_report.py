@@ -71,7 +71,7 @@ def test_error_map_paints_exactly_the_wrong_pixels_red():
 
 
 def _plan(*rows):
-    return [{"strategy": s, "val_mean_iou": v, "seconds": 1.0} for s, v in rows]
+    return [{"strategy": s, "val_mean_iou": v, "seconds": 1.0, **(extra[0] if extra else {})} for s, v, *extra in rows]
 
 
 @pytest.mark.parametrize("rows, kept, kind, words", [
@@ -79,6 +79,8 @@ def _plan(*rows):
     ((("scratch", 0.60), ("frozen", 0.55)), "scratch", "negative", "Transfer did not pay off."),
     ((("pixels", 0.60), ("frozen", 0.55)), "frozen", "negative", "The baseline did better than the kept model."),
     ((("frozen", 0.55), ("finetune", 0.50)), "frozen", "neutral", "No baseline."),
+    ((("frozen", 0.55, {"beats_default": False}), ("scratch", 0.57, {"beats_default": False})), "frozen",
+     "neutral", "No difference shown."),
     ((("frozen", 0.55),), "frozen", "neutral", "Not compared."),
 ])
 def test_verdict_says_whether_transfer_beat_the_no_transfer_baselines(rows, kept, kind, words):
@@ -185,6 +187,20 @@ def test_segmentation_report_of_a_fixed_strategy_given_arrays_says_it_was_not_co
     assert "<strong>Not compared.</strong> Only pixels was fit" in html and "pixels was the only strategy fit" in html
     assert "2 images given as arrays" in html and "Class names from the mask values" in html
     assert html.count("<img ") == 1
+
+
+def test_segmentation_report_counts_a_class_unseen_in_training_as_iou_0_like_score(tmp_path):
+    train, test = pasted_items(6, size=32, seed=1, classes=(0, 1)), pasted_items(3, size=32, seed=2, classes=(0, 1, 2))
+    seg = TransferSegmenter(strategy="pixels").fit(train.images, train.masks)
+    run = seg.save(tmp_path / "run")
+    with pytest.warns(UserWarning, match=r"class value\(s\) \[3\] absent from the training masks"):
+        html = build_segmentation_report(run, test.images, test.masks, class_names=test.class_names,
+                                         out=tmp_path / "page.html").read_text(encoding="utf-8")
+    with pytest.warns(UserWarning):
+        score = seg.score(test.images, test.masks)
+    assert f"<strong>{score:.3f}</strong>" in html
+    assert "Class 2 is in the test masks but not in the training masks" in html
+    assert re.search(r'<tr><td>2</td><td>.*?</td><td class="n">0.000</td>', html)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium; "

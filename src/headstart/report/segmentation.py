@@ -16,6 +16,7 @@ import io
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,7 @@ def build_segmentation_report(run_dir, images, masks=None, out=None, max_example
     :func:`headstart.datasets.segmentation.write_folders` writes it), else the mask values themselves.
     """
     from ..segmentation import TransferSegmenter, iou_scores
-    from ..segmentation.data import check_known, load_segmentation
+    from ..segmentation.data import load_segmentation
 
     folder = Path(run_dir).expanduser()
     if not folder.is_dir():
@@ -141,14 +142,21 @@ def build_segmentation_report(run_dir, images, masks=None, out=None, max_example
     target = _target(folder, out)
     segmenter = TransferSegmenter.load(folder)
     data = load_segmentation(images, masks, require_masks=True, window=segmenter.config_.window)
-    truth = check_known(data, segmenter.classes_)  # class indices 0..n-1, as iou_scores counts them
+    # as TransferSegmenter.score: a test class the training masks never held is never predicted and counts as IoU 0
+    labels = np.union1d(segmenter.classes_, np.unique(np.concatenate([np.unique(m) for m in data.masks])))
+    unseen = np.setdiff1d(labels, segmenter.classes_)
+    if unseen.size:
+        warnings.warn(f"the test masks hold class value(s) {unseen.tolist()[:10]} absent from the training masks "
+                      f"(classes_ {segmenter.classes_.tolist()}); they count with IoU 0", UserWarning, stacklevel=2)
+    truth = [np.searchsorted(labels, mask) for mask in data.masks]  # class indices 0..n-1, as iou_scores counts
     started = time.perf_counter()
-    predicted = [np.searchsorted(segmenter.classes_, np.asarray(p)) for p in segmenter.predict(data.images)]
+    predicted = [np.searchsorted(labels, np.asarray(p)) for p in segmenter.predict(data.images)]
     predict_seconds = time.perf_counter() - started
-    names, names_from = _class_names(class_names, images, segmenter.classes_)
+    names, names_from = _class_names(class_names, images, labels)
     scores = iou_scores(truth, predicted, len(names))
     report = _summary(segmenter, folder, names, scores, truth, _source(images, masks, data), predict_seconds)
     report["names_from"] = names_from
+    report["unseen"] = [names[i] for i in np.searchsorted(labels, unseen)]
     colours = palette(len(names))
     report["legend"] = [{"name": name, "colour": _hex(colours[i])} for i, name in enumerate(names) if i > 0]
     report["examples"] = [{
@@ -221,8 +229,10 @@ def _plan_rows(plan: list[dict], kept: str) -> list[dict]:
         name = str(entry.get("strategy"))
         transfer = entry.get("transfer", name not in NO_TRANSFER)
         rows.append({"strategy": name, "val_iou": number_or_none(entry.get("val_mean_iou")),
-                     "seconds": number_or_none(entry.get("seconds")), "chosen": name == kept,
-                     "kind": "transfer" if transfer else "baseline"})
+                     "seconds": number_or_none(entry.get("seconds")), "chosen": entry.get("chosen", name == kept),
+                     "kind": "transfer" if transfer else "baseline", "rule": entry.get("rule", ""),
+                     # whether it beat the default candidate by a paired 95% per-image interval (None: not recorded)
+                     "beats_default": entry.get("beats_default")})
     return rows
 
 
@@ -249,6 +259,10 @@ def verdict(plan: list[dict], kept: str) -> tuple[str, str, str]:
         return ("positive", "Transfer helped.", f"The run kept {kept}, a pretrained encoder: validation mean IoU "
                 f"{chosen['val_iou']:.3f} against {base['val_iou']:.3f} for the best model without pretrained "
                 f"weights ({base['strategy']}), {gain:+.3f}.")
+    if base["beats_default"] is False:  # the planner's rule: a lead must clear a paired 95% interval to count
+        return ("neutral", "No difference shown.", f"{base['strategy']}, without pretrained weights, scored "
+                f"{base['val_iou']:.3f} against {kept}'s {chosen['val_iou']:.3f} on the validation images, a lead the "
+                f"paired 95% interval over those images does not confirm, so the default {kept} was kept.")
     return ("negative", "The baseline did better than the kept model.", f"The run kept {kept} (validation mean IoU "
             f"{chosen['val_iou']:.3f}), but {base['strategy']}, without pretrained weights, scored {base['val_iou']:.3f}.")
 

@@ -159,10 +159,10 @@ def _say(name: str, row: dict) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.paired", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="image,text")
-    parser.add_argument("--pairs", type=int, default=6)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--freeze", type=lambda s: [int(k) for k in s.split(",") if k], default=[],
-                        help="more frozen-group counts to measure beside 0 and half")
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=10, help="the fine-tune default: what a fit runs")
+    parser.add_argument("--freeze", type=lambda s: [int(k) for k in s.split(",") if k], default=[2, 6],
+                        help="frozen-group counts to measure beside 0 and half")
     parser.add_argument("--n-image", type=int, default=256)
     parser.add_argument("--n-text", type=int, default=128)
     parser.add_argument("--image-size", type=int, default=64)
@@ -176,7 +176,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.smoke:
         args.pairs, args.epochs, args.n_image, args.n_text, args.image_size, args.seeds = 2, 1, 40, 24, 32, 1
-        args.accuracy_task = "vader@8"
+        args.accuracy_task, args.freeze = "vader@8", []
     torch.set_num_threads(args.threads)
     import transformers
 

@@ -148,3 +148,12 @@ def test_every_segmentation_strategy_declares_whether_it_transfers():
 
     assert set(USES_PRETRAINED) == set(STRATEGIES) and set(AUTO_CANDIDATES) <= set(STRATEGIES)
     assert {name for name, pretrained in USES_PRETRAINED.items() if not pretrained} == {"scratch", "pixels"}
+
+
+def test_default_schedule_gives_small_sets_enough_optimizer_steps(data):
+    from headstart.segmentation.config import MIN_EPOCHS, MIN_STEPS, epochs_for
+
+    assert epochs_for(8, 4) == 150 and epochs_for(80, 8) == MIN_EPOCHS  # 2 steps an epoch, then 10
+    assert all(epochs_for(n, b) * -(-n // b) >= MIN_STEPS for n in (1, 5, 24, 80, 400) for b in (4, 8))
+    seg = TransferSegmenter(strategy="pixels").fit(data.images, data.masks)
+    assert seg.config_.epochs == epochs_for(seg.n_train_images_, seg.config_.batch_size)

@@ -23,7 +23,7 @@ from sklearn.base import BaseEstimator
 
 from .._version import __version__
 from ..errors import NotFittedError, RunFolderError
-from .config import batch_size_for, image_size_for, resolve_config
+from .config import batch_size_for, epochs_for, image_size_for, resolve_config
 from .data import check_known, load_segmentation
 from .metrics import iou_scores
 from .model import build_network, encoder_spec
@@ -93,8 +93,10 @@ class TransferSegmenter(BaseEstimator):
         masks = check_known(data, self.classes_)
         checkpoints = self._checkpoint_folder()
         train_idx, val_idx = validation_split(len(data.images), config.seed)
+        if config.epochs is None:
+            config = dataclasses.replace(config, epochs=epochs_for(len(train_idx), config.batch_size))
         pick = lambda index: ([data.images[i] for i in index], [masks[i] for i in index])  # noqa: E731
-        settings = LoopSettings(epochs=config.epochs, patience=config.patience, batch_size=config.batch_size,
+        settings = LoopSettings(epochs=config.epochs, patience=config.patience or config.epochs, batch_size=config.batch_size,
                                 image_size=config.image_size, seed=config.seed, mean=spec.mean, std=spec.std,
                                 n_classes=len(self.classes_), verbose=self.verbose)
         ctx = Context(spec, settings, config.lr, config.freeze, pick(train_idx), pick(val_idx) if len(val_idx) else None,

@@ -78,3 +78,30 @@ def test_cache_writes_an_input_given_twice_once(tmp_path):
     np.testing.assert_array_equal(rows[0], rows[2])
     (chunk,) = tmp_path.rglob("chunk-*.safetensors")
     assert len(load_file(str(chunk))["hashes"]) == 2
+
+
+def test_second_linear_probe_reads_its_c_search_from_the_cache_and_predicts_the_same(tmp_path, monkeypatch):
+    import headstart.heads as heads
+    from headstart import TransferClassifier
+
+    X, y = tiny_inputs("image", per_class=6)
+    options = dict(strategy="linear_probe", image_size=32, cache_dir=tmp_path / "cache", verbose=0)
+    first = TransferClassifier(**options).fit(X, y)
+    assert not first.fit_summary_["C_chosen_by"].endswith("read from the cache")
+    searches = []
+    original = heads.choose_C_by_cv
+    monkeypatch.setattr(heads, "choose_C_by_cv", lambda *a, **k: searches.append(1) or original(*a, **k))
+    second = TransferClassifier(**options).fit(X, y)
+    assert searches == [] and second.fit_summary_["C_chosen_by"].endswith("read from the cache")
+    assert second.fit_summary_["C"] == first.fit_summary_["C"]
+    np.testing.assert_array_equal(second.predict_proba(X), first.predict_proba(X))
+    relabeled = TransferClassifier(**options).fit(X, y[::-1])  # other labels: searched again, not recalled
+    assert searches == [1] and not relabeled.fit_summary_["C_chosen_by"].endswith("read from the cache")
+
+
+def test_cache_record_survives_a_new_cache_object_and_ignores_a_damaged_file(tmp_path):
+    FeatureCache(tmp_path).remember("C-search", "k", {"C": 0.1})
+    assert FeatureCache(tmp_path).recall("C-search", "k") == {"C": 0.1}
+    (tmp_path / "C-search" / "k.json").write_text("{not json")
+    assert FeatureCache(tmp_path).recall("C-search", "k") is None  # searched again, never a crash
+    assert FeatureCache(None).recall("C-search", "k") is None

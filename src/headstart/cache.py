@@ -30,7 +30,7 @@ import torch
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from .atomic import write_atomic
+from .atomic import write_atomic, write_json
 from .backbones import Backbone
 from .data import window_of, window_text
 from .distributed import is_main
@@ -85,6 +85,29 @@ class FeatureCache:
         self._chunks_read: dict[str, set[str]] = {}
         self.last_computed = 0  # inputs run through the backbone by the last call (for tests/bench)
         self.last_inference_note = ""  # how the last computing call ran the backbone (BatchNorm folded or not, why)
+        self._records: dict[tuple[str, str], dict] = {}
+
+    def recall(self, kind: str, key: str) -> dict | None:
+        """A small JSON record kept beside the features (``kind``: e.g. ``"C-search"``), or None.
+
+        Derived results that cost more than reading them, keyed by their inputs' content: the
+        linear probe's C search on cached features is most of a second fit on the same images."""
+        if (kind, key) in self._records:
+            return self._records[(kind, key)]
+        if self.directory is None:
+            return None
+        try:
+            record = json.loads((self.directory / kind / f"{key}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # absent, or unreadable: computed again and rewritten
+            return None
+        self._records[(kind, key)] = record
+        return record
+
+    def remember(self, kind: str, key: str, record: dict) -> None:
+        self._records[(kind, key)] = record
+        if self.directory is not None and is_main():
+            (self.directory / kind).mkdir(parents=True, exist_ok=True)
+            write_json(self.directory / kind / f"{key}.json", record)
 
     def backbone_key(self, backbone: Backbone) -> str:
         description = {

@@ -23,6 +23,7 @@ split of 16 rows scores each C on 3 or 4 examples, and picked C by ties and nois
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,16 +57,27 @@ class HeadFit:
 
 
 def fit_head(features: np.ndarray, y: np.ndarray, n_classes: int, *, C: float | None = None,
-             random_state: int = 0) -> HeadFit:
-    """Choose C by stratified cross-validation on ``(features, y)`` (unless ``C`` is given), then fit
-    the head on all of those rows at that C."""
+             random_state: int = 0, search: tuple | None = None) -> HeadFit:
+    """Choose C by stratified cross-validation on ``(features, y)`` (unless ``C`` is given, or ``search``
+    holds the ``(C, history, chosen_by)`` an earlier search on the same rows found), then fit the head on
+    all of those rows at that C."""
     if C is not None:
         C, history, chosen_by = float(C), [], "given"
+    elif search is not None:
+        C, history, chosen_by = search
     else:
         C, history, chosen_by = choose_C_by_cv(features, y, random_state)
     cv_accuracy = next((h["cv_accuracy"] for h in history if h["C"] == C), float("nan"))
     weight, bias = fit_logistic_head(features, y, n_classes, C)
     return HeadFit(weight, bias, C, history, cv_accuracy, chosen_by)
+
+
+def search_key(features: np.ndarray, y: np.ndarray, random_state: int) -> str:
+    """What decides :func:`choose_C_by_cv`'s result: the rows, the labels, the folds' seed and the search's settings."""
+    digest = hashlib.sha256(np.ascontiguousarray(features, dtype=np.float32).tobytes())
+    digest.update(np.asarray(y).astype(str).tobytes())
+    digest.update(repr((random_state, C_GRID, TOLERANCE, PAST_BEST, CV_FOLDS, features.shape)).encode())
+    return digest.hexdigest()[:32]
 
 
 def fitted_scaler(features: np.ndarray) -> StandardScaler:

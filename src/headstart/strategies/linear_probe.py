@@ -16,7 +16,7 @@ import time
 import torch
 
 from ..adapt.frozen import fit_on_frozen_features
-from ..heads import fit_head
+from ..heads import fit_head, search_key
 from ..intervals import accuracy_text
 from ..model import TransferModel
 from .base import FitContext, Strategy, StrategyResult
@@ -44,7 +44,7 @@ class LinearProbe(Strategy):
                         f"validation accuracy {accuracy_text(summary['val_accuracy'], len(context.val_y))}")
             return StrategyResult(model, history, summary)
         rows, labels = context.head_rows(features)
-        head = fit_head(rows, labels, context.n_classes, C=context.config.C, random_state=context.config.random_state)
+        head = self._fit_head(context, rows, labels)
         C, history, val_accuracy = head.C, head.history, head.cv_accuracy
         model = TransferModel(backbone, context.n_classes)
         with torch.no_grad():
@@ -58,3 +58,18 @@ class LinearProbe(Strategy):
         context.log(f"linear_probe: C={C:g} ({head.chosen_by}; accuracy {accuracy_text(val_accuracy, len(labels))}); "
                     f"{computed} of {len(items)} inputs run through the backbone, the rest from the cache")
         return StrategyResult(model, history, summary)
+
+    @staticmethod
+    def _fit_head(context: FitContext, rows, labels):
+        """The head, its C search read from the cache when these rows and labels were searched before."""
+        config = context.config
+        if config.C is not None:
+            return fit_head(rows, labels, context.n_classes, C=config.C, random_state=config.random_state)
+        key = search_key(rows, labels, config.random_state)
+        found = context.cache.recall("C-search", key)
+        if found is not None:
+            search = (found["C"], found["history"], f"{found['chosen_by']}, read from the cache")
+            return fit_head(rows, labels, context.n_classes, search=search)
+        head = fit_head(rows, labels, context.n_classes, random_state=config.random_state)
+        context.cache.remember("C-search", key, {"C": head.C, "history": head.history, "chosen_by": head.chosen_by})
+        return head

@@ -49,7 +49,11 @@ def draw(args, seed: int):
 
 
 def run(args) -> dict:
-    results: dict = {}
+    path = ROOT / "bench" / "results" / ("segmentation-smoke.json" if args.smoke else "segmentation.json")
+    results: dict = json.loads(path.read_text())["results"] if args.merge and path.exists() else {}
+    for task in results.values():  # --merge: the methods run now replace their earlier rows, the rest stay
+        for method in args.methods:
+            task.pop(method, None)
     for seed in range(args.seeds):
         data, n_classes = draw(args, seed)
         test_images, test_masks = data.images[-args.test:], data.masks[-args.test:]
@@ -114,6 +118,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, bundled digits: checks the harness runs")
     parser.add_argument("--render", action="store_true", help="only rewrite the docs table from the saved JSON")
+    parser.add_argument("--merge", action="store_true", help="keep the saved rows of the methods not run now")
     args = parser.parse_args(argv)
     if args.smoke:
         args.sizes, args.seeds, args.test, args.size, args.items = [6], 1, 4, 32, "digits"

@@ -121,6 +121,6 @@ def fit_pixels(ctx: Context) -> PixelSegmenter:
 
 STRATEGIES = {"frozen": fit_frozen, "finetune": fit_finetune, "lp_ft": fit_lp_ft, "scratch": fit_scratch,
               "pixels": fit_pixels}
-AUTO_CANDIDATES = ("frozen", "finetune", "scratch", "pixels")
+AUTO_CANDIDATES = ("finetune", "frozen", "scratch", "pixels")  # the first is auto's default
 # declared beside the registry, so the planner and the report name no strategy to tell the baselines apart
 USES_PRETRAINED = {"frozen": True, "finetune": True, "lp_ft": True, "scratch": False, "pixels": False}

@@ -173,7 +173,13 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI: checks the harness runs")
+    parser.add_argument("--render", action="store_true", help="only rewrite the docs table from speed.json")
     args = parser.parse_args(argv)
+    if args.render:
+        body = render(json.loads((ROOT / "bench" / "results" / "speed.json").read_text())["pairs_runs"])
+        write_section(ROOT / "docs" / "benchmarks.md", "paired", "Faster than a plain loop: paired ratios (issue 29)", body)
+        print(body)
+        return 0
     if args.smoke:
         args.pairs, args.epochs, args.n_image, args.n_text, args.image_size, args.seeds = 2, 1, 40, 24, 32, 1
         args.accuracy_task, args.freeze = "vader@8", []
@@ -195,25 +201,30 @@ def main(argv=None) -> int:
     stored["pairs"] = result
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(stored, indent=2))
-    body = render(stored["pairs_runs"][-2:])
+    body = render(stored["pairs_runs"])
     print(body)
     if not args.smoke:
         write_section(ROOT / "docs" / "benchmarks.md", "paired", "Faster than a plain loop: paired ratios (issue 29)", body)
     return 0
 
 
+SETTINGS = ("epochs", "n_image", "n_text", "image_size", "smoke")
+
+
 def render(runs: list[dict]) -> str:
+    """The last run's table, each ratio beside the latest earlier run made with the same settings."""
     last = runs[-1]
     meta = last["meta"]
+    same = [run for run in runs[:-1] if all(run["meta"].get(k) == meta.get(k) for k in SETTINGS)]
     lines = [f"`python -m bench.paired`, {meta['date']}, {meta['machine']}; headstart {meta['headstart']}, torch "
              f"{meta['torch']}. Both sides in one process on the same inputs, {meta['epochs']} epochs, seed 0, "
              f"{meta['pairs']} interleaved pairs (A B B A …); the ratio is headstart's examples/s ÷ the peer's, "
              f"median (min–max) over the pairs. Images: {meta['n_image']} "
              f"{'digits' if meta['smoke'] else 'Fashion-MNIST'} at {meta['image_size']} px, "
              f"batch 32; text: {meta['n_text']} VADER movie snippets, batch 8.", "",
-             "| row | headstart, ex/s | peer, ex/s | ratio, this run | ratio, run before | runs agree within ±5% |",
+             "| row | headstart, ex/s | peer, ex/s | ratio, this run | ratio, the run before with these settings | runs agree within ±5% |",
              "|---|---|---|---|---|---|"]
-    before = runs[0]["rows"] if len(runs) > 1 else {}
+    before = same[-1]["rows"] if same else {}
     for name, row in last["rows"].items():
         previous = before.get(name)
         agree = (f"{'yes' if abs(row['ratio_median'] / previous['ratio_median'] - 1) <= 0.05 else 'no'} "

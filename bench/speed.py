@@ -116,7 +116,9 @@ def main(argv=None) -> int:
             "date": time.strftime("%Y-%m-%d"), "repeats": repeats, "smoke": args.smoke}
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / ("speed-smoke.json" if args.smoke else "speed.json")).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    path = out / ("speed-smoke.json" if args.smoke else "speed.json")
+    stored = json.loads(path.read_text()) if path.exists() else {}  # bench.paired's runs share the file
+    path.write_text(json.dumps({**stored, "meta": meta, "rows": rows}, indent=2))
     table = ["| backbone | inputs | n | frozen forward (floor), ex/s | fine-tune step, ex/s | training loop, ex/s "
              "| linear probe fit | ÷ floor (goal ≤ 1.2) | second fit | ÷ first (goal < 5%) |",
              "|---|---|---|---|---|---|---|---|---|---|"]

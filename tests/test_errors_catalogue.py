@@ -131,7 +131,7 @@ def test_no_images_found(tmp_path):
     (tmp_path / "docs" / "cat" / "notes.txt").write_text("hi")
     (tmp_path / "docs" / "cat" / "scan.heic").write_bytes(b"\x00")
     with pytest.raises(DataPathError, match=rf"^no images found in {esc(tmp_path / 'docs')}: looked for \.jpg, "
-                                            r"\.jpeg, \.png, \.bmp, \.gif, \.tif, \.tiff, \.webp \(any case\) in "
+                                            r"\.jpeg, \.png, \.bmp, \.gif, \.tif, \.tiff, \.webp, \.dcm, \.dicom \(any case\) in "
                                             r".+/<class>/<image>, but found 2 file\(s\): cat/notes\.txt, "
                                             r"cat/scan\.heic\.$"):
         load_dataset(tmp_path / "docs")

@@ -193,6 +193,12 @@ def _figures(report: dict) -> dict[str, str]:
 
 
 def render(report: dict) -> str:
+    figures = {name: report["figures"].get(name) for name in FIGURES}  # absent figures render as nothing
+    return render_template(TEMPLATE, r=report, figures=figures)
+
+
+def render_template(name: str, **context) -> str:
+    """One of the package's report templates, with the number filters both reports use."""
     import jinja2
 
     environment = jinja2.Environment(loader=jinja2.PackageLoader("headstart.report", "templates"),
@@ -200,8 +206,7 @@ def render(report: dict) -> str:
                                      trim_blocks=True, lstrip_blocks=True)
     environment.filters["num"] = _format_number
     environment.filters["seconds"] = _format_seconds
-    figures = {name: report["figures"].get(name) for name in FIGURES}  # absent figures render as nothing
-    return environment.get_template(TEMPLATE).render(r=report, figures=figures)
+    return environment.get_template(name).render(**context)
 
 
 def _format_number(value, digits: int = 3) -> str:

@@ -16,7 +16,6 @@ import io
 import math
 import os
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from .._version import __version__
 from ..atomic import write_text_atomic
 from ..errors import ConfigError, DataError, DataPathError, RunFolderError
 from ..metrics import number_or_none
-from .build import REPORT_FILE, _format_number, _format_seconds
+from .build import REPORT_FILE, render_template
 
 TEMPLATE = "segmentation.html"
 ALPHA = 0.45
@@ -131,6 +130,7 @@ def build_segmentation_report(run_dir, images, masks=None, out=None, max_example
     :func:`headstart.datasets.segmentation.write_folders` writes it), else the mask values themselves.
     """
     from ..segmentation import TransferSegmenter, iou_scores
+    from ..segmentation.metrics import index_masks
     from ..segmentation.data import load_segmentation
 
     folder = Path(run_dir).expanduser()
@@ -142,16 +142,12 @@ def build_segmentation_report(run_dir, images, masks=None, out=None, max_example
     target = _target(folder, out)
     segmenter = TransferSegmenter.load(folder)
     data = load_segmentation(images, masks, require_masks=True, window=segmenter.config_.window)
-    # as TransferSegmenter.score: a test class the training masks never held is never predicted and counts as IoU 0
-    labels = np.union1d(segmenter.classes_, np.unique(np.concatenate([np.unique(m) for m in data.masks])))
-    unseen = np.setdiff1d(labels, segmenter.classes_)
-    if unseen.size:
-        warnings.warn(f"the test masks hold class value(s) {unseen.tolist()[:10]} absent from the training masks "
-                      f"(classes_ {segmenter.classes_.tolist()}); they count with IoU 0", UserWarning, stacklevel=2)
-    truth = [np.searchsorted(labels, mask) for mask in data.masks]  # class indices 0..n-1, as iou_scores counts
     started = time.perf_counter()
-    predicted = [np.searchsorted(labels, np.asarray(p)) for p in segmenter.predict(data.images)]
+    predicted = segmenter.predict(data.images)
     predict_seconds = time.perf_counter() - started
+    # as TransferSegmenter.score: a test class the training masks never held counts as IoU 0
+    labels, truth, predicted = index_masks(segmenter.classes_, data.masks, predicted)
+    unseen = np.setdiff1d(labels, segmenter.classes_)
     names, names_from = _class_names(class_names, images, labels)
     scores = iou_scores(truth, predicted, len(names))
     report = _summary(segmenter, folder, names, scores, truth, _source(images, masks, data), predict_seconds)
@@ -268,14 +264,7 @@ def verdict(plan: list[dict], kept: str) -> tuple[str, str, str]:
 
 
 def render(report: dict) -> str:
-    import jinja2
-
-    environment = jinja2.Environment(loader=jinja2.PackageLoader("headstart.report", "templates"),
-                                     autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined,
-                                     trim_blocks=True, lstrip_blocks=True)
-    environment.filters["num"] = _format_number
-    environment.filters["seconds"] = _format_seconds
-    return environment.get_template(TEMPLATE).render(r=report)
+    return render_template(TEMPLATE, r=report)
 
 
 def _hex(colour) -> str:

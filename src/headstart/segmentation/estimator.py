@@ -15,7 +15,6 @@ import hashlib
 import json
 import shutil
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from .._version import __version__
 from ..errors import NotFittedError, RunFolderError
 from .config import batch_size_for, epochs_for, image_size_for, resolve_config
 from .data import check_known, load_segmentation
-from .metrics import iou_scores
+from .metrics import index_masks, iou_scores
 from .model import build_network, encoder_spec
 from .pixels import PixelSegmenter
 from .planner import choose, validation_split
@@ -148,14 +147,8 @@ class TransferSegmenter(BaseEstimator):
         """``{"mean_iou", "per_class_iou": {class value: IoU or None}, "n_images"}`` on labeled data."""
         self._check_fitted()
         data = load_segmentation(X, y, require_masks=True, window=self.config_.window)
-        labels = np.union1d(self.classes_, np.unique(np.concatenate([np.unique(m) for m in data.masks])))
-        unseen = np.setdiff1d(labels, self.classes_)
-        if unseen.size:  # a class the model never saw is never predicted: it scores 0, it is not dropped
-            warnings.warn(f"the masks hold class value(s) {unseen.tolist()[:10]} absent from the training masks "
-                          f"(classes_ {self.classes_.tolist()}); they count with IoU 0", UserWarning, stacklevel=2)
-        truth = [np.searchsorted(labels, mask) for mask in data.masks]
-        to_labels = np.searchsorted(labels, self.classes_)
-        predicted = [to_labels[p.argmax(0)] for p in self.model_.predict_proba(data.images)]
+        predicted = [self.classes_[p.argmax(0)] for p in self.model_.predict_proba(data.images)]
+        labels, truth, predicted = index_masks(self.classes_, data.masks, predicted)
         scores = iou_scores(truth, predicted, len(labels))
         per_class = {int(labels[c]): v for c, v in scores["per_class_iou"].items()}
         return {"mean_iou": scores["mean_iou"], "per_class_iou": per_class, "n_images": len(truth)}

@@ -8,6 +8,8 @@ None, so a class the test set does not contain neither helps nor hurts the score
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 
@@ -29,3 +31,16 @@ def iou_scores(true_masks, pred_masks, n_classes: int) -> dict:
     per_class = {c: (float(intersection[c] / union[c]) if union[c] else None) for c in range(n_classes)}
     present = [v for v in per_class.values() if v is not None]
     return {"mean_iou": float(np.mean(present)) if present else 0.0, "per_class_iou": per_class}
+
+
+def index_masks(classes: np.ndarray, true_masks, predicted_masks) -> tuple[np.ndarray, list, list]:
+    """``(labels, truth, predicted)``: both mask lists as indices into ``labels``, the model's ``classes``
+    plus any value only the truth holds. Such a class is never predicted, so it scores IoU 0 (with a
+    warning) rather than being dropped."""
+    labels = np.union1d(classes, np.unique(np.concatenate([np.unique(m) for m in true_masks])))
+    unseen = np.setdiff1d(labels, classes)
+    if unseen.size:
+        warnings.warn(f"the masks hold class value(s) {unseen.tolist()[:10]} absent from the training masks "
+                      f"(classes_ {np.asarray(classes).tolist()}); they count with IoU 0", UserWarning, stacklevel=3)
+    return (labels, [np.searchsorted(labels, m) for m in true_masks],
+            [np.searchsorted(labels, np.asarray(p)) for p in predicted_masks])

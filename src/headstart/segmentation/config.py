@@ -5,10 +5,9 @@
 efficientnet_lite0, lr 3e-3 for the decoder (encoder lr/10 when fine-tuned), batch 4 under 64 training
 images else 8, image_size the training images' largest side rounded up to a multiple of 32 (at most
 256), and a fixed schedule of :func:`epochs_for` epochs — at least 40, and at least 300 optimizer steps
-— with the best validation epoch kept and no early stop (``patience`` None). Measured on pasted
-garments (docs/benchmarks.md, segmentation): the foreground classes start to separate only after
-10–20 epochs of flat validation IoU, so patience 4 stopped every fit at about epoch 6 (test mIoU
-0.19 at 100 images against 0.49 for 40 epochs), and 10 images give 2 steps an epoch.
+— with the best validation epoch kept and no early stop (``patience`` None): validation IoU stays flat
+for many epochs before small classes separate, and 10 images give only 2 steps an epoch (evidence:
+docs/benchmarks.md, "Segmentation", why these defaults).
 """
 
 from __future__ import annotations

@@ -2,13 +2,11 @@
 choose with the classifier planner's rule (:mod:`headstart.planner.decision`), per image.
 
 The candidates are ``finetune`` / ``frozen`` (transfer) against ``scratch`` / ``pixels`` (no
-transfer). The first, ``finetune``, is the default: on the pasted garments it led the frozen encoder in
-7 of 9 draws at 10, 30 and 100 images (+1.6 to +2.7 points of test mean IoU; docs/benchmarks.md), while
-no validation split of 2–20 images ever showed the lead. Another candidate replaces the default only
-when it beats it on the same validation images with the 95% interval of their *paired* per-image mean-IoU
+transfer). The first, ``finetune``, is the default (it led the frozen encoder by a margin small
+validation splits cannot confirm; docs/benchmarks.md, "Segmentation"). Another candidate replaces the
+default only when it beats it on the same validation images with the 95% interval of their *paired* per-image mean-IoU
 difference above zero (mean − 1.96·SE > 0) — with a handful of validation images a lead of a point or
-two is noise (measured: 24 pasted-digit images, 5 held out, scratch led frozen by 1.3 points on
-validation and trailed it by 7.9 on the test images). Among the candidates that clear the bar, the
+two is noise. Among the candidates that clear the bar, the
 best by validation mean IoU wins. Negative transfer shows: when scratch or pixels clearly beats the
 fine-tuned encoder, it is kept and ``plan_`` says so. The winner is kept as scored — trained on the training part, early-stopped on the same
 validation images — not refitted on all images, so the model kept is the model that was measured.

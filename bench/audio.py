@@ -515,9 +515,14 @@ def render(state: dict, meta: dict) -> str:
                   "| method | noisy test accuracy | chosen by adapt=auto |", "|---|---|---|"]
         for method in SHIFT_METHODS:
             if method in by_method:
-                chosen = ", ".join(sorted({r["chosen"] for r in by_method[method] if "chosen" in r}))
+                chosen = "; ".join(f"seed {r['seed']}: {r['chosen']}" for r in by_method[method] if "chosen" in r)
                 name = "log-mel baseline, trained on clean" if method == "baseline" else method
                 lines.append(f"| {name} | {_cell(by_method[method])} | {chosen} |")
+        candidates = sorted({c for r in by_method.get("auto", []) for c in r.get("candidates", [])})
+        if candidates:
+            lines += ["", f"`adapt=\"auto\"` chose among {', '.join(candidates)} (each at weight 1) without target "
+                          "labels: information maximization on the noisy inputs, guarded by DEV's importance-weighted "
+                          "risk on held-out clean rows (headstart.adapt.select)."]
     while lines and not lines[-1]:
         lines.pop()
     lines += ["", *checks(state)]

@@ -49,25 +49,40 @@ def headstart_rate(X, y, args, **options) -> float:
     return clf.fit_summary_["batch_examples_per_second"]
 
 
-def group_module_names(image_size: int) -> list[list[str]]:
-    """The module names of each efficientnet_lite0 layer group, to freeze the peer's copy by name."""
+def group_module_names(image_size: int) -> list[tuple[list[str], str]]:
+    """``(module names, output module name)`` of each efficientnet_lite0 layer group, to freeze the
+    peer's copy by name and to time its frozen groups."""
     from headstart.backbones import create_backbone
 
     backbone = create_backbone("efficientnet_lite0", image_size=image_size, pretrained=False)
     by_id = {id(m): name for name, m in backbone.model.named_modules()}
-    return [[by_id[id(m)] for m in group.modules] for group in backbone.layer_groups()]
+    return [([by_id[id(m)] for m in group.modules], by_id[id(group.output_module)])
+            for group in backbone.layer_groups()]
 
 
-def plain_loop_rate(X, y, args, freeze: int) -> float:
-    """bench.peers' plain loop, with the first ``freeze`` of headstart's layer groups frozen by hand."""
+def plain_loop_rate(X, y, args, freeze: int, frozen_share: list | None = None) -> float:
+    """bench.peers' plain loop, with the first ``freeze`` of headstart's layer groups frozen by hand.
+
+    ``frozen_share`` gets the fraction of the loop's time spent in the frozen groups' forward pass
+    (hooks at the first frozen module's input and the last frozen group's output): all that reusing
+    their outputs can save, so ``1 / (1 - share)`` bounds the speed-up of a reused prefix.
+    """
     torch.manual_seed(0)
     classes, encoded = np.unique(y, return_inverse=True)
     network = _image_model(len(classes), args.image_size).train()
-    names = {name for group in group_module_names(args.image_size)[:freeze] for name in group}
+    groups = group_module_names(args.image_size)[:freeze]
+    names = {name for modules, _ in groups for name in modules}
     frozen = [m for name, m in network.named_modules() if name in names]
     assert len(frozen) == len(names), f"found {len(frozen)} of the {len(names)} modules to freeze"
     for module in frozen:
         module.requires_grad_(False)
+    in_prefix = [0.0]
+    if groups:
+        modules = dict(network.named_modules())
+        clock = {}
+        modules[groups[0][0][0]].register_forward_pre_hook(lambda m, a: clock.update(start=time.perf_counter()))
+        modules[groups[-1][1]].register_forward_hook(
+            lambda m, a, o: in_prefix.__setitem__(0, in_prefix[0] + time.perf_counter() - clock["start"]))
     optimizer = torch.optim.AdamW([p for p in network.parameters() if p.requires_grad], lr=5e-4, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, args.epochs * -(-len(X) // args.image_batch))
     labels, generator = torch.as_tensor(encoded), torch.Generator().manual_seed(0)
@@ -83,7 +98,10 @@ def plain_loop_rate(X, y, args, freeze: int) -> float:
             loss.backward()
             optimizer.step()
             schedule.step()
-    return len(X) * args.epochs / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    if frozen_share is not None:
+        frozen_share.append(in_prefix[0] / elapsed)
+    return len(X) * args.epochs / elapsed
 
 
 def paired(side_a, side_b, pairs: int) -> dict:
@@ -110,8 +128,13 @@ def image_rows(args) -> dict:
         headstart = lambda: headstart_rate(X, y, args, backbone="efficientnet_lite0", image_size=args.image_size,
                                            batch_size=args.image_batch, freeze=k)
         # the peer trains on the rows headstart trains on (it holds out 10% for validation)
-        peer = lambda: plain_loop_rate(X[: int(len(X) * 0.9)], y[: int(len(y) * 0.9)], args, freeze=k)
+        shares: list[float] = []
+        peer = lambda: plain_loop_rate(X[: int(len(X) * 0.9)], y[: int(len(y) * 0.9)], args, freeze=k,
+                                       frozen_share=shares)
         rows[f"image:freeze={k}"] = {**paired(headstart, peer, args.pairs), "frozen_groups": k, "groups": n_groups}
+        if k:
+            share = statistics.median(shares)
+            rows[f"image:freeze={k}"].update(frozen_forward_share=share, reuse_bound=1 / (1 - share))
         _say(f"image:freeze={k}", rows[f"image:freeze={k}"])
     return rows
 
@@ -212,28 +235,34 @@ SETTINGS = ("epochs", "n_image", "n_text", "image_size", "smoke")
 
 
 def render(runs: list[dict]) -> str:
-    """The last run's table, each ratio beside the latest earlier run made with the same settings."""
+    """Each row's latest run beside the latest earlier run of that row with the same settings (a run
+    may measure only some rows: ``--rows text``)."""
     last = runs[-1]
     meta = last["meta"]
-    same = [run for run in runs[:-1] if all(run["meta"].get(k) == meta.get(k) for k in SETTINGS)]
-    lines = [f"`python -m bench.paired`, {meta['date']}, {meta['machine']}; headstart {meta['headstart']}, torch "
+    same = [run for run in runs if all(run["meta"].get(k) == meta.get(k) for k in SETTINGS)]
+    names = list(dict.fromkeys(name for run in same for name in run["rows"]))
+    lines = [f"`python -m bench.paired`, {meta['machine']}; headstart {meta['headstart']}, torch "
              f"{meta['torch']}. Both sides in one process on the same inputs, {meta['epochs']} epochs, seed 0, "
-             f"{meta['pairs']} interleaved pairs (A B B A …); the ratio is headstart's examples/s ÷ the peer's, "
+             f"interleaved pairs (A B B A …); the ratio is headstart's examples/s ÷ the peer's, "
              f"median (min–max) over the pairs. Images: {meta['n_image']} "
              f"{'digits' if meta['smoke'] else 'Fashion-MNIST'} at {meta['image_size']} px, "
              f"batch 32; text: {meta['n_text']} VADER movie snippets, batch 8.", "",
-             "| row | headstart, ex/s | peer, ex/s | ratio, this run | ratio, the run before with these settings | runs agree within ±5% |",
-             "|---|---|---|---|---|---|"]
-    before = same[-1]["rows"] if same else {}
-    for name, row in last["rows"].items():
-        previous = before.get(name)
+             "| row | run (pairs) | headstart, ex/s | peer, ex/s | ratio, this run | ratio, the run before "
+             "| runs agree within ±5% | frozen forward, share of the plain step (bound on reuse: 1 ÷ (1 − share)) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name in names:
+        having = [run for run in same if name in run["rows"]]
+        row, previous = having[-1]["rows"][name], having[-2]["rows"][name] if len(having) > 1 else None
         agree = (f"{'yes' if abs(row['ratio_median'] / previous['ratio_median'] - 1) <= 0.05 else 'no'} "
                  f"({100 * (row['ratio_median'] / previous['ratio_median'] - 1):+.1f}%)") if previous else "—"
         peer = "HF Trainer" if name == "text" else "plain loop"
         earlier = f"{previous['ratio_median']:.2f}×" if previous else "—"
-        lines.append(f"| {name} vs {peer} | {row['headstart_examples_per_s']:.1f} | {row['peer_examples_per_s']:.1f} "
+        bound = (f"{100 * row['frozen_forward_share']:.0f}% ({row['reuse_bound']:.2f}×)"
+                 if "frozen_forward_share" in row else "—")
+        lines.append(f"| {name} vs {peer} | {having[-1]['meta']['date']} ({row['pairs']}) "
+                     f"| {row['headstart_examples_per_s']:.1f} | {row['peer_examples_per_s']:.1f} "
                      f"| **{row['ratio_median']:.2f}×** ({row['ratio_min']:.2f}–{row['ratio_max']:.2f}) "
-                     f"| {earlier} | {agree} |")
+                     f"| {earlier} | {agree} | {bound} |")
     accuracy = last.get("length_grouping_accuracy")
     if accuracy:
         mean = lambda xs: sum(xs) / len(xs)

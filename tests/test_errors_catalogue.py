@@ -22,10 +22,8 @@ from headstart import TransferClassifier
 from headstart.cli import main
 from headstart.data import from_arrays, load_dataset
 from headstart.errors import (
-    ConfigError,
     DataError,
     DataPathError,
-    HeadstartError,
     RunFolderError,
     UnknownNameError,
 )

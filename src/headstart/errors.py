@@ -53,6 +53,19 @@ class NotFittedError(HeadstartError, _SklearnNotFittedError):
     """A method that needs a fitted estimator was called before ``fit``."""
 
 
+class OutOfTimeError(HeadstartError, TimeoutError):
+    """A fit under a deadline cannot finish its first epoch in time, so it has no epoch to keep.
+    ``needed``: the seconds its first epoch still needed, as estimated (0 when not estimated)."""
+
+    def __init__(self, message: str, needed: float = 0.0):
+        super().__init__(message)
+        self.needed = needed
+        self.fit_seconds = needed  # the caller that timed the fit may add what it had already taken
+
+    def __reduce__(self):  # pickled whole when the main process shares it (distributed.on_main)
+        return type(self), (str(self), self.needed)
+
+
 def did_you_mean(value: str, choices: Iterable[str], n: int = 3) -> str:
     """Return ``" Did you mean 'a' or 'b'?"`` for close matches of ``value``, or ``""``."""
     matches = difflib.get_close_matches(str(value), [str(c) for c in choices], n=n, cutoff=0.5)

@@ -53,7 +53,7 @@ from .augment import DEFAULT_AUGMENTATION, configure_augmentation, make_batch_mi
 from .checkpoint import average_states, load_checkpoint, restore_optimizer, save_checkpoint, trainable_state
 from .config import ResolvedConfig
 from .distributed import average_gradients, is_main, launched, on_main, rank, shard
-from .errors import ConfigError, HeadstartError, RunFolderError, TrainingDivergedError
+from .errors import ConfigError, OutOfTimeError, RunFolderError, TrainingDivergedError  # noqa: F401 (OutOfTimeError: callers catch train.OutOfTimeError)
 from .intervals import accuracy_text
 from .model import TransferModel, predict_logits, progress_bar
 from .optim import make_accelerator, make_optimizer, parameter_groups, warmup_cosine
@@ -69,19 +69,6 @@ SMALLEST_DEFAULT_BATCH = 8
 # Steps timed before a fit under a deadline commits to its first epoch: the first step (allocations,
 # lazy initialisation) is left out of the estimate, the next ones give the time per step.
 TIMED_STEPS = 3
-
-
-class OutOfTimeError(HeadstartError, TimeoutError):
-    """A fit under a deadline cannot finish its first epoch in time, so it has no epoch to keep.
-    ``needed``: the seconds its first epoch still needed, as estimated (0 when not estimated)."""
-
-    def __init__(self, message: str, needed: float = 0.0):
-        super().__init__(message)
-        self.needed = needed
-        self.fit_seconds = needed  # the caller that timed the fit may add what it had already taken
-
-    def __reduce__(self):  # pickled whole when the main process shares it (distributed.on_main)
-        return type(self), (str(self), self.needed)
 
 
 @dataclass(frozen=True)

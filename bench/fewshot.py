@@ -502,7 +502,7 @@ def main(argv=None) -> int:
     parser.add_argument("--test-size", type=int, default=None, help="test rows (default 1000 text, 2000 images, "
                         "every test-voice clip for audio)")
     parser.add_argument("--epochs", type=int, default=None, help="headstart's training strategies (default: the "
-                        "library's, e.g. 10 with early stopping, contrastive at least 40 steps) and the HF Trainer (default 10)")
+                        "library's, e.g. 10 with early stopping, contrastive 40) and the HF Trainer (default 10)")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--budget", default=None, help="the planner's budget (default: the library's)")
     parser.add_argument("--setfit-iterations", type=int, default=20, help="SetFit's num_iterations (its default)")

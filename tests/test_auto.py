@@ -95,7 +95,7 @@ def test_auto_plan_is_saved_and_a_baseline_winner_reloads_to_identical_predictio
 
 def test_auto_skips_rungs_the_budget_cannot_pay_for():
     X, y = tiny_texts(30)  # not tiny: the fine-tune at LogME's depth is a rung, its cost estimated from LP-FT's
-    clf = TransferClassifier(strategy="auto", backbone="minilm_l6", budget="1s", epochs=1, verbose=0).fit(X, y)
+    clf = TransferClassifier(strategy="auto", backbone="minilm_l6", budget="0.1s", epochs=1, verbose=0).fit(X, y)
     candidates = clf.plan_["candidates"]
     assert "lora@minilm_l6" in {c["name"] for c in candidates}  # a transformer backbone gets a LoRA rung
     assert candidates[0]["status"] == "scored"  # the first candidate always runs, so the fit ends with a model

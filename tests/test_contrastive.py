@@ -132,12 +132,13 @@ def test_contrastive_refuses_an_option_it_does_not_accept_with_the_fix():
         TransferClassifier(contrastive_loss="triplet", **FAST).fit(X, y)
 
 
-def test_contrastive_schedule_defaults_to_at_least_40_steps_over_every_tuning_row():
-    from headstart.strategies.contrastive import MIN_STEPS, Contrastive
+def test_contrastive_schedule_defaults_to_40_epochs_over_every_tuning_row():
+    from headstart.strategies.contrastive import TUNING_EPOCHS, Contrastive
 
-    assert Contrastive.loop_defaults(12, 4, True) == {"batch_size": 16, "epochs": MIN_STEPS}  # 16 rows: 1 step/epoch
-    assert Contrastive.loop_defaults(12, 4, False) == {"batch_size": 12, "epochs": MIN_STEPS}  # held-out rows stay out
-    assert Contrastive.loop_defaults(400, 100, True) == {"batch_size": 16, "epochs": 10}  # 32 steps/epoch already
+    assert Contrastive.loop_defaults(12, 4, True) == {"batch_size": 16, "epochs": TUNING_EPOCHS}  # 16 rows: 1 step/epoch
+    assert Contrastive.loop_defaults(12, 4, False) == {"batch_size": 12, "epochs": TUNING_EPOCHS}  # held-out rows stay out
+    assert Contrastive.loop_defaults(400, 100, True) == {"batch_size": 16, "epochs": TUNING_EPOCHS}  # 32 steps/epoch
+    assert TUNING_EPOCHS == 40
 
 
 def test_contrastive_tunes_on_every_labeled_row_for_exactly_the_epochs_given(monkeypatch):

@@ -46,8 +46,7 @@ class FitConfig:
                                           "pairs (SetFit's cosine similarity of every pair, 1 same label, 0 other).",
                                           choices=("supcon", "pairs"), kind=str)
     epochs: int | None = option(None, "Training epochs of the fine-tuning strategies: the most, with early stopping "
-                                "(default 10); contrastive trains exactly this many (default: 10, or more so that the "
-                                "body takes at least 40 optimizer steps).", minimum=1, kind=int)
+                                "(default 10); contrastive trains exactly this many (default 40).", minimum=1, kind=int)
     lr: float | None = option(None, "Learning rate of the last backbone layer group; the head gets 10x. "
                               "Default: the backbone's own (e.g. 5e-4 images, 5e-5 text; 1e-3 scratch).",
                               minimum=0.0, kind=float)

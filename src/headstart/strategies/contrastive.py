@@ -28,10 +28,11 @@ Shapes: features ``f (b, d)``, labels ``y (b,)``; ``z = f / ||f||`` row-wise, ``
 The loop's cross-entropy on the head stays beside the term (``CE + SupCon``, as Gunel et al. 2021,
 "Supervised Contrastive Learning for Pre-trained Language Model Fine-tuning", train it; ``tau=0.3``
 is their few-shot choice). The schedule is fixed, as SetFit's is, rather than early-stopped: the
-body tunes on every row the head will be fit on, in batches of 16, for ``epochs`` epochs or
-:data:`MIN_STEPS` optimizer steps, whichever is more, and the last epoch is kept. At a few rows per
-class an 80/20 split early-stopped on 3 or 4 examples and left 10-20 steps of training; the fixed
-schedule on every row gained in docs/benchmarks.md ("contrastive schedule"). After training, that
+body tunes on every row the head will be fit on, in batches of 16, for :data:`TUNING_EPOCHS` epochs
+(40: every row is seen as often as in the 40 pairs per row SetFit samples, and FastFit's 40 epochs),
+and the last epoch is kept. At a few rows per class an 80/20 split early-stopped on 3 or 4 examples
+and left 10-20 steps of training; the fixed schedule on every row, and then 40 epochs rather than 10
+from 30 rows up, gained on text, images and audio (docs/benchmarks.md, "contrastive schedule"). After training, that
 head is replaced by a logistic regression on the tuned embeddings of the same rows
 (:func:`~headstart.heads.fit_head`: ``C`` chosen by stratified cross-validation over them, so
 ``kept_as_scored`` is False), folded into the same ``nn.Linear`` as the linear probe's: the run
@@ -54,7 +55,7 @@ import torch.nn.functional as F
 from ..heads import fit_head
 from ..model import TransferModel, predict_features
 from ..terms import LossTerm, StepOutputs
-from .base import DEFAULT_EPOCHS, LOOP, FitContext, Strategy, StrategyResult
+from .base import LOOP, FitContext, Strategy, StrategyResult
 from .finetune import new_head, run_finetune
 
 TEMPERATURE = 0.3
@@ -111,8 +112,8 @@ OBJECTIVES = {"supcon": SupConTerm, "pairs": CosinePairsTerm}
 DEFAULT_OBJECTIVE = "supcon"
 
 
-# SetFit's default (20 pair iterations per row, 2 pairs each, batches of 16) is 40 steps at 8 rows per class.
-MIN_STEPS = 40
+# Each row seen 40 times: SetFit's default samples 40 pairs per row (20 iterations, 2 pairs each), FastFit trains 40 epochs.
+TUNING_EPOCHS = 40
 TUNING_BATCH = 16  # SupCon compares every pair in a batch: larger batches give each anchor more positives
 
 
@@ -133,10 +134,9 @@ class Contrastive(Strategy):
 
     @classmethod
     def loop_defaults(cls, n_train: int, n_val: int, refit_on_validation: bool) -> dict:
-        """Batches of up to 16 over the tuning rows, for 10 epochs or :data:`MIN_STEPS` steps, whichever is more."""
+        """Batches of up to 16 over the tuning rows, for :data:`TUNING_EPOCHS` epochs (at least 40 steps)."""
         n_rows = n_train + (n_val if refit_on_validation else 0)
-        batch = min(TUNING_BATCH, n_rows)
-        return {"batch_size": batch, "epochs": max(DEFAULT_EPOCHS, math.ceil(MIN_STEPS / math.ceil(n_rows / batch)))}
+        return {"batch_size": min(TUNING_BATCH, n_rows), "epochs": TUNING_EPOCHS}
 
     def fit(self, context: FitContext) -> StrategyResult:
         started = time.perf_counter()

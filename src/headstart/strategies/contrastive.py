@@ -32,8 +32,9 @@ body tunes on every row the head will be fit on, in batches of 16, for :data:`TU
 (40: every row is seen as often as in the 40 pairs per row SetFit samples, and FastFit's 40 epochs),
 and the last epoch is kept. At a few rows per class an 80/20 split early-stopped on 3 or 4 examples
 and left 10-20 steps of training; the fixed schedule on every row, and then 40 epochs rather than 10
-from 30 rows up, gained on text, images and audio (docs/benchmarks.md, "contrastive schedule"). After training, that
-head is replaced by a logistic regression on the tuned embeddings of the same rows
+from 30 rows up, gained or held level in each modality of the dev suite (docs/benchmarks.md,
+"contrastive schedule"). After training, that head is replaced by a logistic regression on the
+tuned embeddings of the same rows
 (:func:`~headstart.heads.fit_head`: ``C`` chosen by stratified cross-validation over them, so
 ``kept_as_scored`` is False), folded into the same ``nn.Linear`` as the linear probe's: the run
 folder, ``predict`` and reloading are those of every strategy. No held-out score comes out of a

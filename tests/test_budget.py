@@ -16,7 +16,8 @@ from headstart.backbones.precomputed import PrecomputedBackbone
 from headstart.config import ResolvedConfig
 from headstart.model import TransferModel
 from headstart.terms import LossTerm
-from headstart.train import OutOfTimeError, run_until, train_classifier
+from headstart.errors import OutOfTimeError
+from headstart.train import run_until, train_classifier
 
 from helpers import separable_features
 

@@ -15,7 +15,7 @@ import pytest
 
 from headstart import TransferClassifier, train
 from headstart.cli import build_parser, fit_options
-from headstart.errors import ConfigError
+from headstart.errors import ConfigError, OutOfTimeError
 from headstart.planner.candidates import Candidate
 from headstart.planner.parallel import _score_task
 
@@ -66,7 +66,7 @@ class _Scorer:
 
     def score(self, candidate, bounded):
         if bounded and train.clock() >= self.ends:
-            raise train.OutOfTimeError("its first epoch needs about 5 s", needed=5.0)
+            raise OutOfTimeError("its first epoch needs about 5 s", needed=5.0)
         return "model", [{"seconds_left": self.ends - train.clock()}]
 
 

@@ -53,7 +53,7 @@ from .augment import DEFAULT_AUGMENTATION, configure_augmentation, make_batch_mi
 from .checkpoint import average_states, load_checkpoint, restore_optimizer, save_checkpoint, trainable_state
 from .config import ResolvedConfig
 from .distributed import average_gradients, is_main, launched, on_main, rank, shard
-from .errors import ConfigError, OutOfTimeError, RunFolderError, TrainingDivergedError  # noqa: F401 (OutOfTimeError: callers catch train.OutOfTimeError)
+from .errors import ConfigError, OutOfTimeError, RunFolderError, TrainingDivergedError
 from .intervals import accuracy_text
 from .model import TransferModel, predict_logits, progress_bar
 from .optim import make_accelerator, make_optimizer, parameter_groups, warmup_cosine

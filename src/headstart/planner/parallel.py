@@ -49,7 +49,7 @@ import time
 from dataclasses import dataclass
 
 from .. import train
-from ..errors import ConfigError
+from ..errors import ConfigError, OutOfTimeError
 from .candidates import Candidate
 
 
@@ -223,7 +223,7 @@ def _score_task(shared, candidate: Candidate, bounded: bool, seconds_left: float
     with _cpu_share(threads):
         try:
             model, summaries = run.score(candidate, bounded)
-        except train.OutOfTimeError as why:
+        except OutOfTimeError as why:
             return TaskResult(candidate, out_of_time=(str(why), why.fit_seconds))
     return TaskResult(candidate, model if keep_model else None, summaries, train.clock() - started)
 

@@ -31,6 +31,7 @@ from .. import train
 from ..cache import open_cache
 from ..config import ResolvedConfig
 from ..data import set_window, stratified_split
+from ..errors import OutOfTimeError
 from ..ensemble import AveragedModel
 from ..intervals import accuracy_text
 from ..selection.rank import default_max_examples
@@ -181,7 +182,7 @@ class _Run:
         t0 = train.clock()
         try:
             model, summaries = self.score(candidate, bounded)
-        except train.OutOfTimeError as why:
+        except OutOfTimeError as why:
             self.out_of_time(candidate, str(why), why.fit_seconds)
             return None
         self.scored(candidate, train.clock() - t0, summaries)
@@ -290,7 +291,7 @@ class _Run:
             try:
                 with self.deadline(at):
                     model, summary = self.scoring_fit(candidate, train_idx, number)
-            except train.OutOfTimeError as why:
+            except OutOfTimeError as why:
                 why.fit_seconds = train.clock() - fit_started + why.needed  # what this fit would have taken
                 raise
             summaries.append(summary)

@@ -3,13 +3,14 @@ choose with the classifier planner's rule (:mod:`headstart.planner.decision`), p
 
 The candidates are ``finetune`` / ``frozen`` (transfer) against ``scratch`` / ``pixels`` (no
 transfer). The first, ``finetune``, is the default (it led the frozen encoder by a margin small
-validation splits cannot confirm; docs/benchmarks.md, "Segmentation"). Another candidate replaces the
-default only when it beats it on the same validation images with the 95% interval of their *paired* per-image mean-IoU
-difference above zero (mean − 1.96·SE > 0) — with a handful of validation images a lead of a point or
-two is noise. Among the candidates that clear the bar, the
+validation splits cannot confirm; docs/benchmarks.md, "Segmentation"). Another candidate replaces
+the default only when it beats it on the same validation images with the 95% interval of their
+*paired* per-image mean-IoU difference above zero (mean − 1.96·SE > 0) — with a handful of
+validation images a lead of a point or two is noise. Among the candidates that clear the bar, the
 best by validation mean IoU wins. Negative transfer shows: when scratch or pixels clearly beats the
-fine-tuned encoder, it is kept and ``plan_`` says so. The winner is kept as scored — trained on the training part, early-stopped on the same
-validation images — not refitted on all images, so the model kept is the model that was measured.
+fine-tuned encoder, it is kept and ``plan_`` says so. The winner is kept as scored — trained on the
+training part, early-stopped on the same validation images — not refitted on all images, so the model
+kept is the model that was measured.
 """
 
 from __future__ import annotations

@@ -30,13 +30,11 @@ The loop's cross-entropy on the head stays beside the term (``CE + SupCon``, as 
 is their few-shot choice). The schedule is fixed, as SetFit's is, rather than early-stopped: the
 body tunes on every row the head will be fit on, in batches of 16, for :data:`TUNING_EPOCHS` epochs
 (40: every row is seen as often as in the 40 pairs per row SetFit samples, and FastFit's 40 epochs),
-and the last epoch is kept. At a few rows per class an 80/20 split early-stopped on 3 or 4 examples
-and left 10-20 steps of training; the fixed schedule on every row, and then 40 epochs rather than 10
-from 30 rows up, gained or held level in each modality of the dev suite (docs/benchmarks.md,
-"contrastive schedule"). After training, that head is replaced by a logistic regression on the
-tuned embeddings of the same rows
-(:func:`~headstart.heads.fit_head`: ``C`` chosen by stratified cross-validation over them, so
-``kept_as_scored`` is False), folded into the same ``nn.Linear`` as the linear probe's: the run
+and the last epoch is kept: at a few rows per class, early stopping on a split of 3 or 4 examples
+left too few steps (the evidence for the schedule and its length: docs/benchmarks.md, "contrastive
+schedule"). After training, that head is replaced by a logistic regression on the tuned embeddings
+of the same rows (:func:`~headstart.heads.fit_head`: ``C`` chosen by stratified cross-validation
+over them, so ``kept_as_scored`` is False), folded into the same ``nn.Linear`` as the linear probe's: the run
 folder, ``predict`` and reloading are those of every strategy. No held-out score comes out of a
 direct fit (every row tuned the body); the planner scores the strategy on rows it held out. With
 mixup/CutMix the term compares the mixed inputs' features under each input's own label, an
@@ -113,7 +111,7 @@ OBJECTIVES = {"supcon": SupConTerm, "pairs": CosinePairsTerm}
 DEFAULT_OBJECTIVE = "supcon"
 
 
-# Each row seen 40 times: SetFit's default samples 40 pairs per row (20 iterations, 2 pairs each), FastFit trains 40 epochs.
+# Each row seen 40 times, as in SetFit's 40 sampled pairs per row and FastFit's 40 epochs.
 TUNING_EPOCHS = 40
 TUNING_BATCH = 16  # SupCon compares every pair in a batch: larger batches give each anchor more positives
 

@@ -368,6 +368,26 @@ def test_cli_fit_with_adapt_auto_gives_each_candidate_its_own_checkpoint_and_kee
     assert not (tmp_path / "run" / "checkpoint").exists()  # spent once the model is saved
 
 
+def test_cli_fit_target_reads_a_flat_folder_of_unlabeled_images(tmp_path):
+    """--target holds no labels, so its files need no class subfolders (they once had to have them)."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    for i, (pixels, label) in enumerate(zip(digits.images[:24], digits.target[:24])):
+        folder = tmp_path / "train" / str(label % 2)
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((pixels * 15).astype("uint8")).save(folder / f"{i}.png")
+    (tmp_path / "target").mkdir()
+    for i, pixels in enumerate(digits.images[24:40]):
+        Image.fromarray((255 - pixels * 15).astype("uint8")).save(tmp_path / "target" / f"{i}.png")
+    code, out, err = run(["fit", tmp_path / "train", "--target", tmp_path / "target", "--adapt", "coral",
+                          "--strategy", "linear_probe", "--image-size", "32", "--cache-dir", tmp_path / "cache",
+                          "--out", tmp_path / "run", "--quiet"])
+    assert code == 0, err
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["target_inputs"] == 16
+
+
 def test_cli_fit_interrupted_says_how_to_resume_and_the_resume_says_where_it_took_up(tmp_path, monkeypatch):
     import headstart.train as train_module
 

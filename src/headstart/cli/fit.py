@@ -17,7 +17,7 @@ from pathlib import Path
 from ..atomic import write_json
 from ..distributed import finish, is_main
 from ..errors import ConfigError, DataPathError
-from .arguments import DATA_HELP, PROG, add_column_options, check_backbone_name, load_data
+from .arguments import DATA_HELP, LISTED, PROG, add_column_options, check_backbone_name, load_data, load_inputs
 from .fit_options import add_fit_config_options, fit_params
 from .format import fit_summary_lines
 
@@ -127,7 +127,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         _record_args(args, out)
     if params["verbose"] and main:
         print(f"[headstart] {len(data)} {data.modality} examples from {data.source}")
-    target = load_data(args.target, args, require_labels=False).inputs if args.target else None
+    # unlabeled, so read as predict reads its inputs: a folder needs no class subfolders
+    target = load_inputs(args.target, args, modality=data.modality, listed=LISTED).inputs if args.target else None
     try:
         clf = TransferClassifier(**params).fit(data, X_target=target)
     except KeyboardInterrupt:

@@ -64,7 +64,8 @@ def test_explain_reasons_never_say_lost_when_a_candidate_scored_as_high_or_highe
             continue
         verb = "lost: " if c.mean < decision.winner.mean else "not chosen: "
         assert reasons[c.name].startswith(verb), (c.name, reasons[c.name])
-    assert "the baseline is kept only when it beats every transfer candidate" in reasons["baseline:pixels"]
+    assert ("the baseline replaces the kept transfer model only when it beats every transfer candidate and leads the "
+            "kept one with the 95% interval of the paired difference above zero") in reasons["baseline:pixels"]
     assert "the default is kept unless another beats it" in reasons["linear_probe@m"]
 
 

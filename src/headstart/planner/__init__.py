@@ -9,7 +9,7 @@
    fixed strategy holds out, so that a fine-tuned winner's scoring fit is already its final fit
    (:mod:`.run`). A rung the remaining budget cannot pay for is skipped and recorded as such.
 3. Choose (:mod:`.decision`): the ladder's default rung unless another is shown better with a 95%
-   paired interval; the no-transfer baseline if it beats every transfer candidate (negative
+   paired interval; the no-transfer baseline if it beats that choice on the same terms (negative
    transfer). :mod:`.explain` puts the decision into words for ``plan_``, the log and the report.
 4. Keep the winner as scored, or refit it on all labeled data.
 

@@ -4,13 +4,14 @@ Among transfer candidates, the ladder's *default rung* (the better of the defaul
 examples, :func:`~.candidates.settled_default`) wins unless another candidate beats it on the same
 held-out examples with the 95% interval of their *paired* per-example difference above zero:
 with a dozen held-out examples a lead of a few is noise (docs/benchmarks.md, planner section).
+The no-transfer baseline replaces that choice when it beats every transfer candidate and leads the
+kept one on the same terms, its paired interval above zero: that is negative transfer.
 Without a default rung, the cheapest candidate within one paired standard error of the best wins
 (the one-standard-error rule of Breiman et al. 1984, "Classification and Regression Trees",
-§3.4.3; Hastie et al., "Elements of Statistical Learning", §7.10). If the no-transfer baseline
-beats the best transfer candidate (or matches it with no default to fall back on), that is
-negative transfer and the baseline is kept. Last, the average of the baseline's and the best
-transfer candidate's probabilities replaces that choice when it beats both and leads the choice by
-more than one paired standard error (:mod:`.average`).
+§3.4.3; Hastie et al., "Elements of Statistical Learning", §7.10), and the baseline is kept when
+it matches or beats the best transfer candidate: there is no default to fall back on. Last, the
+average of the baseline's and the best transfer candidate's probabilities replaces that choice
+when it beats both and leads the choice by more than one paired standard error (:mod:`.average`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .candidates import Candidate, paired_standard_error, rank_key, settled_defa
 DEPARTURE_Z = 1.96
 
 # Why the winner won: the rule of choose_winner that decided.
-NEGATIVE_TRANSFER = "negative_transfer"  # the baseline beats (or, with no default, matches) every transfer candidate
+NEGATIVE_TRANSFER = "negative_transfer"  # the baseline is shown better than the kept transfer model (with no default: matches the best)
 NO_TRANSFER_CANDIDATE = "no_transfer_candidate"  # nothing but the baseline was scored
 DEFAULT_KEPT = "default_kept"  # the default rung, no other shown better
 DEPARTED_FROM_DEFAULT = "departed_from_default"  # another beat the default with its paired interval above zero
@@ -77,10 +78,14 @@ def _choose_single(scored: list[Candidate], held_out: int) -> Decision:
     decide = lambda winner, rule, negative=False: Decision(winner, rule, best, base, default, negative, held_out)
     if best is None:
         return decide(base, NO_TRANSFER_CANDIDATE, negative=base is not None)
-    if base and (base.mean > best.mean or (default is None and base.mean >= best.mean)):
-        return decide(base, NEGATIVE_TRANSFER, negative=True)
     if default is not None:
-        return decide(best, DEPARTED_FROM_DEFAULT) if shown_better(best, default) else decide(default, DEFAULT_KEPT)
+        kept = decide(best, DEPARTED_FROM_DEFAULT) if shown_better(best, default) else decide(default, DEFAULT_KEPT)
+        # the baseline beats every transfer candidate and, like any candidate, leaves the kept model only
+        # on a lead the held-out examples show
+        negative = base is not None and base.mean > best.mean and shown_better(base, kept.winner)
+        return decide(base, NEGATIVE_TRANSFER, negative=True) if negative else kept
+    if base and base.mean >= best.mean:
+        return decide(base, NEGATIVE_TRANSFER, negative=True)
     close = [c for c in transfer if best.mean - c.mean <= paired_standard_error(best, c) + 1e-9 or c is best]
     chosen = min(close, key=lambda c: (c.seconds, -c.mean))
     if base and base.mean >= chosen.mean:

@@ -150,8 +150,12 @@ def _rule_for(c: Candidate, decision: Decision) -> str:
     """Why ``c``, which scored as high as the chosen candidate or higher, was not chosen."""
     winner, best = decision.winner, decision.best_transfer
     if c.kind == "baseline":
-        return (f"the baseline is kept only when it beats every transfer candidate, and {best.name} scored "
-                f"{_shown(best, decision)}")
+        if decision.default is None:
+            return (f"the baseline is kept only when it matches or beats every transfer candidate, and {best.name} "
+                    f"scored {_shown(best, decision)}")
+        return (f"the baseline replaces the kept transfer model only when it beats every transfer candidate and "
+                f"leads the kept one with the 95% interval of the paired difference above zero, and this lead is "
+                f"{_lead(c, winner)}")
     if decision.rule == DEFAULT_KEPT:
         return (f"the ladder's default is kept unless another beats it with the 95% interval of the paired difference "
                 f"above zero, and this lead is {_lead(c, winner)}")
@@ -208,11 +212,18 @@ def _transfer_verdict(decision: Decision) -> str:
                 f"{_scored_in(base, decision)} and {best.name} {_scored_in(best, decision)} scored "
                 f"{_shown(winner, decision)}; keeping the average of the two, {winner.name}")
     if decision.negative_transfer:
-        relation = "beats" if best is None or base.mean > best.mean else "matches"
-        return (f"negative transfer: the no-transfer baseline ({base.name}, {_shown(base, decision)}) {relation} the "
-                f"best transfer candidate ({best.name if best else 'none'}, {_shown(best, decision)}); keeping the "
-                f"baseline, {base.name}, scored in {seconds_text(base.seconds)}"
-                + (f" against {seconds_text(best.seconds)}" if best else ""))
+        rival = _transfer_kept(decision)
+        if rival is None or decision.default is None:  # without a default, matching the best is enough
+            relation = "beats" if rival is None or base.mean > rival.mean else "matches"
+            against = f"{relation} the best transfer candidate ({rival.name if rival else 'none'}, {_shown(rival, decision)})"
+        elif rival is best:
+            against = f"beats every transfer candidate, the best ({best.name}, {_shown(best, decision)}) by {_lead(base, best)}"
+        else:
+            against = (f"beats every transfer candidate (the best, {best.name}, {_shown(best, decision)}) and leads the "
+                       f"one the rules would keep, {rival.name} ({_shown(rival, decision)}), by {_lead(base, rival)}")
+        return (f"negative transfer: the no-transfer baseline ({base.name}, {_shown(base, decision)}) {against}; "
+                f"keeping the baseline, {base.name}, scored in {seconds_text(base.seconds)}"
+                + (f" against {seconds_text(rival.seconds)}" if rival else ""))
     if base is None:
         return f"no baseline exists for this modality, so transfer was not compared; {kept}"
     if base.mean == best.mean:
@@ -225,7 +236,15 @@ def _transfer_verdict(decision: Decision) -> str:
         return (f"the no-transfer baseline did better than the kept model: {kept}; {against} leads it by "
                 f"{_lead(base, winner)}, but the baseline is kept only when it beats every transfer candidate")
     return (f"no difference shown: {kept}; {against} cannot be told apart from it on these "
-            f"{_held_out(decision, winner)} held-out examples ({winner.name} {_lead(winner, base)})")
+            f"{_held_out(decision, winner)} held-out examples ({winner.name} {_lead(winner, base)})"
+            + ("; the baseline replaces the kept model only with a lead whose interval lies above zero"
+               if base.mean > winner.mean else ""))
+
+
+def _transfer_kept(decision: Decision) -> Candidate | None:
+    """The transfer model the rules kept before the baseline replaced it: the best when it left the default."""
+    best, default = decision.best_transfer, decision.default
+    return best if default is None or shown_better(best, default) else default
 
 
 def _why_kept(decision: Decision) -> str:

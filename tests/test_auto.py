@@ -349,7 +349,7 @@ def test_planner_keeps_every_scoring_fit_while_no_default_rung_is_scored():
     assert set(kept) == {"finetune(freeze=4)@m", "lora@m"}
 
 
-def test_default_rungs_are_contrastive_on_tiny_data_lp_ft_from_30_and_both_whole_network_rungs_when_plentiful():
+def test_default_rungs_are_contrastive_below_50_per_class_and_both_whole_network_rungs_from_there():
     from headstart.planner import PLENTIFUL_PER_CLASS, TINY_PER_CLASS, Candidate, default_rungs
 
     ladder = [Candidate("baseline:b", "baseline", "b"), Candidate("linear_probe@m", "transfer", "linear_probe", "m"),
@@ -360,8 +360,8 @@ def test_default_rungs_are_contrastive_on_tiny_data_lp_ft_from_30_and_both_whole
               Candidate("contrastive@m", "transfer", "contrastive", "m", 0),
               Candidate("finetune(freeze=0)@m", "transfer", "finetune", "m", 0)]
     assert [c.name for c in default_rungs(ladder, TINY_PER_CLASS - 1)] == ["contrastive@m"]
-    assert [c.name for c in default_rungs(ladder, TINY_PER_CLASS)] == ["lp_ft@m"]
-    assert [c.name for c in default_rungs(ladder, PLENTIFUL_PER_CLASS - 1)] == ["lp_ft@m"]
+    assert [c.name for c in default_rungs(ladder, TINY_PER_CLASS)] == ["contrastive@m"]
+    assert [c.name for c in default_rungs(ladder, PLENTIFUL_PER_CLASS - 1)] == ["contrastive@m"]
     assert [c.name for c in default_rungs(ladder, PLENTIFUL_PER_CLASS)] == ["finetune(freeze=0)@m", "lp_ft@m"]
     assert default_rungs(ladder[:2], 10) == []
 
@@ -440,14 +440,14 @@ def test_auto_logs_a_line_per_candidate_and_keeps_its_scoring_fits_quiet(capsys)
 
 
 @pytest.fixture(scope="module")
-def features_plan_40_per_class():  # 30 to 49 per class: one split, LP-FT the default rung
-    X, y = separable_features(per_class=40)
+def features_plan_50_per_class():  # from 50 per class: one split, the full fine-tune and LP-FT the default rungs
+    X, y = separable_features(per_class=50)
     options = dict(backbone="precomputed", epochs=3, verbose=0, random_state=1)
     return X, y, options, TransferClassifier(strategy="auto", **options).fit(X, y)
 
 
-def test_auto_from_30_per_class_scores_on_the_fits_own_validation_split(features_plan_40_per_class):
-    X, y, _, clf = features_plan_40_per_class
+def test_auto_from_30_per_class_scores_on_the_fits_own_validation_split(features_plan_50_per_class):
+    X, y, _, clf = features_plan_50_per_class
     plan = clf.plan_
     _, val_idx = stratified_split(np.unique(y, return_inverse=True)[1], clf.val_size, clf.random_state)
     assert plan["splits"] == 1 and plan["split_kind"] == "the fit's own validation split"
@@ -460,8 +460,8 @@ def test_auto_from_30_per_class_scores_on_the_fits_own_validation_split(features
     assert (clf.predict(X[val_idx]) == y[val_idx]).astype(int).tolist() == winner["correct"]
 
 
-def test_auto_keeps_a_fine_tuned_winner_as_scored_identical_to_that_fit_alone(features_plan_40_per_class):
-    X, y, options, clf = features_plan_40_per_class
+def test_auto_keeps_a_fine_tuned_winner_as_scored_identical_to_that_fit_alone(features_plan_50_per_class):
+    X, y, options, clf = features_plan_50_per_class
     winner = next(c for c in clf.plan_["candidates"] if c["name"] == clf.plan_["winner"])
     assert winner["strategy"] in ("finetune", "lp_ft") and clf.plan_["winner_refit"] is False
     alone = TransferClassifier(strategy=winner["strategy"], freeze=winner["freeze"], **options).fit(X, y)
@@ -510,15 +510,15 @@ def test_auto_refits_a_linear_probe_winner_on_every_row_from_30_per_class(capsys
     (10, {"baseline:tfidf_logistic": "pending", "linear_probe@minilm_l6": "pending",
           "lp_ft@minilm_l6": "skipped", "finetune(freeze=4)@minilm_l6": "skipped",
           "contrastive@minilm_l6": "pending*", "lora@minilm_l6": "skipped"}),
-    (40, {"baseline:tfidf_logistic": "pending", "linear_probe@minilm_l6": "pending", "lp_ft@minilm_l6": "pending*",
-          "finetune(freeze=4)@minilm_l6": "pending", "contrastive@minilm_l6": "pending", "lora@minilm_l6": "pending"}),
+    (40, {"baseline:tfidf_logistic": "pending", "linear_probe@minilm_l6": "pending", "lp_ft@minilm_l6": "pending",
+          "finetune(freeze=4)@minilm_l6": "pending", "contrastive@minilm_l6": "pending*", "lora@minilm_l6": "pending"}),
     (50, {"baseline:tfidf_logistic": "pending", "linear_probe@minilm_l6": "pending",
           "finetune(freeze=0)@minilm_l6": "pending*", "lp_ft@minilm_l6": "pending*",
           "finetune(freeze=4)@minilm_l6": "pending", "contrastive@minilm_l6": "pending", "lora@minilm_l6": "pending"}),
 ])
 def test_build_ladder_follows_the_data_size(per_class, expected):
-    """Tiny data: no rung at LogME's depth nor LoRA, contrastive body tuning the default (*) and LP-FT label-smoothed;
-    from 30 per class every rung, LP-FT the default; from 50 the full fine-tune joins, and it and LP-FT are the
+    """Tiny data: no rung at LogME's depth, LP-FT nor LoRA, contrastive body tuning the default (*); from 30 per
+    class every rung, contrastive still the default; from 50 the full fine-tune joins, and it and LP-FT are the
     defaults. Contrastive body tuning is a rung at every size."""
     from headstart.planner import build_ladder
 

@@ -19,11 +19,11 @@ from ..errors import DataError
 from .candidates import Candidate
 
 # Below this many examples in some class the data is "tiny": candidates are scored by cross-validation,
-# the rungs that never won there (fine-tuning at depth, LP-FT, LoRA) are recorded as skipped, and
-# contrastive body tuning is the default rung.
+# and the rungs that never won there (fine-tuning at depth, LP-FT, LoRA) are recorded as skipped.
 TINY_PER_CLASS = 30
 TINY_FOLDS = 3  # stratified folds on tiny data: every labeled example is held out exactly once
-# From this many examples per class full fine-tuning is a rung, and it and LP-FT are both defaults.
+# Below this many examples per class contrastive body tuning is the default rung; from it full
+# fine-tuning is a rung too, and it and LP-FT are both defaults.
 PLENTIFUL_PER_CLASS = 50
 MIN_PER_CLASS = 3  # one held-out example per fold, and two to train (one of them for the inner validation split)
 TINY_DEPTH_RUNG_SKIPPED = (
@@ -142,16 +142,14 @@ def build_ladder(config: ResolvedConfig, modality: str, backbones: list[str], ra
 def default_rungs(candidates: list[Candidate], min_per_class: int) -> list[Candidate]:
     """The rungs kept when the held-out scores cannot tell them from the rest.
 
-    Below :data:`TINY_PER_CLASS` examples per class, contrastive body tuning; from there to
-    :data:`PLENTIFUL_PER_CLASS`, LP-FT; from there on, the two rungs that train the whole network,
-    full fine-tuning (nothing frozen) and LP-FT, the better of them on the held-out examples counting
-    (:func:`~.candidates.settled_default`). Empty when the ladder has none.
+    Below :data:`PLENTIFUL_PER_CLASS` examples per class, contrastive body tuning; from there on,
+    the two rungs that train the whole network, full fine-tuning (nothing frozen) and LP-FT, the
+    better of them on the held-out examples counting (:func:`~.candidates.settled_default`). Empty
+    when the ladder has none.
     """
     if min_per_class >= PLENTIFUL_PER_CLASS:
         wanted = [lambda c: c.strategy == "finetune" and c.freeze == 0 and not c.options,
                   lambda c: c.strategy == "lp_ft" and not c.options]
-    elif min_per_class >= TINY_PER_CLASS:
-        wanted = [lambda c: c.strategy == "lp_ft"]
     else:
         wanted = [lambda c: c.strategy == "contrastive"]
     found = [next((c for c in candidates if c.kind == "transfer" and test(c)), None) for test in wanted]

@@ -27,7 +27,8 @@ from .candidates import Candidate, paired_standard_error, rank_key, settled_defa
 DEPARTURE_Z = 1.96
 
 # Why the winner won: the rule of choose_winner that decided.
-NEGATIVE_TRANSFER = "negative_transfer"  # the baseline is shown better than the kept transfer model (with no default: matches the best)
+# the baseline beats every transfer candidate and is shown better than the kept one (no default: matches the best)
+NEGATIVE_TRANSFER = "negative_transfer"
 NO_TRANSFER_CANDIDATE = "no_transfer_candidate"  # nothing but the baseline was scored
 DEFAULT_KEPT = "default_kept"  # the default rung, no other shown better
 DEPARTED_FROM_DEFAULT = "departed_from_default"  # another beat the default with its paired interval above zero

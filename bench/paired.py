@@ -19,7 +19,7 @@ headstart's rate is its training batches' own clock (``fit_summary_["batch_examp
 preprocessing, forward, backward, step, and building any reused prefix or input cache; not its
 per-epoch validation, which the peers do not run); the peers' is their loop's: the plain loop's
 epochs, and the HF Trainer's epochs (a callback's clock from each epoch's start to its end, so not
-the Trainer's set-up, which its ``train()`` wall time included until 2026-12-06). ``--accuracy`` adds
+the Trainer's set-up). ``--accuracy`` adds
 the check that grouping text by length leaves a short fine-tune's test accuracy where it was.
 Results: ``bench/results/speed.json`` (key ``pairs``) and the section in docs/benchmarks.md.
 """
@@ -43,7 +43,7 @@ from .peers import _image_model, _image_tensor, hf_trainer_peer
 from .report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
-HF_TRAINER_CLOCK = "epochs"  # what the HF Trainer's rate is timed over (before 2026-12-06 23:00: train()'s wall time)
+HF_TRAINER_CLOCK = "epochs"  # what the HF Trainer's rate is timed over: text runs timed otherwise do not compare
 
 
 def headstart_rate(X, y, args, **options) -> float:

@@ -47,6 +47,7 @@ class Decision:
     default: Candidate | None  # the default rung that counted, if one was scored
     negative_transfer: bool
     held_out: int  # held-out predictions behind every score (their intervals are over this many)
+    displaced: Candidate | None = None  # negative transfer with a default: the transfer model the baseline replaced
 
 
 def shown_better(a: Candidate, b: Candidate) -> bool:
@@ -84,7 +85,9 @@ def _choose_single(scored: list[Candidate], held_out: int) -> Decision:
         # the baseline beats every transfer candidate and, like any candidate, leaves the kept model only
         # on a lead the held-out examples show
         negative = base is not None and base.mean > best.mean and shown_better(base, kept.winner)
-        return decide(base, NEGATIVE_TRANSFER, negative=True) if negative else kept
+        if not negative:
+            return kept
+        return dataclasses.replace(decide(base, NEGATIVE_TRANSFER, negative=True), displaced=kept.winner)
     if base and base.mean >= best.mean:
         return decide(base, NEGATIVE_TRANSFER, negative=True)
     close = [c for c in transfer if best.mean - c.mean <= paired_standard_error(best, c) + 1e-9 or c is best]

@@ -212,7 +212,7 @@ def _transfer_verdict(decision: Decision) -> str:
                 f"{_scored_in(base, decision)} and {best.name} {_scored_in(best, decision)} scored "
                 f"{_shown(winner, decision)}; keeping the average of the two, {winner.name}")
     if decision.negative_transfer:
-        rival = _transfer_kept(decision)
+        rival = decision.displaced or best
         if rival is None or decision.default is None:  # without a default, matching the best is enough
             relation = "beats" if rival is None or base.mean > rival.mean else "matches"
             against = f"{relation} the best transfer candidate ({rival.name if rival else 'none'}, {_shown(rival, decision)})"
@@ -240,11 +240,6 @@ def _transfer_verdict(decision: Decision) -> str:
             + ("; the baseline replaces the kept model only with a lead whose interval lies above zero"
                if base.mean > winner.mean else ""))
 
-
-def _transfer_kept(decision: Decision) -> Candidate | None:
-    """The transfer model the rules kept before the baseline replaced it: the best when it left the default."""
-    best, default = decision.best_transfer, decision.default
-    return best if default is None or shown_better(best, default) else default
 
 
 def _why_kept(decision: Decision) -> str:

@@ -538,3 +538,15 @@ def test_auto_history_is_the_kept_models_own_fit():
     assert clf.plan_["winner_refit"] and not clf.plan_["winner"].startswith(("baseline:", "average("))
     assert clf.history_ and all("epoch" in record or "C" in record for record in clf.history_)
 
+
+
+def test_auto_refit_from_30_per_class_does_not_resume_the_scoring_fit(tmp_path, capsys):
+    # from 30 per class a candidate is scored on the fit's own split; a refit winner (contrastive, the default
+    # below 50) must train afresh on every row, not resume the scoring fit that held the validation rows out
+    X, y = separable_features(per_class=40)
+    clf = TransferClassifier(strategy="auto", backbone="precomputed", epochs=2, checkpoint_dir=str(tmp_path),
+                             verbose=1, random_state=0).fit(X, y)
+    assert clf.plan_["winner"] == "contrastive@precomputed" and clf.plan_["winner_refit"] is True
+    folder = tmp_path / "planner" / clf.plan_["winner"]
+    assert sorted(p.name for p in folder.iterdir()) == ["all", "scoring"]
+    assert "resumed from the checkpoint" not in capsys.readouterr().err

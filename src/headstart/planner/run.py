@@ -301,7 +301,8 @@ class _Run:
 
     def scoring_fit(self, candidate: Candidate, train_idx: np.ndarray, number: int) -> tuple[Any, dict]:
         if self.shared:  # fit as a fixed fit would (it splits off the held-out rows itself) but without refitting on them
-            return self.fit_result(candidate, np.arange(len(self.encoded)), part="all", quiet=True,
+            # its own checkpoint folder: a refit on every row ("all") must not resume this fit, which held rows out
+            return self.fit_result(candidate, np.arange(len(self.encoded)), part="scoring", quiet=True,
                                    train_on_validation=False)
         return self.fit_result(candidate, train_idx, part=f"split-{number}", quiet=True)
 
@@ -320,7 +321,7 @@ class _Run:
                       train_on_validation: bool = True):
         """Fit ``candidate`` on ``rows``, which it splits into training and validation rows as any fit
         does. With a checkpoint folder, each (candidate, part) checkpoints in its own subfolder,
-        ``planner/<candidate>/<part>``: two fits sharing one would refuse each other's checkpoint (other
+        ``planner/<candidate>/<part>`` (``split-N``, ``scoring`` or ``all``): two fits sharing one would refuse each other's checkpoint (other
         data), or worse, resume it (same data, another freeze depth). ``quiet``: the fit logs nothing
         (a scoring fit; the planner logs its outcome in one line). ``train_on_validation=False``: a head
         chosen on the validation rows is not refit with them, so that it can be scored on them."""

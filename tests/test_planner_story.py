@@ -77,7 +77,7 @@ def test_explain_reasons_show_every_candidate_score_and_time():
 
 
 def test_explain_verdict_names_the_chosen_model_not_the_best_scorer():
-    # the probe leads the default by +12.5 points, interval [-1.9, +26.9]: the default is kept
+    # the probe leads the default by +12.5 points, interval [-3.1, +27.0]: the default is kept
     probe = _scored("linear_probe@m", "transfer", [1] * 7 + [0] * 2 + [1] * 22 + [0] * 9, 2)
     lp_ft = _scored("lp_ft@m", "transfer", [0] * 7 + [1] * 2 + [1] * 22 + [0] * 9, 60, default=True)
     baseline = _scored("baseline:b", "baseline", [0] * 20 + [1] * 20, 0.1)
@@ -92,7 +92,7 @@ def test_explain_verdict_names_the_chosen_model_not_the_best_scorer():
 def test_explain_verdict_says_the_extra_time_bought_nothing_over_an_indistinguishable_cheaper_candidate():
     _, verdict, _ = _story(_issue_example())
     assert ("contrastive@m took 104× the time of baseline:pixels (4.2 min against 2.4 s) for -6.5 points, 95% "
-            "interval [-15.2, +2.3]: no difference these 31 held-out examples can show, so the extra time bought "
+            "interval [-17.8, +5.6]: no difference these 31 held-out examples can show, so the extra time bought "
             "nothing measurable") in verdict
 
 
@@ -119,7 +119,7 @@ def test_report_plain_verdict_names_the_chosen_model_with_score_time_and_trade_o
     assert text.endswith("It took 104× the time of baseline:pixels (4.2 min against 2.4 s): the extra time bought no "
                          "accuracy the held-out examples can show.")
     assert summary["winner_score"] == "0.935 [0.793, 0.982]" and summary["winner_seconds"] == 250.0
-    assert summary["chosen_vs_baseline"]["text"] == "-6.5 points [-15.2, +2.3]"
+    assert summary["chosen_vs_baseline"]["text"] == "-6.5 points [-17.8, +5.6]"
     assert summary["headline"] == ("neutral", "No difference shown.")
 
 

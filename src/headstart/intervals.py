@@ -135,6 +135,32 @@ def paired_bootstrap_difference(
     return float(difference.mean()), low, high
 
 
+def paired_difference_interval(correct_a, correct_b, confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(acc_a - acc_b, low, high)`` from two models' per-example correctness (1 right, 0 wrong) on the
+    same ``n`` examples, with Bonett & Price's adjusted Wald interval for paired proportions (2012,
+    "Adjusted Wald Confidence Interval for a Difference of Binomial Proportions Based on Paired Data",
+    J. Educ. Behav. Stat. 37(4)).
+
+    Only the discordant examples carry the difference: ``a`` alone right on ``w``, ``b`` alone on ``l``,
+    ``acc_a - acc_b = (w - l) / n``. Adding one to each discordant count and two to ``n``,
+    ``p_w = (w + 1) / (n + 2)`` and ``p_l = (l + 1) / (n + 2)``, the interval is
+    ``p_w - p_l ± z * sqrt((p_w + p_l - (p_w - p_l)^2) / (n + 2))``. The plain Wald interval
+    (``mean ± z * se`` of the per-example differences) is too narrow on a dozen examples: it puts a
+    4-0 split of 13 at 2.3 standard errors above zero, where an exact sign test gives one chance in 16
+    of it under no difference; this one holds its coverage there (Bonett & Price's simulations) and
+    needs 5-0.
+    """
+    confidence = _check_confidence(confidence)
+    a, b = np.asarray(correct_a, dtype=float).ravel(), np.asarray(correct_b, dtype=float).ravel()
+    if a.shape != b.shape or a.size == 0:
+        raise DataError(f"a paired difference needs both models' correctness on the same examples, got {a.size} and {b.size}")
+    wins, losses, n = int(((a == 1) & (b == 0)).sum()), int(((a == 0) & (b == 1)).sum()), a.size
+    p_wins, p_losses = (wins + 1) / (n + 2), (losses + 1) / (n + 2)
+    center = p_wins - p_losses
+    half = _z(confidence) * float(np.sqrt((p_wins + p_losses - center ** 2) / (n + 2)))
+    return (wins - losses) / n, center - half, center + half
+
+
 def repeated_splits_score(
     fit_and_score: Callable[[np.ndarray, np.ndarray], float],
     labels,

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..intervals import paired_difference_interval
+
 
 @dataclass
 class Candidate:
@@ -44,6 +46,12 @@ def paired_standard_error(a: Candidate, b: Candidate) -> float:
     """Standard error of the mean per-example difference of two candidates scored on the same examples."""
     difference = np.asarray(a.correct, float) - np.asarray(b.correct, float)
     return float(difference.std(ddof=1) / np.sqrt(len(difference))) if len(difference) > 1 else 0.0
+
+
+def paired_difference(a: Candidate, b: Candidate) -> tuple[float, float, float]:
+    """``(a.mean - b.mean, low, high)``: the held-out accuracy difference of two candidates scored on the
+    same examples, with its 95% paired interval (:func:`headstart.intervals.paired_difference_interval`)."""
+    return paired_difference_interval(a.correct, b.correct, 0.95)
 
 
 def rank_key(candidate: Candidate) -> tuple[float, float]:

@@ -2,8 +2,10 @@
 
 Among transfer candidates, the ladder's *default rung* (the better of the defaults on the held-out
 examples, :func:`~.candidates.settled_default`) wins unless another candidate beats it on the same
-held-out examples with the 95% interval of their *paired* per-example difference above zero:
-with a dozen held-out examples a lead of a few is noise (docs/benchmarks.md, planner section).
+held-out examples with the 95% interval of their *paired* difference above zero, Bonett & Price's
+adjusted Wald interval (:func:`~headstart.intervals.paired_difference_interval`): with a dozen
+held-out examples a lead of a few is noise, and the plain Wald interval called a 4-0 split of 13 a
+lead (docs/benchmarks.md, planner section).
 The no-transfer baseline replaces that choice when it beats every transfer candidate and leads the
 kept one on the same terms, its paired interval above zero: that is negative transfer.
 Without a default rung, the cheapest candidate within one paired standard error of the best wins
@@ -20,11 +22,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from .average import keeps_average
-from .candidates import Candidate, paired_standard_error, rank_key, settled_default
-
-# Leaving the default rung takes a lead whose 95% interval (paired, per held-out example) excludes zero:
-# the same 95% as every interval the library prints.
-DEPARTURE_Z = 1.96
+from .candidates import Candidate, paired_difference, paired_standard_error, rank_key, settled_default
 
 # Why the winner won: the rule of choose_winner that decided.
 # the baseline beats every transfer candidate and is shown better than the kept one (no default: matches the best)
@@ -51,10 +49,10 @@ class Decision:
 
 
 def shown_better(a: Candidate, b: Candidate) -> bool:
-    """Whether ``a`` beats ``b`` with the 95% interval of their paired per-example difference above
-    zero: what it takes to leave the default rung, and what the words call a difference the held-out
-    examples can show (:mod:`.explain`)."""
-    return a.mean - b.mean > DEPARTURE_Z * paired_standard_error(a, b) + 1e-9
+    """Whether ``a`` beats ``b`` with the 95% interval of their paired difference above zero
+    (the same 95% as every interval the library prints): what it takes to leave the default rung, and
+    what the words call a difference the held-out examples can show (:mod:`.explain`)."""
+    return paired_difference(a, b)[1] > 1e-9
 
 
 def choose_winner(scored: list[Candidate], held_out: int = 0) -> Decision:

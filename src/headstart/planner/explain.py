@@ -22,9 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..intervals import accuracy_text
-from .candidates import Candidate, paired_standard_error, rank_key
-from .decision import (AVERAGED, CHEAPEST_WITHIN_ONE_SE, DEFAULT_KEPT, DEPARTED_FROM_DEFAULT, DEPARTURE_Z,
-                       NEGATIVE_TRANSFER, Decision, shown_better)
+from .candidates import Candidate, paired_difference, paired_standard_error, rank_key
+from .decision import (AVERAGED, CHEAPEST_WITHIN_ONE_SE, DEFAULT_KEPT, DEPARTED_FROM_DEFAULT, NEGATIVE_TRANSFER,
+                       Decision, shown_better)
 
 CANNOT_TELL = "cannot_tell"  # neither is shown better: the 95% interval of the paired difference includes zero
 CHOSEN_BETTER = "chosen_better"
@@ -92,9 +92,9 @@ def _scored_in(candidate: Candidate | None, decision: Decision) -> str:
 
 
 def _lead(a: Candidate, b: Candidate) -> str:
-    """``a``'s lead over ``b``, with the 95% interval of the paired difference."""
-    diff, spread = a.mean - b.mean, DEPARTURE_Z * paired_standard_error(a, b)
-    return f"{100 * diff:+.1f} points, 95% interval [{100 * (diff - spread):+.1f}, {100 * (diff + spread):+.1f}]"
+    """``a``'s lead over ``b``, with the 95% interval of the paired difference (the one decisions use)."""
+    diff, low, high = paired_difference(a, b)
+    return f"{100 * diff:+.1f} points, 95% interval [{100 * low:+.1f}, {100 * high:+.1f}]"
 
 
 def _compared(c: Candidate, winner: Candidate) -> str:

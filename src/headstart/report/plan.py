@@ -144,16 +144,16 @@ def _baseline_sentence(plan: dict, chosen: dict, baseline: dict | None, best: di
 
 
 def _paired(chosen: dict, other: dict) -> tuple[float, float, float] | None:
-    """The chosen model's lead over ``other`` in points with its paired 95% interval, from the
-    per-example hits; None for plans saved before the hits were kept."""
-    from ..planner.candidates import paired_standard_error
-    from ..planner.decision import DEPARTURE_Z
+    """The chosen model's lead over ``other`` in points with its paired 95% interval (the planner's own,
+    :func:`~headstart.planner.candidates.paired_difference`), from the per-example hits; None for plans
+    saved before the hits were kept."""
+    from ..planner.candidates import paired_difference
 
     a, b = _as_candidate(chosen), _as_candidate(other)
     if not a.correct or len(a.correct) != len(b.correct):
         return None
-    gain, spread = 100 * (a.mean - b.mean), 100 * DEPARTURE_Z * paired_standard_error(a, b)
-    return gain, gain - spread, gain + spread
+    gain, low, high = (100 * value for value in paired_difference(a, b))
+    return gain, low, high
 
 
 def _relation(chosen: dict, other: dict, chosen_words: str) -> str:

@@ -421,6 +421,8 @@ def checks(results: dict) -> list[str]:
                                  for t, d, stand_in in gaps)
                      + f" (bar: ≥ −1.0 on every task of the suite; {len(gaps)} of {len(TASKS)} measured). "
                      + (f"Below the bar: {', '.join(below)}. " if below else "")
+                     + ("The bar names the full-zoo planner; the * tasks measured only its stand-in. "
+                        if any(g[2] for g in gaps) else "")
                      + verdict(not below and len(gaps) == len(TASKS) and not any(g[2] for g in gaps)))
     else:
         lines.append("- Never worse than its simplest rung: not measured")

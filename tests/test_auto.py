@@ -555,7 +555,6 @@ def test_auto_history_is_the_kept_models_own_fit():
     assert clf.history_ and all("epoch" in record or "C" in record for record in clf.history_)
 
 
-
 def test_auto_refit_from_30_per_class_does_not_resume_the_scoring_fit(tmp_path, capsys):
     # from 30 per class a candidate is scored on the fit's own split; a refit winner (contrastive, the default
     # below 50) must train afresh on every row, not resume the scoring fit that held the validation rows out

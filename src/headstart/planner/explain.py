@@ -241,7 +241,6 @@ def _transfer_verdict(decision: Decision) -> str:
                if base.mean > winner.mean else ""))
 
 
-
 def _why_kept(decision: Decision) -> str:
     """After the kept transfer model's name: the rule that kept it, when that is not plainly the best score."""
     winner, best, default = decision.winner, decision.best_transfer, decision.default

@@ -152,8 +152,8 @@ def _paired(chosen: dict, other: dict) -> tuple[float, float, float] | None:
     a, b = _as_candidate(chosen), _as_candidate(other)
     if not a.correct or len(a.correct) != len(b.correct):
         return None
-    gain, low, high = (100 * value for value in paired_difference(a, b))
-    return gain, low, high
+    gain, low, high = paired_difference(a, b)
+    return 100 * gain, 100 * low, 100 * high
 
 
 def _relation(chosen: dict, other: dict, chosen_words: str) -> str:

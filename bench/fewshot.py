@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from . import datasets
-from .report import apply_threads, load_saved, parse_suite_args, save_results, write_section
+from .report import apply_threads, cpu_model, load_saved, parse_suite_args, save_results, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = "fewshot"
@@ -327,21 +327,9 @@ def _versions() -> dict:
                              "timm"))
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
-
-
 def save(results: dict, args, seeds_run: list[int]) -> dict:
     meta = save_results(ROOT, SUITE, results, args)  # the common meta (date, machine, torch, headstart ...)
-    meta.update({"cpu": _cpu(), "cpus": os.cpu_count(), "threads": args.threads, "seeds_run": seeds_run,
+    meta.update({"cpu": cpu_model(), "cpus": os.cpu_count(), "threads": args.threads, "seeds_run": seeds_run,
                  "first_seed": args.first_seed, "tasks_run": args.task_list, "methods_run": args.method_list,
                  "test_size": args.test_size or {"text": 1000, "image": 2000, "audio": "all test-voice clips"},
                  "setfit_iterations": args.setfit_iterations, "fastfit_epochs": args.fastfit_epochs,

@@ -40,7 +40,7 @@ from headstart import TransferClassifier, __version__
 
 from . import datasets
 from .peers import _image_model, _image_tensor, hf_trainer_peer
-from .report import write_section
+from .report import cpu_model, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 HF_TRAINER_CLOCK = "epochs"  # what the HF Trainer's rate is timed over: text runs timed otherwise do not compare
@@ -216,7 +216,8 @@ def main(argv=None) -> int:
     wanted = {r.strip() for r in args.rows.split(",") if r.strip()}
     rows = {**(image_rows(args) if "image" in wanted else {}), **(text_row(args) if "text" in wanted else {})}
     accuracy = length_grouping_accuracy(args) if args.accuracy else None
-    meta = {"machine": f"{platform.machine()}, {args.threads} torch threads", "python": platform.python_version(),
+    meta = {"machine": f"{platform.machine()}, {args.threads} torch threads", "cpu": cpu_model(),
+            "python": platform.python_version(),
             "torch": torch.__version__, "headstart": __version__, "date": time.strftime("%Y-%m-%d %H:%M"),
             "epochs": args.epochs, "pairs": args.pairs, "n_image": args.n_image, "n_text": args.n_text,
             "image_size": args.image_size, "smoke": args.smoke, "hf_trainer_clock": HF_TRAINER_CLOCK}
@@ -238,8 +239,8 @@ SETTINGS = ("epochs", "n_image", "n_text", "image_size", "smoke")
 
 
 def render(runs: list[dict]) -> str:
-    """Each row's latest run beside the latest earlier run of that row with the same settings (a run
-    may measure only some rows: ``--rows text``)."""
+    """Each row's latest run beside the latest earlier run of that row with the same settings on the
+    same processor (a run may measure only some rows: ``--rows text``)."""
     last = runs[-1]
     meta = last["meta"]
     same = [run for run in runs if all(run["meta"].get(k) == meta.get(k) for k in SETTINGS)]
@@ -256,8 +257,9 @@ def render(runs: list[dict]) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for name in names:
         having = [run for run in same if name in run["rows"]]
-        if name == "text":  # runs whose HF Trainer clock differs do not compare
-            having = [run for run in having if run["meta"].get("hf_trainer_clock") == having[-1]["meta"].get("hf_trainer_clock")]
+        # runs on another processor, or (text) with another HF Trainer clock, do not compare
+        keys = ("cpu", "hf_trainer_clock") if name == "text" else ("cpu",)
+        having = [run for run in having if all(run["meta"].get(k) == having[-1]["meta"].get(k) for k in keys)]
         row, previous = having[-1]["rows"][name], having[-2]["rows"][name] if len(having) > 1 else None
         agree = (f"{'yes' if abs(row['ratio_median'] / previous['ratio_median'] - 1) <= 0.05 else 'no'} "
                  f"({100 * (row['ratio_median'] / previous['ratio_median'] - 1):+.1f}%)") if previous else "—"
@@ -265,7 +267,8 @@ def render(runs: list[dict]) -> str:
         earlier = f"{previous['ratio_median']:.2f}×" if previous else "—"
         bound = (f"{100 * row['frozen_forward_share']:.0f}% ({row['reuse_bound']:.2f}×)"
                  if "frozen_forward_share" in row else "—")
-        lines.append(f"| {name} vs {peer} | {having[-1]['meta']['date']} ({row['pairs']}) "
+        cpu = having[-1]["meta"].get("cpu")
+        lines.append(f"| {name} vs {peer} | {having[-1]['meta']['date']} ({row['pairs']}){', ' + cpu if cpu else ''} "
                      f"| {row['headstart_examples_per_s']:.1f} | {row['peer_examples_per_s']:.1f} "
                      f"| **{row['ratio_median']:.2f}×** ({row['ratio_min']:.2f}–{row['ratio_max']:.2f}) "
                      f"| {earlier} | {agree} | {bound} |")

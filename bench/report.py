@@ -11,6 +11,20 @@ HEADER = ("# Benchmarks\n\nEvery table here is written by a script in `bench/`; 
           "subsections a script does not write itself (earlier measurements, kept as history) stay below its table.\n")
 
 
+def cpu_model() -> str:
+    """The processor's name, for the results' metadata: the machine behind a bench can change between
+    sessions, and timings from two processors do not compare (``platform.processor()`` is often empty)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
 def write_section(path: Path, key: str, title: str, body: str) -> None:
     """Replace the suite's marked section with ``body``; the ``###`` subsections the section held whose
     headings ``body`` does not write (earlier measurements kept as history, written by hand) follow

@@ -281,3 +281,32 @@ def test_paired_speed_benchmark_smoke_interleaves_both_sides_and_keeps_every_run
     assert all(row["ratio_median"] > 0 for row in saved["pairs"]["rows"].values())
     out = capsys.readouterr().out
     assert "| image:freeze=4 vs plain loop |" in out and ("(+" in out or "(-" in out)
+
+
+def test_contrastive_head_benchmark_smoke_fits_three_heads_on_one_tuned_body(tmp_path, monkeypatch, capsys):
+    from bench import contrastive_head
+
+    monkeypatch.setattr(contrastive_head, "ROOT", tmp_path)
+    assert contrastive_head.main(["--smoke", "--tasks", "digits@10", "--cache-dir", str(tmp_path / "cache")]) == 0
+    results = json.loads((tmp_path / "bench" / "results" / "contrastive_head-smoke.json").read_text())["results"]
+    assert set(results["digits@10"]) == set(contrastive_head.HEADS)
+    library = results["digits@10"]["standardised_cv"][0]
+    # the features the bench fits its heads on are those predict's head reads (up to float rounding at a tie)
+    assert library["features_agree_with_predict"] >= 0.95
+    assert "| digits@10 | 1 |" in capsys.readouterr().out
+
+
+def test_paired_render_compares_a_row_only_with_a_run_on_the_same_processor():
+    from bench import paired
+
+    def run(cpu, ratio, date):
+        meta = {"machine": "x86_64, 2 torch threads", "cpu": cpu, "headstart": "0", "torch": "0", "date": date,
+                "epochs": 10, "n_image": 256, "n_text": 128, "image_size": 64, "smoke": False, "hf_trainer_clock": "epochs"}
+        row = {"ratio_median": ratio, "ratio_min": ratio, "ratio_max": ratio, "headstart_examples_per_s": 2.0,
+               "peer_examples_per_s": 1.0, "pairs": 5}
+        return {"meta": meta, "rows": {"image:freeze=0": row}}
+
+    table = paired.render([run("CPU A", 1.10, "d1"), run("CPU B", 1.50, "d2")])
+    assert "| image:freeze=0 vs plain loop | d2 (5), CPU B |" in table and "| — | — |" in table
+    table = paired.render([run("CPU A", 1.10, "d1"), run("CPU B", 1.50, "d2"), run("CPU A", 1.12, "d3")])
+    assert "| 1.10× | yes (+1.8%) |" in table

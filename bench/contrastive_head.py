@@ -7,7 +7,7 @@ regression (``C = 1``) on unit-length embeddings, not standardised. After contra
 labeled rows sit in tight class clusters, so a dimension's spread over them can be far smaller
 than its spread over new inputs: standardising by the labeled rows' spread then magnifies
 dimensions that only vary off the training rows. This bench measures that, paired: one tuned
-body per task and seed, and three heads fit on the same embeddings of the same rows —
+body per task and seed, and four heads fit on the same embeddings of the same rows —
 
 * ``standardised_cv``: the library's head (what ``predict`` returns; the bench checks that its
   features are the ones that head reads);
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
 
 def render(results: dict, meta: dict) -> str:
     lines = [f"{_measured(meta)}, images at {meta['image_size']} px. One `strategy=\"contrastive\"` fit per task and "
-             "seed (bench.fewshot's draws and test sets, the modality's default backbone); three logistic heads on "
+             "seed (bench.fewshot's draws and test sets, the modality's default backbone); four logistic heads on "
              "the same tuned embeddings of the same labeled rows. Test accuracy mean over seeds; the difference from "
              "the library's head paired by seed, and on how many seeds it was higher / lower. "
              "`python -m bench.contrastive_head`.", "",

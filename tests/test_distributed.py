@@ -31,6 +31,9 @@ FIT = ["fit", "--strategy", "finetune", "--epochs", "4", "--patience", "4", "--b
 # Summation order differs between one batch of 5 and slices of 3 and 2, and AdamW's normalised steps
 # carry those last-bit differences on; measured here: 7.7e-5 after 4 epochs (weights up to 0.25).
 WEIGHT_TOLERANCE = 5e-4
+# The losses follow those weights: within 1e-4 relative on an AVX512 CPU, 1.0e-3 on an AVX2 one
+# (validation loss 0.17147 against 0.17129 after the same 4 epochs).
+LOSS_TOLERANCE = 5e-3
 
 
 def _env() -> dict:
@@ -116,8 +119,8 @@ def test_two_process_fit_matches_one_process_weights(fits):
     one, two = fits[1], fits[2]
     assert [h["val_accuracy"] for h in two["history"]] == [h["val_accuracy"] for h in one["history"]]
     for mine, theirs in zip(two["history"], one["history"]):  # the loss logged is the global batch's
-        assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4)
-        assert mine["val_loss"] == pytest.approx(theirs["val_loss"], rel=1e-4)
+        assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=LOSS_TOLERANCE)
+        assert mine["val_loss"] == pytest.approx(theirs["val_loss"], rel=LOSS_TOLERANCE)
     assert two["metrics"]["best_epoch"] == one["metrics"]["best_epoch"]
     assert two["weights"].keys() == one["weights"].keys()
     worst = max(float(np.abs(two["weights"][k].astype(np.float64) - v).max()) for k, v in one["weights"].items()

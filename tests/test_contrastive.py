@@ -93,8 +93,11 @@ def test_contrastive_head_is_the_logistic_head_on_the_tuned_features():
     clf = TransferClassifier(C=1.0, val_size=0.25, **{k: v for k, v in FAST.items() if k != "val_size"}).fit(X, y)
     features = predict_features(clf.model_, list(X))
     encoded = np.searchsorted(clf.classes_, y)
-    head = fit_head(features, encoded, 2, C=1.0)  # on all rows, as the strategy fits it
+    # on all rows, as the strategy fits it: the tuned embeddings as they are, not standardised
+    head = fit_head(features, encoded, 2, C=1.0, standardize=False)
     np.testing.assert_allclose(clf.model_.head.weight.detach().numpy(), head.weight, rtol=1e-4, atol=1e-5)
+    standardised = fit_head(features, encoded, 2, C=1.0)
+    assert not np.allclose(clf.model_.head.weight.detach().numpy(), standardised.weight, rtol=1e-2, atol=1e-3)
 
 
 def test_contrastive_with_a_frozen_body_prefix_reuses_its_outputs():

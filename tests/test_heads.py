@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from headstart.heads import C_GRID, CV_FOLDS, PAST_BEST, UNVALIDATED_C, choose_C_by_cv, cv_folds, fit_head
+from headstart.heads import C_GRID, CV_FOLDS, PAST_BEST, TOLERANCE, UNVALIDATED_C, choose_C_by_cv, cv_folds, fit_head
 
 
 def _blobs(per_class, n_classes=3, d=20, seed=0, spread=1.0):
@@ -66,3 +66,17 @@ def test_linear_probe_summary_says_C_was_cross_validated_on_all_labeled_rows():
     summary = clf.fit_summary_
     assert summary["C_chosen_by"] == f"{CV_FOLDS}-fold cross-validation on 24 rows"
     assert summary["refit_on"] == "train+validation"
+
+
+def test_head_fit_without_standardizing_is_the_logistic_regression_on_the_features_as_they_are():
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = _blobs(8, seed=3)
+    X = X * np.linspace(0.01, 10, X.shape[1])  # features on very different scales, so standardising would matter
+    head = fit_head(X, y, 3, C=0.1, standardize=False)
+    reference = LogisticRegression(C=0.1, max_iter=2000, tol=TOLERANCE).fit(X, y)  # the head's own solver settings
+    np.testing.assert_allclose(X @ head.weight.T + head.bias, reference.decision_function(X), rtol=1e-4, atol=1e-4)
+    standardised = fit_head(X, y, 3, C=0.1)
+    assert not np.allclose(X @ standardised.weight.T + standardised.bias, reference.decision_function(X), atol=1e-1)
+    searched = fit_head(X, y, 3, random_state=0, standardize=False)
+    assert searched.chosen_by.startswith(f"{CV_FOLDS}-fold") and searched.C in C_GRID

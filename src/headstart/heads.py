@@ -5,7 +5,8 @@ frozen features and the report all fit their heads here. Shapes: features ``(n, 
 ``(n,)`` encoded ``0..k-1``, a head ``weight (k, d)`` and ``bias (k,)`` with ``logits = x W^T + b``.
 
 A head is a :class:`~sklearn.preprocessing.StandardScaler` (mean ``mu``, scale ``sigma``, per
-feature) followed by a logistic regression ``(W, b)`` on the standardised features
+feature; the identity for a head fit with ``standardize=False``) followed by a logistic regression
+``(W, b)`` on the standardised features
 ``(x - mu) / sigma``. Both are linear, so they fold into one head on the raw features::
 
     W' = W / sigma            (each column divided by its feature's scale)
@@ -57,18 +58,19 @@ class HeadFit:
 
 
 def fit_head(features: np.ndarray, y: np.ndarray, n_classes: int, *, C: float | None = None,
-             random_state: int = 0, search: tuple | None = None) -> HeadFit:
+             random_state: int = 0, search: tuple | None = None, standardize: bool = True) -> HeadFit:
     """Choose C by stratified cross-validation on ``(features, y)`` (unless ``C`` is given, or ``search``
     holds the ``(C, history, chosen_by)`` an earlier search on the same rows found), then fit the head on
-    all of those rows at that C."""
+    all of those rows at that C. ``standardize=False`` fits on the features as they are (no scaler), for
+    features whose spread over the fitted rows says little about new inputs' (see :func:`fitted_scaler`)."""
     if C is not None:
         C, history, chosen_by = float(C), [], "given"
     elif search is not None:
         C, history, chosen_by = search
     else:
-        C, history, chosen_by = choose_C_by_cv(features, y, random_state)
+        C, history, chosen_by = choose_C_by_cv(features, y, random_state, standardize=standardize)
     cv_accuracy = next((h["cv_accuracy"] for h in history if h["C"] == C), float("nan"))
-    weight, bias = fit_logistic_head(features, y, n_classes, C)
+    weight, bias = fit_logistic_head(features, y, n_classes, C, standardize=standardize)
     return HeadFit(weight, bias, C, history, cv_accuracy, chosen_by)
 
 
@@ -80,14 +82,24 @@ def search_key(features: np.ndarray, y: np.ndarray, random_state: int) -> str:
     return digest.hexdigest()[:32]
 
 
-def fitted_scaler(features: np.ndarray) -> StandardScaler:
-    """StandardScaler with every feature's scale at least 1e-3 of the median one.
+def fitted_scaler(features: np.ndarray, standardize: bool = True) -> StandardScaler:
+    """StandardScaler with every feature's scale at least 1e-3 of the median one (``standardize=False``:
+    the identity, mean 0 and scale 1, so the head folds the same way).
 
     A feature that is constant up to float rounding (a scale near 1e-30) would otherwise be blown
     up by standardisation and, once folded into the head (``W / sigma``), give weights near 1e30:
     harmless on the frozen features the probe saw, but any change of the features (LP-FT's
     fine-tuning) then sends the logits to infinity.
+
+    Standardising assumes the fitted rows' spread of each feature is that of new inputs. A body tuned
+    on those very rows (contrastive tuning) breaks it: it pulls each class of them together, so a
+    feature can vary far less over them than over new inputs, and dividing by their spread magnifies
+    it (docs/benchmarks.md, "Which head on contrastively tuned embeddings").
     """
+    if not standardize:
+        scaler = StandardScaler(with_mean=False, with_std=False).fit(features)
+        scaler.mean_, scaler.scale_ = np.zeros(features.shape[1]), np.ones(features.shape[1])
+        return scaler
     scaler = StandardScaler().fit(features)
     positive = scaler.scale_[scaler.scale_ > 0]
     floor = max(1e-6, 1e-3 * float(np.median(positive))) if positive.size else 1.0
@@ -111,9 +123,9 @@ def row_space(train_s: np.ndarray) -> np.ndarray | None:
     return vt[singular > singular[0] * 1e-10] if singular.size and singular[0] > 0 else None
 
 
-def fit_logistic_head(features: np.ndarray, y: np.ndarray, n_classes: int, C: float):
+def fit_logistic_head(features: np.ndarray, y: np.ndarray, n_classes: int, C: float, *, standardize: bool = True):
     """Fit scaler + logistic regression; return the folded ``(weight (k, d), bias (k,))``."""
-    scaler = fitted_scaler(features)
+    scaler = fitted_scaler(features, standardize)
     standardised = scaler.transform(features)
     basis = row_space(standardised)
     classifier = LogisticRegression(C=C, max_iter=2000, tol=TOLERANCE)
@@ -167,15 +179,17 @@ def cv_folds(y: np.ndarray, random_state: int) -> list[tuple[np.ndarray, np.ndar
     return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=random_state).split(np.zeros(len(y)), y))
 
 
-def choose_C_by_cv(features: np.ndarray, y: np.ndarray, random_state: int = 0) -> tuple[float, list[dict], str]:
-    """The C with the best held-out accuracy (then log-loss) pooled over stratified folds. Returns the C,
-    every C's scores, and how it was chosen."""
+def choose_C_by_cv(features: np.ndarray, y: np.ndarray, random_state: int = 0, *,
+                   standardize: bool = True) -> tuple[float, list[dict], str]:
+    """The C with the best held-out accuracy (then log-loss) pooled over stratified folds, each fold's
+    scaler fit on its training rows (the identity with ``standardize=False``). Returns the C, every C's
+    scores, and how it was chosen."""
     folds = cv_folds(y, random_state)
     if not folds:
         return UNVALIDATED_C, [], f"fixed C={UNVALIDATED_C:g}: a class has one row, so no fold can hold it out"
     prepared = []
     for train, val in folds:
-        scaler = fitted_scaler(features[train])
+        scaler = fitted_scaler(features[train], standardize)
         train_s, val_s = scaler.transform(features[train]), scaler.transform(features[val])
         basis = row_space(train_s)
         if basis is not None:

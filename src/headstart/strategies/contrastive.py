@@ -34,7 +34,11 @@ and the last epoch is kept: at a few rows per class, early stopping on a split o
 left too few steps (the evidence for the schedule and its length: docs/benchmarks.md, "contrastive
 schedule"). After training, that head is replaced by a logistic regression on the tuned embeddings
 of the same rows (:func:`~headstart.heads.fit_head`: ``C`` chosen by stratified cross-validation
-over them, so ``kept_as_scored`` is False), folded into the same ``nn.Linear`` as the linear probe's: the run
+over them, so ``kept_as_scored`` is False), on the embeddings as they are rather than standardised
+as the linear probe's features are: tuning pulled each class of these very rows together, so their
+per-feature spread understates new inputs' (as SetFit's head, fit on unit-length embeddings,
+never standardises; the measurement: docs/benchmarks.md, "Which head on contrastively tuned
+embeddings"). The head folds into the same ``nn.Linear`` as the linear probe's: the run
 folder, ``predict`` and reloading are those of every strategy. No held-out score comes out of a
 direct fit (every row tuned the body); the planner scores the strategy on rows it held out. With
 mixup/CutMix the term compares the mixed inputs' features under each input's own label, an
@@ -147,7 +151,8 @@ class Contrastive(Strategy):
         items = list(context.train_items) + list(context.val_items)
         features = predict_features(model, items, batch_size=max(64, context.config.batch_size))
         rows, labels = context.head_rows(features)
-        head = fit_head(rows, labels, context.n_classes, C=context.config.C, random_state=context.config.random_state)
+        head = fit_head(rows, labels, context.n_classes, C=context.config.C, random_state=context.config.random_state,
+                        standardize=False)
         with torch.no_grad():
             model.head.weight.copy_(torch.from_numpy(head.weight))
             model.head.bias.copy_(torch.from_numpy(head.bias))

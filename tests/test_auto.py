@@ -548,6 +548,52 @@ def test_build_ladder_follows_the_data_size(per_class, expected):
     assert all(c.default for c in candidates[2:2 + defaults])
 
 
+def _last_layer_ranking(scores: dict[str, float]) -> list[dict]:
+    return [{"backbone": name, "layer_index": 0, "score": score} for name, score in scores.items()]
+
+
+@pytest.mark.parametrize("per_class,logme,expected", [
+    # tiny: the published source score orders models of one benchmark, whatever LogME says
+    (8, {"minilm_l6": 0.9, "mpnet_base": 0.1}, ["mpnet_base", "minilm_l6"]),
+    (8, {"mobilenetv2_100": 0.9, "efficientnet_lite0": 0.1}, ["efficientnet_lite0", "mobilenetv2_100"]),
+    # a model without a published score keeps LogME's place; the scored ones swap within theirs
+    (5, {"whisper_tiny_en": 0.9, "resemblyzer_ge2e": 0.5, "whisper_base": 0.1},
+     ["whisper_base", "resemblyzer_ge2e", "whisper_tiny_en"]),
+    # models of different benchmarks are ordered by LogME
+    (8, {"minilm_l6": 0.9, "efficientnet_lite0": 0.1}, ["minilm_l6", "efficientnet_lite0"]),
+    # from 30 per class LogME alone
+    (30, {"minilm_l6": 0.9, "mpnet_base": 0.1}, ["minilm_l6", "mpnet_base"]),
+])
+def test_backbone_order_uses_published_scores_only_on_tiny_data(per_class, logme, expected):
+    from headstart.planner import TINY_PER_CLASS
+    from headstart.planner.ladder import backbone_order, logme_order
+
+    ranking = _last_layer_ranking(logme)
+    assert logme_order(list(logme), ranking) == sorted(logme, key=lambda name: -logme[name])
+    assert backbone_order(list(logme), ranking, tiny=per_class < TINY_PER_CLASS) == expected
+
+
+def test_build_ladder_tunes_the_published_better_model_on_tiny_data():
+    from headstart.planner import build_ladder
+
+    ranking = _last_layer_ranking({"minilm_l6": 0.9, "mpnet_base": 0.1})
+    candidates, kept = build_ladder(ResolvedConfig(), "text", ["minilm_l6", "mpnet_base"], ranking,
+                                    {"minilm_l6": 4, "mpnet_base": 8}, np.repeat([0, 1], 8))
+    assert kept == ["mpnet_base", "minilm_l6"]
+    assert next(c for c in candidates if c.default).name == "contrastive@mpnet_base"
+
+
+def test_zoo_source_scores_compare_within_a_benchmark():
+    """Every published score names its benchmark and source, and each benchmark is shared by at least two
+    zoo models: a score no other model shares would never decide anything."""
+    from headstart.backbones import ZOO
+
+    scores = [ZOO.get(name).info.source_score for name in ZOO.names()]
+    benchmarks = [score.benchmark for score in scores if score is not None]
+    assert benchmarks and all(benchmarks.count(b) >= 2 for b in benchmarks)
+    assert all(score.reference and score.value > 0 for score in scores if score is not None)
+
+
 def test_auto_history_is_the_kept_models_own_fit():
     X, y = separable_features()
     clf = TransferClassifier(strategy="auto", backbone="precomputed", epochs=2, verbose=0).fit(X, y)

@@ -26,7 +26,8 @@ PADDED = ":padded"  # zoo Whisper name suffix: Whisper's own 30-s padded encodin
 
 
 def list_models() -> list[dict]:
-    """One row per zoo model: name, modality, installed, size, license, parameters, description."""
+    """One row per zoo model: name, modality, installed, size, license, parameters, description, and
+    the published source-task score the planner orders models of one benchmark by on tiny data."""
     rows = []
     for name in ZOO:
         entry = ZOO.get(name)
@@ -41,6 +42,7 @@ def list_models() -> list[dict]:
             "license": info.license,
             "package": " ".join(info.pip_packages),
             "description": info.description,
+            "source_score": str(info.source_score) if info.source_score else "",
         })
     return rows
 

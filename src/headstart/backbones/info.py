@@ -6,6 +6,22 @@ from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
+class SourceScore:
+    """A published score of a model on a benchmark of its source task, higher better.
+
+    Two models' scores compare only when ``benchmark`` is the same string: the planner orders such
+    models by it on tiny data, where LogME on a few examples is a weaker signal (``planner.ladder``).
+    """
+
+    benchmark: str  # what was measured, and on what, e.g. "ImageNet-1k top-1 %"
+    value: float
+    reference: str  # where the figure is published
+
+    def __str__(self) -> str:
+        return f"{self.value:g} ({self.benchmark})"
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """What a user (and headstart) needs to know about a pretrained backbone before loading it.
 
@@ -30,6 +46,7 @@ class ModelInfo:
     interpolation: str = "bicubic"
     max_length: int | None = None  # tokens, text only
     finetune_lr: float = 1e-4  # learning rate of the last layer group when fine-tuning (AdamW)
+    source_score: SourceScore | None = None
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

@@ -31,8 +31,8 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     from ..backbones import list_models
 
     rows = [[r["name"], r["modality"], "yes" if r["installed"] else "no", f"{r['size_mb']:.1f}", r["license"],
-             f"{r['params_millions']:.1f}", r["package"]] for r in list_models()]
-    print(table(["name", "modality", "installed", "size MB", "license", "params M", "package"], rows))
+             f"{r['params_millions']:.1f}", r["source_score"] or "—", r["package"]] for r in list_models()]
+    print(table(["name", "modality", "installed", "size MB", "license", "params M", "published score", "package"], rows))
     if any(row[2] == "no" for row in rows):
         print(f"\ninstall one with: {PROG} models pull NAME")
     return 0

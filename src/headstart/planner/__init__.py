@@ -2,7 +2,8 @@
 
 1. Rank the candidate backbones (every installed zoo model of the data's modality, or the one
    named) with LogME on every layer group, from one cached forward pass each over a stratified
-   subsample; keep the best two, and read a suggested freeze depth off the per-layer scores
+   subsample; keep the best two (on tiny data, zoo models of one source benchmark in the order of
+   their published scores), and read a suggested freeze depth off the per-layer scores
    (:mod:`.ladder`).
 2. Score the ladder's candidates on held-out data: on tiny data by stratified cross-validation,
    every labeled example held out once; otherwise on the fit's own validation split, the one every

@@ -97,13 +97,13 @@ def build_ladder(config: ResolvedConfig, modality: str, backbones: list[str], ra
                  freeze_depths: dict[str, int], encoded: np.ndarray) -> tuple[list[Candidate], list[str]]:
     """The candidates in the order they are tried, the default rungs marked; and the backbones kept.
 
-    The no-transfer baseline, a linear probe per kept backbone (the best two by their last layer's
-    LogME), then on the best backbone: fine-tuning at LogME's freeze depth, LP-FT, contrastive body
+    The no-transfer baseline, a linear probe per kept backbone (the best two of
+    :func:`backbone_order`), then on the best backbone: fine-tuning at LogME's freeze depth, LP-FT, contrastive body
     tuning, LoRA when the backbone has attention projections, and full fine-tuning from
     :data:`PLENTIFUL_PER_CLASS`."""
-    last_index = {r["backbone"]: max(q["layer_index"] for q in ranking if q["backbone"] == r["backbone"]) for r in ranking}
-    last_layer_score = {r["backbone"]: r["score"] for r in ranking if r["layer_index"] == last_index[r["backbone"]]}
-    kept = sorted(backbones, key=lambda b: -last_layer_score.get(b, -np.inf))[:2]
+    smallest_class = int(np.bincount(encoded).min())
+    tiny = smallest_class < TINY_PER_CLASS
+    kept = backbone_order(backbones, ranking, tiny)[:2]
     candidates = []
     baseline = baseline_for(modality)
     if baseline is not None:
@@ -113,8 +113,6 @@ def build_ladder(config: ResolvedConfig, modality: str, backbones: list[str], ra
         candidates.append(Candidate(f"linear_probe@{name}", "transfer", "linear_probe", name))
     best = kept[0]
     depth = freeze_depths.get(best, 0)
-    smallest_class = int(np.bincount(encoded).min())
-    tiny = smallest_class < TINY_PER_CLASS
 
     def rung(name: str, strategy: str, freeze: int | None, skipped_on_tiny: str | None = None) -> Candidate:
         """A rung on the best backbone; on tiny data one that never won there is recorded as skipped, with why."""
@@ -137,6 +135,46 @@ def build_ladder(config: ResolvedConfig, modality: str, backbones: list[str], ra
         candidates.remove(rung)
         candidates.insert(position, rung)
     return candidates, kept
+
+
+def logme_order(backbones: list[str], ranking: list[dict]) -> list[str]:
+    """``backbones`` best first by their last layer group's LogME (ties keep the given order)."""
+    last_index = {r["backbone"]: max(q["layer_index"] for q in ranking if q["backbone"] == r["backbone"]) for r in ranking}
+    last_layer_score = {r["backbone"]: r["score"] for r in ranking if r["layer_index"] == last_index[r["backbone"]]}
+    return sorted(backbones, key=lambda b: -last_layer_score.get(b, -np.inf))
+
+
+def backbone_order(backbones: list[str], ranking: list[dict], tiny: bool) -> list[str]:
+    """The backbones best first: by LogME, except that on tiny data the zoo models that share a
+    source benchmark take the places LogME gave them in the order of their published scores.
+
+    On tiny data LogME sees a few examples per class: transferability rankings from small target
+    sets are unstable (Agostinelli et al. 2022), while the better model on the source benchmark
+    transfers better in the large (Kornblith et al. 2019, ImageNet). The published score decides
+    only between models measured on the same benchmark; LogME still places a model without one,
+    and models of different benchmarks, against the rest (evidence: docs/benchmarks.md, planner).
+    """
+    order = logme_order(backbones, ranking)
+    if not tiny:
+        return order
+    scores = {name: _source_score(name) for name in order}
+    places: dict[str, list[int]] = {}
+    for place, name in enumerate(order):
+        if scores[name] is not None:
+            places.setdefault(scores[name].benchmark, []).append(place)
+    reordered = list(order)
+    for shared in places.values():
+        by_score = sorted((order[place] for place in shared), key=lambda name: -scores[name].value)
+        for place, name in zip(shared, by_score):
+            reordered[place] = name
+    return reordered
+
+
+def _source_score(name: str):
+    """A zoo model's published :class:`~headstart.backbones.info.SourceScore`; None outside the zoo."""
+    from ..backbones import ZOO
+
+    return ZOO.get(name).info.source_score if name in ZOO else None
 
 
 def default_rungs(candidates: list[Candidate], min_per_class: int) -> list[Candidate]:

@@ -40,7 +40,7 @@ from .average import averaged_candidate
 from .candidates import Candidate, rank_key, settled_default
 from .decision import Decision, choose_winner
 from .explain import explain
-from .ladder import TINY_FOLDS, build_ladder, check_enough_per_class, planner_splits, rank
+from .ladder import TINY_FOLDS, build_ladder, check_enough_per_class, logme_order, planner_splits, rank
 
 FitFunction = Callable[..., Any]  # fit(config, data, encoded, *, log, refit_on_validation) -> StrategyResult
 
@@ -67,6 +67,10 @@ def plan_and_fit(config: ResolvedConfig, data, encoded: np.ndarray, classes, fit
         f"with LogME on {min(len(encoded), rank_limit)} examples in {train.clock() - started:.1f} s; "
         f"suggested freeze depth {', '.join(f'{b} {k}' for b, k in freeze_depths.items())}")
     candidates, kept = build_ladder(config, data.modality, backbones, ranking, freeze_depths, encoded)
+    by_logme = logme_order(backbones, ranking)
+    if kept != by_logme[:len(kept)]:
+        log(f"auto: kept {', '.join(kept)} (LogME's order: {', '.join(by_logme)}): on tiny data, zoo models "
+            f"scored on the same source benchmark go in the order of their published scores")
     splits = planner_splits(config, encoded)
     run = _Run(config, data, encoded, n_classes, fit, log, splits, ends=ends)
     kept_models = run.score_ladder(candidates)
@@ -102,7 +106,7 @@ def plan_and_fit(config: ResolvedConfig, data, encoded: np.ndarray, classes, fit
         "held_out_predictions": held_out,
         "winner_refit": refit,
         "ranking": ranking, "ranked_examples": min(len(encoded), rank_limit),
-        "freeze_suggestions": freeze_depths, "kept_backbones": kept,
+        "freeze_suggestions": freeze_depths, "kept_backbones": kept, "logme_order": by_logme,
         # ``correct``: 1/0 per held-out example, splits in order, so the paired standard errors can be redone;
         # ``log_loss``: -log of the probability given to the true class, for the same examples
         # (the class probabilities stay out: n_held_out x n_classes per candidate)

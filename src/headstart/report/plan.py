@@ -56,6 +56,7 @@ def summarize_plan(plan: dict) -> tuple[dict, list[dict]]:
         "split_sizes": plan.get("split_sizes"), "budget_seconds": number_or_none(plan.get("budget_seconds")),
         "held_out_predictions": plan.get("held_out_predictions"),  # absent from plans saved before the 3 folds
         "spent_seconds": number_or_none(plan.get("spent_seconds")), "kept_backbones": plan.get("kept_backbones", []),
+        "logme_order": plan.get("logme_order", []),  # absent from plans saved before published scores counted
         "freeze_suggestions": plan.get("freeze_suggestions", {}),
         "winner_refit": plan.get("winner_refit", True),  # plans saved before it existed always refit
     }

@@ -86,11 +86,17 @@ def rank(config: ResolvedConfig, data, encoded, cache, max_examples: int, *, end
     return [dataclasses.asdict(r) for r in rows], freeze
 
 
-def _params(name: str, otherwise: float) -> float:
-    """A zoo model's parameters in millions; ``otherwise`` for a backbone outside the zoo."""
+def _zoo_info(name: str):
+    """A zoo model's :class:`~headstart.backbones.info.ModelInfo`; None for a backbone outside the zoo."""
     from ..backbones import ZOO
 
-    return ZOO.get(name).info.params_millions if name in ZOO else otherwise
+    return ZOO.get(name).info if name in ZOO else None
+
+
+def _params(name: str, otherwise: float) -> float:
+    """A zoo model's parameters in millions; ``otherwise`` for a backbone outside the zoo."""
+    info = _zoo_info(name)
+    return info.params_millions if info else otherwise
 
 
 def build_ladder(config: ResolvedConfig, modality: str, backbones: list[str], ranking: list[dict],
@@ -157,7 +163,7 @@ def backbone_order(backbones: list[str], ranking: list[dict], tiny: bool) -> lis
     order = logme_order(backbones, ranking)
     if not tiny:
         return order
-    scores = {name: _source_score(name) for name in order}
+    scores = {name: info.source_score if (info := _zoo_info(name)) else None for name in order}
     places: dict[str, list[int]] = {}
     for place, name in enumerate(order):
         if scores[name] is not None:
@@ -168,13 +174,6 @@ def backbone_order(backbones: list[str], ranking: list[dict], tiny: bool) -> lis
         for place, name in zip(shared, by_score):
             reordered[place] = name
     return reordered
-
-
-def _source_score(name: str):
-    """A zoo model's published :class:`~headstart.backbones.info.SourceScore`; None outside the zoo."""
-    from ..backbones import ZOO
-
-    return ZOO.get(name).info.source_score if name in ZOO else None
 
 
 def default_rungs(candidates: list[Candidate], min_per_class: int) -> list[Candidate]:

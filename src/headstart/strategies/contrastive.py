@@ -18,7 +18,9 @@ Shapes: features ``f (b, d)``, labels ``y (b,)``; ``z = f / ||f||`` row-wise, ``
           -1/|P(i)| sum_{p in P(i)} log( exp(S_ip / tau) / sum_{a != i} exp(S_ia / tau) )
 
   The default: in ``bench.contrastive`` (6 seeds; docs/benchmarks.md) it led ``pairs`` by 0.5 points on
-  vader@8 (5 of 6 seeds) and was level on fashion@10 (-0.2, 3 of 6), with the shorter median fit on both.
+  vader@8 (5 of 6 seeds) and was level on fashion@10 (-0.2, 3 of 6), with the shorter median fit on both;
+  on the 40-epoch schedule it led ``pairs`` by 1.2 points over 15 minilm_l6 draws of five text tasks
+  (docs/benchmarks.md, "SupCon against SetFit's pairs again").
 
 - ``pairs``, SetFit's CosineSimilarityLoss over every in-batch pair ``i < j``: ``(S_ij - [y_i = y_j])^2``,
   averaged over positive and over negative pairs separately and the two means averaged, since

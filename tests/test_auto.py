@@ -41,12 +41,11 @@ def digits_mobilenet_plan(digits_10_per_class):
 
 def test_auto_detects_negative_transfer_on_digits_and_keeps_the_baseline(digits_mobilenet_plan, digits_10_per_class):
     _, _, X_test, y_test = digits_10_per_class
-    digits_plan = digits_mobilenet_plan
-    plan = digits_plan.plan_
+    plan = digits_mobilenet_plan.plan_
     assert plan["negative_transfer"] is True
     assert plan["winner"] == "baseline:pixel_logistic"
     assert plan["verdict"].startswith("negative transfer: the no-transfer baseline")
-    assert digits_plan.score(X_test, y_test) > 0.8
+    assert digits_mobilenet_plan.score(X_test, y_test) > 0.8
 
 
 def test_auto_summary_counts_every_held_out_prediction_for_the_interval(digits_plan):
@@ -107,11 +106,10 @@ def test_auto_records_every_candidate_with_scores_time_and_reason(digits_plan):
 def test_auto_plan_is_saved_and_a_baseline_winner_reloads_to_identical_predictions(digits_mobilenet_plan,
                                                                                    digits_10_per_class, tmp_path):
     _, _, X_test, _ = digits_10_per_class
-    digits_plan = digits_mobilenet_plan
-    digits_plan.save(tmp_path)
+    digits_mobilenet_plan.save(tmp_path)
     assert json.loads((tmp_path / "plan.json").read_text())["winner"] == "baseline:pixel_logistic"
     loaded = TransferClassifier.load(tmp_path)
-    np.testing.assert_array_equal(loaded.predict_proba(X_test), digits_plan.predict_proba(X_test))
+    np.testing.assert_array_equal(loaded.predict_proba(X_test), digits_mobilenet_plan.predict_proba(X_test))
     assert loaded.plan_["negative_transfer"] is True
 
 

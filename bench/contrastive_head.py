@@ -2,8 +2,9 @@
 
 ``strategy="contrastive"`` tunes the body with SupCon + cross-entropy, then fits a logistic head on
 the tuned embeddings of every labeled row (:func:`headstart.heads.fit_head`, ``C`` by stratified
-cross-validation); the linear probe's head standardises its features per dimension first. SetFit fits scikit-learn's default logistic
-regression (``C = 1``) on unit-length embeddings, not standardised. After contrastive tuning the
+cross-validation); the linear probe's head standardises its features per dimension first. SetFit
+fits scikit-learn's default logistic regression (``C = 1``) on unit-length embeddings, not
+standardised. After contrastive tuning the
 labeled rows sit in tight class clusters, so a dimension's spread over them can be far smaller
 than its spread over new inputs: standardising by the labeled rows' spread then magnifies
 dimensions that only vary off the training rows. This bench measures that, paired: one tuned
@@ -124,8 +125,8 @@ def render(results: dict, meta: dict) -> str:
                       f"{100 * statistics.fmean(diffs):+.1f} ({sum(d > 0 for d in diffs)}/{sum(d < 0 for d in diffs)})"]
         lines.append(f"| {task} | {len(base)} | {statistics.fmean(base.values()):.3f} | " + " | ".join(cells) + " |")
     lines += ["", "Mean over tasks of the per-task mean difference: "
-              + ", ".join(f"{name} − standardised_cv {100 * statistics.fmean(v):+.1f} points ({sum(d > 0 for d in v)} of "
-                          f"{len(v)} tasks higher)" for name, v in pooled.items() if v) + "."]
+              + ", ".join(f"{name} − standardised_cv {100 * statistics.fmean(v):+.1f} points "
+                          f"({sum(d > 0 for d in v)} of {len(v)} tasks higher)" for name, v in pooled.items() if v) + "."]
     return "\n".join(lines)
 
 
